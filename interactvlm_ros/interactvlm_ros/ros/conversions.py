@@ -1,0 +1,240 @@
+"""Conversions between numpy arrays and interactvlm_msgs / sensor_msgs messages.
+
+Every builder validates its input and raises :class:`ValueError` with the reason instead of
+publishing a wrong message: the consumers (grasp and handover planners) act on these values.
+Array fields are filled through :mod:`array` buffers, which rclpy takes without a per-element
+check (a 10k-vertex body costs microseconds, not milliseconds).
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+from typing import Sequence
+
+import numpy as np
+from interactvlm_msgs.msg import HumanContact, ObjectAffordance
+from sensor_msgs.msg import PointCloud2, PointField
+from std_msgs.msg import Header
+
+#: numpy dtype of each sensor_msgs/PointField datatype constant.
+POINT_FIELD_DTYPES = {
+    PointField.INT8: np.dtype(np.int8),
+    PointField.UINT8: np.dtype(np.uint8),
+    PointField.INT16: np.dtype(np.int16),
+    PointField.UINT16: np.dtype(np.uint16),
+    PointField.INT32: np.dtype(np.int32),
+    PointField.UINT32: np.dtype(np.uint32),
+    PointField.FLOAT32: np.dtype(np.float32),
+    PointField.FLOAT64: np.dtype(np.float64),
+}
+
+#: Field names of ObjectAffordance.points, in memory order (4 x float32, 16 bytes a point).
+AFFORDANCE_FIELDS = ("x", "y", "z", "affordance")
+
+
+def _probabilities(values, name: str) -> np.ndarray:
+    """Return ``values`` as a 1-D float32 array, checked to be finite and within [0, 1]."""
+    p = np.asarray(values, dtype=np.float32)
+    if p.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array, got shape {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"{name} contains {int(np.sum(~np.isfinite(p)))} non-finite values")
+    if p.size and (p.min() < 0.0 or p.max() > 1.0):
+        raise ValueError(f"{name} must lie in [0, 1], got [{p.min()}, {p.max()}]")
+    return p
+
+
+def _threshold(threshold: float) -> float:
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+    return float(threshold)
+
+
+def _float32_array(values: np.ndarray) -> array.array:
+    out = array.array("f")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+    return out
+
+
+def _uint32_array(values: np.ndarray) -> array.array:
+    out = array.array("I")
+    if out.itemsize != 4:  # pragma: no cover - 'I' is 4 bytes on every platform ROS 2 supports
+        raise RuntimeError("array typecode 'I' is not 32-bit on this platform")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.uint32).tobytes())
+    return out
+
+
+def human_contact_msg(
+    header: Header,
+    body_model: str,
+    vertex_probabilities,
+    threshold: float,
+    body_parts: Sequence[str],
+    object_label: str,
+    detection_id: str,
+) -> HumanContact:
+    """Build an interactvlm_msgs/HumanContact.
+
+    Args:
+        header: stamp and frame_id of the source image.
+        body_model: name of the body topology, e.g. ``"smplh"`` (6890 vertices).
+        vertex_probabilities: (V,) contact probability per body vertex, in [0, 1].
+        threshold: decision threshold in [0, 1]; ``contact_vertices`` lists the vertex ids
+            with probability >= threshold, ascending.
+        body_parts: body-part names parsed from the model's answer.
+        object_label: class label of the object the contact is conditioned on.
+        detection_id: ``vision_msgs/Detection2D.id`` of that object.
+
+    Raises:
+        ValueError: probabilities not 1-D, not finite or outside [0, 1]; threshold outside
+            [0, 1]; empty body_model.
+    """
+    if not body_model:
+        raise ValueError("body_model must name the body topology, e.g. 'smplh'")
+    p = _probabilities(vertex_probabilities, "vertex_probabilities")
+    t = _threshold(threshold)
+    msg = HumanContact()
+    msg.header = header
+    msg.body_model = body_model
+    msg.num_vertices = int(p.size)
+    msg.vertex_probabilities = _float32_array(p)
+    msg.threshold = t
+    msg.contact_vertices = _uint32_array(np.flatnonzero(p >= np.float32(t)))
+    msg.body_parts = [str(part) for part in body_parts]
+    msg.object_label = object_label
+    msg.detection_id = detection_id
+    return msg
+
+
+def affordance_cloud(header: Header, points, affordance) -> PointCloud2:
+    """Pack object points and their affordance into a PointCloud2 (fields x, y, z, affordance).
+
+    Args:
+        header: stamp of the source image; frame_id of the frame the points are in.
+        points: (N, 3) positions in metres in ``header.frame_id``; must be finite.
+        affordance: (N,) affordance probability per point, in [0, 1].
+
+    Returns:
+        An unorganised cloud (height 1, width N, is_dense true), four float32 fields, 16-byte
+        points in the machine's byte order.
+
+    Raises:
+        ValueError: wrong shapes, non-finite values, probabilities outside [0, 1].
+    """
+    xyz = np.asarray(points, dtype=np.float32)
+    if xyz.ndim != 2 or xyz.shape[1] != 3:
+        raise ValueError(f"points must have shape (N, 3), got {xyz.shape}")
+    if not np.all(np.isfinite(xyz)):
+        raise ValueError("points contain non-finite coordinates")
+    p = _probabilities(affordance, "affordance")
+    if p.shape[0] != xyz.shape[0]:
+        raise ValueError(f"{xyz.shape[0]} points but {p.shape[0]} affordance values")
+    packed = np.empty((xyz.shape[0], 4), dtype=np.float32)
+    packed[:, :3] = xyz
+    packed[:, 3] = p
+
+    msg = PointCloud2()
+    msg.header = header
+    msg.height = 1
+    msg.width = int(xyz.shape[0])
+    msg.fields = [
+        PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+        for i, name in enumerate(AFFORDANCE_FIELDS)
+    ]
+    msg.is_bigendian = sys.byteorder == "big"
+    msg.point_step = 16
+    msg.row_step = 16 * msg.width
+    data = array.array("B")
+    data.frombytes(packed.tobytes())
+    msg.data = data
+    msg.is_dense = True
+    return msg
+
+
+def cloud_fields(msg: PointCloud2) -> dict[str, np.ndarray]:
+    """Read every scalar field of a PointCloud2 into a flat array (height * width,).
+
+    Honours field offsets, point_step, row_step padding and is_bigendian; returns arrays in
+    native byte order, each with the field's own dtype.
+
+    Raises:
+        ValueError: unknown PointField datatype, a field with count != 1, or a data buffer
+            shorter than height * row_step.
+    """
+    n_rows, n_cols = int(msg.height), int(msg.width)
+    if len(msg.data) < n_rows * int(msg.row_step) or int(msg.row_step) < n_cols * int(msg.point_step):
+        raise ValueError(
+            f"PointCloud2 data has {len(msg.data)} bytes, expected height*row_step = "
+            f"{n_rows}*{msg.row_step} with row_step >= width*point_step"
+        )
+    byte_order = ">" if msg.is_bigendian else "<"
+    names, formats, offsets = [], [], []
+    for field in msg.fields:
+        if field.datatype not in POINT_FIELD_DTYPES:
+            raise ValueError(f"field {field.name!r} has unknown datatype {field.datatype}")
+        if field.count != 1:
+            raise ValueError(f"field {field.name!r} has count {field.count}; only scalar fields are read")
+        names.append(field.name)
+        formats.append(POINT_FIELD_DTYPES[field.datatype].newbyteorder(byte_order))
+        offsets.append(field.offset)
+    point = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": msg.point_step})
+    buffer = np.frombuffer(msg.data, dtype=np.uint8, count=n_rows * int(msg.row_step))
+    rows = buffer.reshape(n_rows, int(msg.row_step))[:, : n_cols * int(msg.point_step)]
+    structured = np.ascontiguousarray(rows).view(point).reshape(-1)
+    return {name: structured[name].astype(structured[name].dtype.newbyteorder("=")) for name in names}
+
+
+def affordance_from_cloud(msg: PointCloud2) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`affordance_cloud`, for any cloud carrying x, y, z and affordance.
+
+    Returns:
+        points: (N, 3) float32 metres in ``msg.header.frame_id``; affordance: (N,) float32.
+
+    Raises:
+        ValueError: a field of :data:`AFFORDANCE_FIELDS` is missing (or see :func:`cloud_fields`).
+    """
+    fields = cloud_fields(msg)
+    missing = [name for name in AFFORDANCE_FIELDS if name not in fields]
+    if missing:
+        raise ValueError(f"PointCloud2 lacks fields {missing}; it has {sorted(fields)}")
+    points = np.stack([fields["x"], fields["y"], fields["z"]], axis=1).astype(np.float32)
+    return points, fields["affordance"].astype(np.float32)
+
+
+def object_affordance_msg(
+    header: Header,
+    detection_id: str,
+    object_label: str,
+    affordance: str,
+    geometry_source: str,
+    points,
+    point_affordance,
+    threshold: float,
+) -> ObjectAffordance:
+    """Build an interactvlm_msgs/ObjectAffordance.
+
+    Args:
+        header: stamp of the source image; frame_id of the frame ``points`` are in (the
+            object's model frame for meshes and proxies, the camera optical frame for depth).
+        detection_id: ``vision_msgs/Detection2D.id`` of the object.
+        object_label: class label of the object.
+        affordance: the affordance word from the model's answer ("" when it named none).
+        geometry_source: ``"mesh:<uri>"``, ``"proxy:<shape>"`` or ``"depth"``.
+        points: (N, 3) metres; point_affordance: (N,) probabilities in [0, 1].
+        threshold: decision threshold in [0, 1].
+
+    Raises:
+        ValueError: geometry_source of another form, or see :func:`affordance_cloud`.
+    """
+    if not (geometry_source == "depth" or geometry_source.startswith(("mesh:", "proxy:"))):
+        raise ValueError(f"geometry_source must be 'mesh:<uri>', 'proxy:<shape>' or 'depth', got {geometry_source!r}")
+    msg = ObjectAffordance()
+    msg.header = header
+    msg.detection_id = detection_id
+    msg.object_label = object_label
+    msg.affordance = affordance
+    msg.geometry_source = geometry_source
+    msg.points = affordance_cloud(header, points, point_affordance)
+    msg.threshold = _threshold(threshold)
+    return msg

@@ -1,0 +1,53 @@
+"""Test-wide ROS 2 isolation.
+
+Whatever started pytest, ROS traffic stays on this machine: discovery range LOCALHOST
+(Kilted ignores ROS_LOCALHOST_ONLY), a domain id of our own and a temporary ROS_HOME /
+ROS_LOG_DIR. These are set before any rclpy context exists, so every context and every
+subprocess the tests start inherits them. Each ROS test gets a fresh domain id of its own
+(`ros_domain_id`), so leftovers of one test can never talk to the next.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+
+import pytest
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.pop("ROS_STATIC_PEERS", None)
+if "ROS_HOME" not in os.environ or not os.environ["ROS_HOME"].startswith(tempfile.gettempdir()):
+    os.environ["ROS_HOME"] = tempfile.mkdtemp(prefix="interactvlm-ros-home-")
+os.environ["ROS_LOG_DIR"] = os.path.join(os.environ["ROS_HOME"], "log")
+
+# Domain ids 1..100: each test takes the next one after a per-run offset.
+_BASE_DOMAIN = int(os.environ.get("ROS_DOMAIN_ID", str(os.getpid() % 90 + 1)))
+_domains = itertools.count()
+
+
+@pytest.fixture
+def ros_domain_id() -> int:
+    """A ROS domain id used by this test only (within this pytest run)."""
+    return (_BASE_DOMAIN + next(_domains)) % 100 + 1
+
+
+@pytest.fixture
+def ros_context(ros_domain_id):
+    """An initialised rclpy context on the test's own domain; shut down afterwards."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    try:
+        yield context
+    finally:
+        context.try_shutdown()
+
+
+@pytest.fixture
+def ros_subprocess_env(ros_domain_id) -> dict[str, str]:
+    """Environment for a child process that must join the test's ROS domain."""
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str(ros_domain_id)
+    return env
