@@ -62,7 +62,7 @@ fi
 cd "$ws"
 exec "$venv/bin/colcon" build \
   --base-paths "${base_paths[@]}" \
-  --packages-skip interactvlm_ros \
+  --packages-ignore interactvlm_ros \
   --event-handlers console_cohesion+ summary+ \
   --cmake-args \
     "-DCMAKE_PROJECT_INCLUDE=$ws/cmake/wheel_include_dirs.cmake" \
