@@ -1,0 +1,1 @@
+"""Geometry: triangle meshes, body models, object meshes and cameras (no ROS imports)."""
