@@ -1,0 +1,373 @@
+"""SMPL-H / SMPL-X body meshes and SMPL-H -> SMPL-X contact conversion (no ROS, no chumpy).
+
+Model files need registration and are never downloaded by this project: SMPL-H from
+https://mano.is.tue.mpg.de (or its "Extended SMPL+H", ``neutral/model.npz``), SMPL-X from
+https://smpl-x.is.tue.mpg.de. Both the original pickles and ``.npz`` files are read.
+
+Original pickles hold chumpy objects, and chumpy does not import on Python 3.11. They are
+read with a restricted unpickler: ``chumpy.*`` classes become a stand-in that keeps the
+pickled state (a chumpy ``Ch`` keeps its value under ``'x'``), scipy sparse matrices are
+rebuilt from their buffers, and besides those only numpy array / dtype reconstruction,
+copyreg helpers and a few builtins may be named by the pickle (anything else raises
+``pickle.UnpicklingError``). chumpy is never imported.
+
+Posing: the loaded arrays go straight into ``smplx.lbs.lbs`` (float64 tensors, one batch).
+smplx's own ``SMPLH`` / ``SMPLX`` classes are not used: their pickle loader needs chumpy and
+their constructors demand keys (hand PCA, expression bases) that a rest-pose mesh does not.
+
+Frame: SMPL's native one, metres, +Y up, the body faces +Z, +X is the body's left. Nothing
+is recentred; betas are 0 and the translation and global orientation are zero.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .body_parts import BODY_PARTS, part_of_smpl_joint
+from .mesh import TriangleMesh
+
+SMPLH_NUM_VERTICES = 6890
+SMPLX_NUM_VERTICES = 10475
+#: Joints per model (body + jaw/eyes + 2 x 15 hand joints) and body joints before the hands.
+NUM_JOINTS = {"smplh": 52, "smplx": 55}
+NUM_BODY_JOINTS = {"smplh": 22, "smplx": 25}
+#: Keys a model file must hold to build the rest-pose mesh.
+REQUIRED_KEYS = ("v_template", "f", "weights", "kintree_table", "J_regressor", "posedirs")
+#: Hip rotation of the canonical "Vitruvian" pose InteractVLM renders, radians about +z.
+#: Joint 1 (left hip) gets +pi/6, joint 2 (right hip) -pi/6: with +x the body's left, a +z
+#: rotation swings a point below the left hip towards +x, so the legs spread apart.
+VITRUVIAN_HIP_ANGLE = np.pi / 6
+
+_WHERE = {
+    "smplh": "SMPL-H model files are obtained (registration required) from https://mano.is.tue.mpg.de",
+    "smplx": "SMPL-X model files are obtained (registration required) from https://smpl-x.is.tue.mpg.de",
+}
+_OBTAIN = f"{_WHERE['smplh']}; {_WHERE['smplx']}. This project never downloads them."
+# Globals a model pickle may name, by top-level module (Python 2 names such as copy_reg and
+# __builtin__ reach find_class unchanged; the base find_class maps them to Python 3).
+_ALLOWED = {
+    "numpy": {"_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"},
+    "copyreg": {"_reconstructor", "__newobj__", "__newobj_ex__"},
+    "copy_reg": {"_reconstructor", "__newobj__", "__newobj_ex__"},
+    "_codecs": {"encode"},
+    "collections": {"OrderedDict"},
+    "builtins": {"object", "set", "frozenset", "list", "dict", "tuple", "slice", "complex", "bytearray"},
+}
+_ALLOWED["__builtin__"] = _ALLOWED["builtins"]
+
+
+class _ChumpyStandIn:
+    """Takes the place of any chumpy class while unpickling; keeps the pickled state."""
+
+    def __init__(self, *args, **kwargs):
+        self.state = {}
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple):  # (dict state, slot state)
+            state = {**(state[0] or {}), **(state[1] or {})}
+        self.state = state if isinstance(state, dict) else {}
+
+
+class _ModelUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        root = module.split(".")[0]
+        if root == "chumpy":
+            return _ChumpyStandIn
+        if root == "scipy" and module.startswith("scipy.sparse") and hasattr(sp, name):
+            return getattr(sp, name)  # avoids deprecated modules such as scipy.sparse.csc
+        if name in _ALLOWED.get(root, ()):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a model file")
+
+
+def _missing(paths: list[Path], what: str = "SMPL-H / SMPL-X model file") -> FileNotFoundError:
+    tried = "\n  ".join(str(p) for p in paths)
+    return FileNotFoundError(f"{what} not found; looked for:\n  {tried}\n{_OBTAIN}")
+
+
+def _convert(value):
+    """Loaded object -> numpy array (floats as float32) / CSR float32 matrix / None (dropped)."""
+    if isinstance(value, _ChumpyStandIn):
+        value = value.state.get("x")
+        if value is None:  # a chumpy expression, not a stored value: nothing to keep
+            return None
+    if sp.issparse(value):
+        d = value.__dict__
+        if {"data", "indices", "indptr"} <= d.keys() and value.format in ("csr", "csc"):
+            shape = d.get("_shape", d.get("shape"))  # old scipy pickles differ here
+            value = type(value)((d["data"], d["indices"], d["indptr"]), shape=shape)
+        return sp.csr_matrix(value, dtype=np.float32)
+    if isinstance(value, (dict, type(None))):
+        return None
+    array = np.asarray(value)
+    if array.dtype == object:
+        return None
+    return array.astype(np.float32) if np.issubdtype(array.dtype, np.floating) else array
+
+
+def _read_pickle(path: Path):
+    with open(path, "rb") as f:
+        return _ModelUnpickler(f, encoding="latin1").load()
+
+
+def load_model_file(path) -> dict:
+    """Read an SMPL-H / SMPL-X model file: an original pickle (chumpy-free) or an ``.npz``.
+
+    Returns:
+        {key: value}: float arrays as float32 numpy arrays, integer / string arrays unchanged,
+        sparse matrices (the pickles' ``J_regressor``) as ``scipy.sparse.csr_matrix`` float32.
+        Entries that are not arrays (dicts, chumpy expressions, object arrays) are dropped.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (the message says where files come from).
+        ValueError: a pickle that does not hold a dict.
+        pickle.UnpicklingError: a pickle naming a global other than numpy arrays / dtypes,
+            scipy.sparse classes, chumpy classes, copyreg helpers and basic builtins.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _missing([path])
+    if path.suffix == ".npz":
+        out = {}
+        with np.load(path, allow_pickle=False) as npz:
+            for key in npz.files:
+                try:
+                    value = _convert(npz[key])
+                except ValueError:  # object array: needs pickle, never a geometry array
+                    continue
+                if value is not None:
+                    out[key] = value
+        return out
+    data = _read_pickle(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a pickled dict of model arrays, got {type(data).__name__}")
+    return {k: v for k, v in ((str(k), _convert(v)) for k, v in data.items()) if v is not None}
+
+
+def _check_model_type(model_type: str) -> None:
+    if model_type not in NUM_JOINTS:
+        raise ValueError(f"model_type must be one of {sorted(NUM_JOINTS)}, got {model_type!r}")
+
+
+def resolve_model_path(model_dir_or_file, model_type: str, gender: str = "neutral") -> Path:
+    """Find the model file for ``model_type`` ('smplh' | 'smplx') and ``gender``.
+
+    A file is returned as it is. In a directory D, with T = SMPLH / SMPLX, t = smplh / smplx
+    and G the gender, these are tried in order (``.npz`` before ``.pkl``, G upper then lower
+    case): D/t/T_G.{npz,pkl}, D/T_G.{npz,pkl}, D/t/G/model.npz, D/G/model.npz.
+
+    Raises:
+        ValueError: unknown model_type or gender.
+        FileNotFoundError: nothing found; the message lists every path tried.
+    """
+    _check_model_type(model_type)
+    if gender not in ("neutral", "male", "female"):
+        raise ValueError(f"gender must be 'neutral', 'male' or 'female', got {gender!r}")
+    root = Path(model_dir_or_file)
+    if root.is_file():
+        return root
+    stem = model_type.upper()
+    names = [f"{stem}_{g}.{ext}" for ext in ("npz", "pkl") for g in (gender.upper(), gender)]
+    candidates = [root / model_type / n for n in names] + [root / n for n in names]
+    candidates += [root / model_type / gender / "model.npz", root / gender / "model.npz"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise _missing([root] + candidates, f"{model_type} {gender} model")
+
+
+def canonical_pose(model_type: str, pose: str = "vitruvian") -> np.ndarray:
+    """(J, 3) float64 axis-angle per joint (radians) of a named pose.
+
+    'zero': the T-pose (all zeros). 'vitruvian': zero except joint 1 (left hip) = (0, 0, +pi/6)
+    and joint 2 (right hip) = (0, 0, -pi/6): the legs spread apart, as InteractVLM renders.
+
+    Raises:
+        ValueError: unknown model_type or pose.
+    """
+    _check_model_type(model_type)
+    if pose not in ("vitruvian", "zero"):
+        raise ValueError(f"pose must be 'vitruvian' or 'zero', got {pose!r}")
+    axis_angle = np.zeros((NUM_JOINTS[model_type], 3))
+    if pose == "vitruvian":
+        axis_angle[1, 2] = VITRUVIAN_HIP_ANGLE
+        axis_angle[2, 2] = -VITRUVIAN_HIP_ANGLE
+    return axis_angle
+
+
+def _model_arrays(data: dict, model_type: str, source) -> dict:
+    """Check keys and shapes; return float64 / int64 arrays ready for LBS."""
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"{source}: model file lacks required keys {missing} (needs {list(REQUIRED_KEYS)})")
+    joints = NUM_JOINTS[model_type]
+    v_template = np.asarray(data["v_template"], np.float64)
+    num_vertices = len(v_template)
+    regressor = data["J_regressor"]
+    regressor = regressor.toarray() if sp.issparse(regressor) else regressor
+    arrays = {
+        "v_template": v_template,
+        "faces": np.asarray(data["f"], np.int64),
+        "weights": np.asarray(data["weights"], np.float64),
+        "parents": np.asarray(data["kintree_table"], np.int64)[0].copy(),
+        "J_regressor": np.asarray(regressor, np.float64),
+        "posedirs": np.asarray(data["posedirs"], np.float64),
+    }
+    expected = {
+        "v_template": (num_vertices, 3),
+        "weights": (num_vertices, joints),
+        "J_regressor": (joints, num_vertices),
+        "posedirs": (num_vertices, 3, (joints - 1) * 9),
+    }
+    for key, shape in expected.items():
+        if arrays[key].shape != shape:
+            raise ValueError(
+                f"{source}: {key} has shape {arrays[key].shape}, expected {shape} for {model_type} "
+                f"({joints} joints, {num_vertices} vertices)"
+            )
+    kintree = np.asarray(data["kintree_table"])
+    if kintree.ndim != 2 or kintree.shape != (2, joints):
+        raise ValueError(f"{source}: kintree_table has shape {kintree.shape}, expected (2, {joints})")
+    arrays["parents"][0] = -1
+    return arrays
+
+
+def body_mesh(model_type: str, model_path, pose: str = "vitruvian", gender: str = "neutral") -> TriangleMesh:
+    """The body mesh InteractVLM renders: betas 0, zero translation, a canonical pose.
+
+    Args:
+        model_type: 'smplh' (52 joints) or 'smplx' (55 joints).
+        model_path: a model file or a directory (see ``resolve_model_path``).
+        pose: 'vitruvian' (hips +-30 deg about z, see ``canonical_pose``) or 'zero' (T-pose).
+        gender: used only when ``model_path`` is a directory.
+
+    Returns:
+        TriangleMesh named ``model_type``: vertices (V, 3) float32 metres in SMPL's native frame
+        (+Y up, facing +Z, +X = body's left), the model's faces, per-vertex part labels = the
+        BODY_PARTS part of the joint with the largest skinning weight.
+
+    Raises:
+        ValueError: unknown model_type / pose, missing keys (listed) or wrong array shapes.
+        FileNotFoundError: no model file (the message lists the paths tried).
+    """
+    axis_angle = canonical_pose(model_type, pose)
+    path = resolve_model_path(model_path, model_type, gender)
+    m = _model_arrays(load_model_file(path), model_type, path)
+    import torch  # deferred: loading files and converting contacts need no torch
+    from smplx.lbs import lbs
+
+    num_vertices, num_poses = len(m["v_template"]), m["posedirs"].shape[2]
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    with torch.no_grad():
+        vertices, _ = lbs(
+            betas=torch.zeros(1, 1, dtype=torch.float64),
+            pose=t(axis_angle.reshape(1, -1)),
+            v_template=t(m["v_template"]),
+            shapedirs=torch.zeros(num_vertices, 3, 1, dtype=torch.float64),  # betas are 0
+            posedirs=t(m["posedirs"].reshape(-1, num_poses).T),  # (P, V*3), as smplx stores it
+            J_regressor=t(m["J_regressor"]),
+            parents=torch.as_tensor(m["parents"]),
+            lbs_weights=t(m["weights"]),
+        )
+    body_joints = NUM_BODY_JOINTS[model_type]
+    lookup = np.array([part_of_smpl_joint(j, body_joints) for j in range(NUM_JOINTS[model_type])])
+    return TriangleMesh(
+        vertices=vertices[0].numpy().astype(np.float32),
+        faces=m["faces"],
+        part_labels=lookup[np.argmax(m["weights"], axis=1)],
+        part_names=BODY_PARTS,
+        name=model_type,
+    )
+
+
+def load_conversion_matrix(
+    path, num_smplx_vertices: int = SMPLX_NUM_VERTICES, num_smplh_vertices: int = SMPLH_NUM_VERTICES
+) -> sp.csr_matrix:
+    """Read a user-supplied SMPL-H -> SMPL-X vertex matrix M, shape (10475, 6890) by default.
+
+    Accepted files: ``.npy`` (dense); ``.npz`` from ``scipy.sparse.save_npz`` or ``np.savez``
+    with key 'matrix' / 'mtx' or a single array; a pickle holding a dict with 'matrix' (dense
+    or sparse, e.g. DECO's / InteractVLM's ``smpl_to_smplx.pkl``) or 'mtx' (the smplx repo's
+    ``transfer_model`` ``smplh2smplx_deftrafo_setup.pkl``). A matrix of shape
+    (num_smplx, 2 * num_smplh) is a deformation-transfer matrix whose second half of columns
+    acts on normals: only the first num_smplh columns are kept, as the smplx repo's
+    ``read_deformation_transfer`` does without normals. Row i of M holds the barycentric
+    weights of SMPL-X vertex i on the SMPL-H triangle it was registered to.
+
+    Returns:
+        ``scipy.sparse.csr_matrix`` float32, shape (num_smplx_vertices, num_smplh_vertices).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: unknown format, no matrix in it, or a shape other than the above.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"SMPL-H -> SMPL-X conversion matrix not found: {path} (e.g. the smplx repo's "
+            "transfer_data/smplh2smplx_deftrafo_setup.pkl, obtained from https://smpl-x.is.tue.mpg.de)"
+        )
+    if path.suffix == ".npy":
+        matrix = np.load(path, allow_pickle=False)
+    elif path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            keys = set(npz.files)
+        if {"format", "data", "indices", "indptr", "shape"} <= keys:
+            matrix = sp.load_npz(path)
+        else:
+            with np.load(path, allow_pickle=False) as npz:
+                matrix = _pick_matrix({k: npz[k] for k in npz.files}, path)
+    else:
+        data = _read_pickle(path)
+        matrix = _pick_matrix(data if isinstance(data, dict) else {"matrix": data}, path)
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    rows, cols = matrix.shape
+    if rows == num_smplx_vertices and cols == 2 * num_smplh_vertices:
+        matrix = matrix[:, :num_smplh_vertices]
+    if matrix.shape != (num_smplx_vertices, num_smplh_vertices):
+        raise ValueError(
+            f"{path}: conversion matrix has shape {(rows, cols)}, expected "
+            f"({num_smplx_vertices}, {num_smplh_vertices}) or ({num_smplx_vertices}, {2 * num_smplh_vertices})"
+        )
+    return matrix
+
+
+def _pick_matrix(data: dict, path: Path):
+    for key in ("matrix", "mtx"):
+        if key in data:
+            value = data[key]
+            return value if sp.issparse(value) else np.asarray(value, np.float32)
+    arrays = [v for v in data.values() if sp.issparse(v) or isinstance(v, np.ndarray)]
+    if len(arrays) == 1:
+        return arrays[0]
+    raise ValueError(f"{path}: no conversion matrix found (expected key 'matrix' or 'mtx'; keys: {sorted(data)})")
+
+
+def smplh_to_smplx(probabilities, matrix) -> np.ndarray:
+    """Per-vertex contact probabilities on SMPL-H -> on SMPL-X: ``clip(M @ p, 0, 1)``.
+
+    Each SMPL-X vertex gets the barycentric interpolation (row of M) of the SMPL-H vertex
+    probabilities; clipping keeps the result in [0, 1] whatever the row sums.
+
+    Args:
+        probabilities: (N_h,) probabilities in [0, 1] on the source mesh (6890 for SMPL-H).
+        matrix: (N_x, N_h) dense or sparse, e.g. from ``load_conversion_matrix``.
+
+    Returns:
+        (N_x,) float32 probabilities in [0, 1] (10475 for SMPL-X).
+
+    Raises:
+        ValueError: ``matrix`` is not 2-D or ``probabilities`` is not of shape (N_h,).
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    shape = matrix.shape
+    if len(shape) != 2:
+        raise ValueError(f"conversion matrix must be 2-D, got shape {shape}")
+    if p.shape != (shape[1],):
+        raise ValueError(f"probabilities must have shape ({shape[1]},) for a {shape} matrix, got {p.shape}")
+    result = np.asarray(matrix @ p).reshape(-1)
+    return np.clip(result, 0.0, 1.0).astype(np.float32)
