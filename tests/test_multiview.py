@@ -16,7 +16,7 @@ from interactvlm_ros.multiview import (
     prepare_object_views,
     prepare_point_views,
 )
-from interactvlm_ros.render.cache import RenderCache
+from interactvlm_ros.render.cache import RenderCache, cache_key
 from interactvlm_ros.render.views import Renderer
 
 SIZE = 64
@@ -106,3 +106,26 @@ def test_official_assets_errors(tmp_path):
     np.savez(tmp_path / f"bary_coords_map_{SIZE}.npz", topfront=np.zeros((SIZE, SIZE, 3), np.float32))
     with pytest.raises(ValueError, match="bottomfront"):
         load_official_body_views(tmp_path, image_size=SIZE)
+
+
+def test_cache_keys_and_corrupt_entries(tmp_path, renderer):
+    body = capsule_body()
+    key = cache_key("body", body.content_hash(), BODY_VIEWS, SIZE)
+    # The key depends on everything that changes pixels.
+    assert key != cache_key("body", body.content_hash(), BODY_VIEWS, 2 * SIZE)
+    assert key != cache_key("body", body.content_hash(), BODY_VIEWS[:3], SIZE)
+    assert key != cache_key("object", body.content_hash(), BODY_VIEWS, SIZE)
+    moved = TriangleMesh(body.vertices + 1e-3, body.faces)
+    assert key != cache_key("body", moved.content_hash(), BODY_VIEWS, SIZE)
+    cache = RenderCache(tmp_path)
+    assert cache.load(key) is None
+    prepare_body_views(body, renderer, cache, image_size=SIZE)
+    assert set(cache.load(key)) >= {"images", "votes0_data", "votes3_indptr"}
+    # A corrupt entry reads as a miss and is rewritten, not an error.
+    (tmp_path / f"{key}.npz").write_bytes(b"not an npz")
+    assert cache.load(key) is None
+    assert prepare_body_views(body, renderer, cache, image_size=SIZE).source == "rendered"
+    assert prepare_body_views(body, renderer, cache, image_size=SIZE).source == "cache"
+    # Disabled cache: nothing stored.
+    RenderCache(None).store(key, {"a": np.zeros(1)})
+    assert RenderCache(None).load(key) is None

@@ -12,6 +12,7 @@ from interactvlm_ros.geometry.objects import (
     ObjectGeometry,
     ObjectLibrary,
     load_mesh,
+    normalize_points,
     proxy_mesh,
 )
 
@@ -109,3 +110,16 @@ def test_bad_library_configs(tmp_path):
     with pytest.raises(ValueError, match="proxy must be"):
         ObjectLibrary({}, {"drill": ["cone", 0.3]})
     assert all(shape in PROXY_SHAPES and size > 0 for shape, size in DEFAULT_PROXIES.values())
+
+
+def test_point_cloud_normalisation():
+    points = np.array([[1.0, 1.0, 1.0], [3.0, 1.0, 1.0], [2.0, 1.0, 4.0]])
+    normalized, centre, scale = normalize_points(points)
+    np.testing.assert_allclose(centre, [2.0, 1.0, 2.0])
+    assert scale == pytest.approx(2.0)  # the third point is 2 from the mean
+    np.testing.assert_allclose(normalized, [[-0.5, 0, -0.5], [0.5, 0, -0.5], [0, 0, 1]], atol=1e-7)
+    np.testing.assert_allclose(normalized * scale + centre, points, atol=1e-6)
+    for bad, reason in ((np.zeros((0, 3)), "N >= 1"), (np.ones((4, 3)), "coincide"),
+                        (np.array([[0, 0, np.inf]]), "non-finite")):
+        with pytest.raises(ValueError, match=reason):
+            normalize_points(bad)

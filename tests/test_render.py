@@ -9,7 +9,6 @@ import trimesh
 
 from interactvlm_ros.geometry.camera import BODY_VIEWS, OBJECT_VIEWS, ViewSpec, view_camera
 from interactvlm_ros.geometry.mesh import TriangleMesh
-from interactvlm_ros.render.cache import RenderCache, cache_key
 from interactvlm_ros.render.gl import GLRasterizer
 from interactvlm_ros.render.raycast import raycast_mesh, splat_points
 from interactvlm_ros.render.views import Renderer, alpha_composite, normal_colors, xyz_colors
@@ -155,29 +154,3 @@ def test_alpha_compositing_of_one_splat(rasterizer):
     np.testing.assert_allclose(image[row, col], np.round(np.array([0.2, 0.4, 0.6]) * alpha * 255), atol=1)
     assert np.all(image[0, 0] == 255)
     assert not layers[1].mask.any()
-
-
-def test_render_cache_round_trip(tmp_path, rasterizer):
-    mesh = torus_and_ball()
-    renderer = Renderer(rasterizer)
-    renders = renderer.render_object(mesh, OBJECT_VIEWS[:2], image_size=64)
-    cache = RenderCache(tmp_path)
-    key = cache_key("object", mesh.content_hash(), OBJECT_VIEWS[:2], 64)
-    assert cache.load(key, OBJECT_VIEWS[:2], 64) is None
-    cache.store(key, renders)
-    loaded = cache.load(key, OBJECT_VIEWS[:2], 64)
-    for a, b in zip(renders, loaded):
-        assert a.view == b.view
-        np.testing.assert_array_equal(a.color, b.color)
-        np.testing.assert_array_equal(a.fragments.face_ids, b.fragments.face_ids)
-        np.testing.assert_array_equal(a.fragments.barycentric, b.fragments.barycentric)
-        np.testing.assert_array_equal(a.fragments.depth, b.fragments.depth)
-    # The key depends on everything that changes pixels.
-    assert key != cache_key("object", mesh.content_hash(), OBJECT_VIEWS[:2], 128)
-    assert key != cache_key("object", mesh.content_hash(), OBJECT_VIEWS[1:3], 64)
-    assert key != cache_key("body", mesh.content_hash(), OBJECT_VIEWS[:2], 64)
-    moved = TriangleMesh(mesh.vertices + 1e-3, mesh.faces)
-    assert key != cache_key("object", moved.content_hash(), OBJECT_VIEWS[:2], 64)
-    # A corrupt entry reads as a miss, not as an error.
-    next(tmp_path.glob("*.npz")).write_bytes(b"not an npz")
-    assert cache.load(key, OBJECT_VIEWS[:2], 64) is None

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from .geometry.camera import BODY_VIEWS, OBJECT_VIEWS, ViewSpec
 from .geometry.mesh import TriangleMesh
 from .lift import Lifter
 from .render.cache import RenderCache, cache_key
-from .render.views import POINT_RADIUS, POINT_VIEWS, POINTS_PER_PIXEL, Renderer, ViewRender
+from .render.views import POINT_RADIUS, POINT_VIEWS, POINTS_PER_PIXEL, Renderer
 
 #: InteractVLM's vote threshold for object meshes (pixels with p <= 0.3 do not vote).
 OBJECT_VOTE_THRESHOLD = 0.3
@@ -48,36 +49,51 @@ class PreparedViews:
         """(num_views, S, S) logits -> (num_targets,) float32 probabilities."""
         return self.lifter.lift(logits, self.vote_threshold)
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The images and the lifter's vote matrices (CSR buffers), for the disk cache."""
+        arrays = {"images": self.images}
+        for i, vote in enumerate(self.lifter.votes):
+            arrays[f"votes{i}_data"], arrays[f"votes{i}_indices"] = vote.data, vote.indices
+            arrays[f"votes{i}_indptr"] = vote.indptr
+        return arrays
 
-def _renders(kind, geometry_hash, views, image_size, cache, render, **options) -> tuple[list[ViewRender], str]:
-    key = cache_key(kind, geometry_hash, views, image_size, **options)
-    renders = cache.load(key, views, image_size) if cache is not None else None
-    if renders is not None:
-        return renders, "cache"
-    renders = render()
+    @classmethod
+    def from_arrays(cls, arrays, views, num_targets, vote_threshold, source) -> "PreparedViews":
+        image_size = arrays["images"].shape[1]
+        votes = [
+            sp.csr_matrix((arrays[f"votes{i}_data"], arrays[f"votes{i}_indices"], arrays[f"votes{i}_indptr"]),
+                          shape=(num_targets, image_size * image_size))
+            for i in range(len(views))
+        ]
+        return cls(tuple(views), arrays["images"], Lifter(votes, image_size), vote_threshold, source)
+
+
+def _prepare_mesh(kind, mesh, views, image_size, cache, render, vote_threshold) -> PreparedViews:
+    views = tuple(views)
+    key = cache_key(kind, mesh.content_hash(), views, image_size)
+    arrays = cache.load(key) if cache is not None else None
+    if arrays is not None:
+        return PreparedViews.from_arrays(arrays, views, mesh.num_vertices, vote_threshold, "cache")
+    renders = render(mesh, views, image_size)
+    lifter = Lifter.for_mesh([r.fragments for r in renders], mesh.faces, mesh.num_vertices)
+    prepared = PreparedViews(views, np.stack([r.color for r in renders]), lifter, vote_threshold, "rendered")
     if cache is not None:
-        cache.store(key, renders)
-    return renders, "rendered"
+        cache.store(key, prepared.to_arrays())
+    return prepared
 
 
 def prepare_body_views(body: TriangleMesh, renderer: Renderer, cache: RenderCache | None = None,
                        views: Sequence[ViewSpec] = BODY_VIEWS, image_size: int = 1024) -> PreparedViews:
-    """Body renders (cached) and their lifter; every pixel votes."""
-    views = tuple(views)
-    renders, source = _renders("body", body.content_hash(), views, image_size, cache,
-                               lambda: renderer.render_body(body, views, image_size))
-    lifter = Lifter.for_mesh([r.fragments for r in renders], body.faces, body.num_vertices)
-    return PreparedViews(views, np.stack([r.color for r in renders]), lifter, None, source)
+    """Body renders and their lifter (every pixel votes), from the cache when there."""
+    return _prepare_mesh("body", body, views, image_size, cache, renderer.render_body, None)
 
 
 def prepare_object_views(normalized: TriangleMesh, renderer: Renderer, cache: RenderCache | None = None,
                          views: Sequence[ViewSpec] = OBJECT_VIEWS, image_size: int = 1024) -> PreparedViews:
-    """Renders (cached) of a normalised object mesh and their lifter with the 0.3 vote."""
-    views = tuple(views)
-    renders, source = _renders("object", normalized.content_hash(), views, image_size, cache,
-                               lambda: renderer.render_object(normalized, views, image_size))
-    lifter = Lifter.for_mesh([r.fragments for r in renders], normalized.faces, normalized.num_vertices)
-    return PreparedViews(views, np.stack([r.color for r in renders]), lifter, OBJECT_VOTE_THRESHOLD, source)
+    """Renders of a normalised object mesh and their lifter with the 0.3 vote, from the cache
+    when there."""
+    return _prepare_mesh("object", normalized, views, image_size, cache, renderer.render_object,
+                         OBJECT_VOTE_THRESHOLD)
 
 
 def prepare_point_views(points: np.ndarray, renderer: Renderer, views: Sequence[ViewSpec] = POINT_VIEWS,

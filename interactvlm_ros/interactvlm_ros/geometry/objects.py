@@ -196,3 +196,29 @@ class ObjectLibrary:
             else:
                 return None
         return self._loaded[label]
+
+
+def normalize_points(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """InteractVLM's point-cloud normalisation: centre on the mean, divide by the largest
+    distance from it (the cloud then fits the unit sphere).
+
+    Args:
+        points: (N, 3) positions (metres, any frame), N >= 1, finite.
+
+    Returns:
+        normalized: (N, 3) float32; centre: (3,) float64; scale: the largest radius, so that
+        ``points = normalized * scale + centre``.
+
+    Raises:
+        ValueError: wrong shape, no points, non-finite values, or all points coincide.
+    """
+    points = np.asarray(points, np.float64)
+    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+        raise ValueError(f"points must have shape (N, 3) with N >= 1, got {points.shape}")
+    if not np.all(np.isfinite(points)):
+        raise ValueError("points contain non-finite values")
+    centre = points.mean(axis=0)
+    scale = float(np.linalg.norm(points - centre, axis=1).max())
+    if not scale > 0:
+        raise ValueError("all points coincide; the cloud has no extent")
+    return ((points - centre) / scale).astype(np.float32), centre, scale

@@ -1,4 +1,5 @@
-"""On-disk cache of renders that never change (the body views; an object's views per mesh).
+"""On-disk cache for what never changes between frames: the body's prepared views, and an
+object's per mesh (see :mod:`interactvlm_ros.multiview`).
 
 Entries are keyed by the geometry's content hash, the kind of render, the views and the
 image size, plus :data:`RENDER_VERSION` (bumped whenever rendering changes its output), and
@@ -17,9 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..geometry.camera import ViewSpec, view_camera
-from .fragments import MeshFragments, PointFragments
-from .views import ViewRender
+from ..geometry.camera import ViewSpec
 
 #: Part of every cache key; bump when a change alters rendered pixels or fragments.
 RENDER_VERSION = 1
@@ -45,7 +44,7 @@ def cache_key(kind: str, geometry_hash: str, views: Sequence[ViewSpec], image_si
 
 
 class RenderCache:
-    """A folder of cached renders.
+    """A folder of cached arrays, one compressed ``.npz`` per key.
 
     Args:
         directory: where entries live (created on first store); None disables the disk cache.
@@ -57,38 +56,21 @@ class RenderCache:
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.npz"
 
-    def load(self, key: str, views: Sequence[ViewSpec], image_size: int) -> list[ViewRender] | None:
-        """The cached renders for ``key``, or None when absent or unreadable (then re-render)."""
+    def load(self, key: str) -> dict[str, np.ndarray] | None:
+        """The arrays stored under ``key``, or None when absent or unreadable (then recompute)."""
         if self.directory is None or not self._path(key).is_file():
             return None
         try:
-            with np.load(self._path(key)) as data:
-                arrays = {name: data[name] for name in data.files}
+            with np.load(self._path(key), allow_pickle=False) as data:
+                return {name: data[name] for name in data.files}
         except (OSError, ValueError, EOFError):
             return None
-        renders = []
-        for i, view in enumerate(views):
-            if "barycentric" in arrays:
-                fragments = MeshFragments(arrays["ids"][i], arrays["barycentric"][i], arrays["depth"][i])
-            else:
-                fragments = PointFragments(arrays["ids"][i], arrays["depth"][i])
-            renders.append(ViewRender(view, view_camera(view, image_size), arrays["color"][i], fragments))
-        return renders
 
-    def store(self, key: str, renders: Sequence[ViewRender]) -> None:
+    def store(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         """Write an entry atomically; does nothing when the cache is disabled."""
         if self.directory is None:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        arrays = {
-            "color": np.stack([r.color for r in renders]),
-            "depth": np.stack([r.fragments.depth for r in renders]),
-        }
-        if isinstance(renders[0].fragments, MeshFragments):
-            arrays["ids"] = np.stack([r.fragments.face_ids for r in renders])
-            arrays["barycentric"] = np.stack([r.fragments.barycentric for r in renders])
-        else:
-            arrays["ids"] = np.stack([r.fragments.point_ids for r in renders])
         handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".npz.tmp")
         try:
             with os.fdopen(handle, "wb") as stream:
