@@ -357,3 +357,20 @@ def test_conversion_shape_errors(tmp_path):
         load_conversion_matrix(bad)
     with pytest.raises(FileNotFoundError, match="smpl-x.is.tue.mpg.de"):
         load_conversion_matrix(tmp_path / "absent.pkl")
+
+
+def test_body_model_entry_point(tmp_path):
+    from interactvlm_ros.geometry.body import load_body_model
+
+    (tmp_path / "smplh").mkdir()
+    _write_npz(tmp_path / "smplh" / "SMPLH_NEUTRAL.npz", _arrays("smplh"))
+    body = load_body_model("smplh", tmp_path)
+    np.testing.assert_allclose(body.vertices, body_mesh("smplh", tmp_path, pose="vitruvian").vertices)
+    assert body.name == "smplh"
+    assert load_body_model("anny").num_vertices == 13718
+    with pytest.raises(FileNotFoundError, match="body model directory"):
+        load_body_model("smplx")
+    with pytest.raises(FileNotFoundError, match="SMPLX_NEUTRAL"):
+        load_body_model("smplx", tmp_path)
+    with pytest.raises(ValueError, match="unknown body model"):
+        load_body_model("smpl")
