@@ -1,0 +1,173 @@
+"""Reading InteractVLM checkpoint directories: config, weight shards and the key mapping.
+
+A released InteractVLM checkpoint is a Hugging Face ``save_pretrained`` directory written by
+transformers 4.31 (``config.json`` with ``model_type: llava``, tokenizer files, weights as
+``pytorch_model*.bin`` or ``model*.safetensors``, sharded with an index JSON). The CLIP vision
+tower is not in it (InteractVLM's merge script drops ``vision_tower`` keys); it is loaded
+from a separate directory (``openai/clip-vit-large-patch14``).
+
+Key mapping, checkpoint -> :class:`~.model.MVLocModel` (explicit; anything else is an error):
+
+==========================================  ==========================================
+checkpoint key                              module key
+==========================================  ==========================================
+``model.embed_tokens.*``                    ``language_model.model.embed_tokens.*``
+``model.layers.{i}.*``                      ``language_model.model.layers.{i}.*``
+``model.norm.*``                            ``language_model.model.norm.*``
+``lm_head.*``                               ``language_model.lm_head.*``
+``model.mm_projector.*``                    ``mm_projector.*``
+``model.text_hidden_fcs.0.{0,2}.*``         ``text_hidden_fcs.0.{0,2}.*``
+``cam_pose_encoder.*``                      ``cam_pose_encoder.*``
+``model.visual_model.{image_encoder,        ``sam.*`` through :func:`.sam_keys.sam_state_dict_to_hf`
+prompt_encoder,mask_decoder}.*``
+``model.layers.{i}.self_attn.rotary_emb.    ignored (recomputed; old transformers saved it)
+inv_freq``
+==========================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import torch
+
+from .sam_keys import hf_state_dict_to_sam, sam_state_dict_to_hf
+
+SAM_PREFIX = "model.visual_model."
+
+#: (checkpoint prefix, module prefix), tried in order; SAM keys are handled separately.
+PREFIX_MAP: tuple[tuple[str, str], ...] = (
+    ("model.mm_projector.", "mm_projector."),
+    ("model.text_hidden_fcs.", "text_hidden_fcs."),
+    ("model.", "language_model.model."),
+    ("lm_head.", "language_model.lm_head."),
+    ("cam_pose_encoder.", "cam_pose_encoder."),
+)
+
+#: Checkpoint keys that carry no weights and are dropped.
+IGNORED_KEYS = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$")
+
+#: File names of the weights, in the order they are looked for.
+WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be loaded; the message says exactly why."""
+
+
+def read_config(checkpoint_dir: str | Path) -> dict:
+    """``config.json`` of a checkpoint directory as a dict.
+
+    Raises:
+        FileNotFoundError: the directory or its config.json is missing.
+    """
+    path = Path(checkpoint_dir) / "config.json"
+    if not Path(checkpoint_dir).is_dir():
+        raise FileNotFoundError(f"checkpoint directory not found: {checkpoint_dir}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{checkpoint_dir} has no config.json: not a Hugging Face checkpoint directory")
+    return json.loads(path.read_text())
+
+
+def weight_files(checkpoint_dir: str | Path) -> list[Path]:
+    """The weight files of a checkpoint, from its index JSON when sharded.
+
+    Raises:
+        FileNotFoundError: no weights, or a shard named by the index is missing.
+    """
+    directory = Path(checkpoint_dir)
+    for index_name in WEIGHT_INDEXES:
+        index = directory / index_name
+        if index.is_file():
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            missing = [s for s in shards if not (directory / s).is_file()]
+            if missing:
+                raise FileNotFoundError(f"{index} names missing shards: {', '.join(missing)}")
+            return [directory / s for s in shards]
+    for name in WEIGHT_FILES:
+        if (directory / name).is_file():
+            return [directory / name]
+    raise FileNotFoundError(
+        f"no weights in {directory}: expected one of {', '.join(WEIGHT_INDEXES + WEIGHT_FILES)}"
+    )
+
+
+def iter_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """(key, tensor) pairs of one weight file (.safetensors or a torch .bin, loaded safely)."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            for key in handle.keys():
+                yield key, handle.get_tensor(key)
+    else:
+        yield from torch.load(path, map_location="cpu", weights_only=True, mmap=True).items()
+
+
+def read_state_dict(checkpoint_dir: str | Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a checkpoint, under its checkpoint key.
+
+    Raises:
+        CheckpointError: a key present in two shards.
+    """
+    state: dict[str, torch.Tensor] = {}
+    for path in weight_files(checkpoint_dir):
+        for key, tensor in iter_tensors(path):
+            if key in state:
+                raise CheckpointError(f"key {key} appears in more than one weight file")
+            state[key] = tensor
+    return state
+
+
+def map_checkpoint_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Checkpoint keys -> module keys (table in the module docstring).
+
+    Raises:
+        CheckpointError: keys no rule maps (listed), or SAM keys the SAM mapping rejects.
+    """
+    mapped: dict[str, torch.Tensor] = {}
+    sam = {k[len(SAM_PREFIX):]: v for k, v in state.items() if k.startswith(SAM_PREFIX)}
+    unmapped = []
+    for key, tensor in state.items():
+        if key.startswith(SAM_PREFIX) or IGNORED_KEYS.match(key):
+            continue
+        for source, target in PREFIX_MAP:
+            if key.startswith(source):
+                mapped[target + key[len(source):]] = tensor
+                break
+        else:
+            unmapped.append(key)
+    if unmapped:
+        raise CheckpointError(f"{len(unmapped)} checkpoint keys are not part of MV-Loc: {', '.join(sorted(unmapped)[:20])}")
+    if not sam:
+        raise CheckpointError(f"the checkpoint has no SAM weights (keys starting with {SAM_PREFIX})")
+    try:
+        mapped.update({f"sam.{k}": v for k, v in sam_state_dict_to_hf(sam).items()})
+    except ValueError as error:
+        raise CheckpointError(f"SAM weights: {error}") from error
+    return mapped
+
+
+def unmap_module_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`map_checkpoint_keys` (module keys -> released checkpoint keys); the
+    vision tower is left out, as InteractVLM's checkpoints leave it out."""
+    out: dict[str, torch.Tensor] = {}
+    sam = {}
+    for key, tensor in state.items():
+        if key.startswith("vision_tower."):
+            continue
+        if key.startswith("sam."):
+            sam[key[len("sam."):]] = tensor
+            continue
+        for source, target in PREFIX_MAP:
+            if key.startswith(target):
+                out[source + key[len(target):]] = tensor
+                break
+        else:
+            raise CheckpointError(f"module key {key} has no checkpoint name")
+    out.update({SAM_PREFIX + k: v for k, v in hf_state_dict_to_sam(sam).items()})
+    return out

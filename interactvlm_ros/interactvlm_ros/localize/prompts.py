@@ -1,0 +1,95 @@
+"""InteractVLM's prompts, the llava_v1 conversation template, and answer parsing.
+
+Prompts and answer templates are InteractVLM's (its run_demo.py and utils/utils.py); the
+conversation template is LLaVA v1's ``conv_llava_v1`` as LISA uses it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: Special tokens added to the tokenizer (LISA / InteractVLM).
+SEG_TOKEN = "[SEG]"
+IMAGE_TOKEN = "<image>"
+IM_START_TOKEN = "<im_start>"
+IM_END_TOKEN = "<im_end>"
+#: Placeholder id of the image in the token sequence; replaced by the projected CLIP tokens.
+IMAGE_TOKEN_INDEX = -200
+
+SYSTEM_PROMPT = (
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
+)
+
+HUMAN_CONTACT_PROMPT = "Which body parts are in contact with the {object}? Segment these contact areas."
+OBJECT_AFFORDANCE_PROMPT = (
+    "What type of affordance does the human-object interaction suggest? Then, segment the area "
+    "on the {object} where the human is making contact."
+)
+HUMAN_CONTACT_2D_PROMPT = "Segment the area on the human's body that is in direct contact with the {object} in this image."
+
+#: Affordance words of PIAD and LEMON, the datasets InteractVLM's affordance models learnt from.
+AFFORDANCES_PIAD = ("grasp", "contain", "lift", "open", "lay", "sit", "support", "wrapgrasp", "pour",
+                    "move", "display", "push", "listen", "wear", "press", "cut", "stab")
+AFFORDANCES_LEMON = ("grasp", "pull", "lift", "open", "lay", "sit", "support", "wrapgrasp", "pour",
+                     "move", "ride", "play", "listen", "carry", "press", "cut", "stab")
+AFFORDANCES = tuple(dict.fromkeys(AFFORDANCES_PIAD + AFFORDANCES_LEMON))
+
+
+def conversation(question: str, use_im_start_end: bool = True) -> str:
+    """The llava_v1 prompt for one question about one image, ready for generation:
+    ``"{system} USER: <im_start><image><im_end>\\n{question} ASSISTANT:"``.
+
+    Raises:
+        ValueError: an empty question.
+    """
+    if not question.strip():
+        raise ValueError("the question is empty")
+    image = f"{IM_START_TOKEN}{IMAGE_TOKEN}{IM_END_TOKEN}" if use_im_start_end else IMAGE_TOKEN
+    return f"{SYSTEM_PROMPT} USER: {image}\n{question} ASSISTANT:"
+
+
+def object_name(label: str) -> str:
+    """A detector class label as the prompts name it: lower case, '_' as spaces."""
+    name = re.sub(r"\s+", " ", label.replace("_", " ")).strip().lower()
+    if not name:
+        raise ValueError("empty object label")
+    return name
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """What an answer says besides its masks.
+
+    Attributes:
+        text: the answer, special tokens left in place.
+        body_parts: body parts named in a human-contact answer (in order, deduplicated).
+        affordance: the affordance word of an object-affordance answer, "" when none.
+        has_seg: whether the answer produced a [SEG] token (no [SEG]: no mask).
+    """
+
+    text: str
+    body_parts: tuple[str, ...] = ()
+    affordance: str = ""
+    has_seg: bool = False
+
+
+_PARTS = re.compile(r"body parts? (?:are|is)\s+(.+?)(?:,?\s+and the contact region|\.|$)", re.IGNORECASE)
+_AFFORDANCE = re.compile(r"affordance(?: type)? is\s+([a-z\- ]+?)(?:,|\.|\s+and\b|$)", re.IGNORECASE)
+
+
+def parse_answer(text: str) -> ParsedAnswer:
+    """Parse "The contacting body parts are left hand, right hand, and the contact region is
+    [SEG]." or "The affordance type is grasp, and the contact region is [SEG]."."""
+    clean = text.replace("</s>", "").strip()
+    parts: tuple[str, ...] = ()
+    match = _PARTS.search(clean)
+    if match:
+        names = re.split(r",\s*|\s+and\s+", match.group(1))
+        parts = tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
+    affordance = ""
+    match = _AFFORDANCE.search(clean)
+    if match:
+        affordance = match.group(1).strip().lower()
+    return ParsedAnswer(text=clean, body_parts=parts, affordance=affordance, has_seg=SEG_TOKEN in clean)

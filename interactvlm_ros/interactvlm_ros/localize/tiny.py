@@ -1,0 +1,163 @@
+"""Tiny, randomly initialised MV-Loc checkpoints in the released format (for tests and the demo).
+
+``write_tiny_checkpoint(DIR)`` writes what an InteractVLM release directory holds, only
+small: ``config.json`` (LlavaConfig fields, ``model_type: llava``), tokenizer files,
+weights under the released key names sharded into ``pytorch_model-0000x-of-00002.bin`` with
+``pytorch_model.bin.index.json`` (or safetensors), and beside it, in ``DIR/clip``, a tiny CLIP
+vision tower with the 224 px ``preprocessor_config.json`` of ``openai/clip-vit-large-patch14``.
+Loading it goes through exactly the code that loads a real checkpoint.
+
+The weights are random (fixed seed), stored in bfloat16 like InteractVLM's bf16 training, with
+one arrangement for plumbing: every token embedding carries a constant in channel 0 and the
+``[SEG]`` row of ``lm_head`` reads that channel, so the tiny model answers ``[SEG]`` at once
+and the mask path always runs. Outputs are meaningless and every result built from them
+reports ``weights_are_random = true`` (config.json carries ``interactvlm_ros_random_weights``).
+The tokenizer is a word-level tokenizer over the words of the prompts and answers (a real
+checkpoint ships LLaMA's SentencePiece tokenizer).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from .checkpoint import unmap_module_keys
+from .inference import RANDOM_WEIGHTS_KEY
+from .model import MVLocModel, MVLocSpec
+from .prompts import (
+    AFFORDANCES,
+    HUMAN_CONTACT_PROMPT,
+    IM_END_TOKEN,
+    IM_START_TOKEN,
+    OBJECT_AFFORDANCE_PROMPT,
+    SEG_TOKEN,
+    SYSTEM_PROMPT,
+)
+from ..geometry.body_parts import BODY_PARTS
+
+#: Sizes of the tiny model: a 2-layer LLaMA of width 64, a 2-layer CLIP ViT of width 32 at
+#: 224 px / patch 14 (256 tokens, as ViT-L/14), a 2-block SAM ViT of width 32 at 1024 px.
+TINY_LLAMA = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=4, max_position_embeddings=1024, rms_norm_eps=1e-5)
+TINY_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                 image_size=224, patch_size=14, projection_dim=32)
+TINY_SAM_VISION = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, global_attn_indexes=[1],
+                       window_size=14, mlp_dim=64, output_channels=256, image_size=1024, patch_size=16)
+#: The mask decoder keeps SAM's width 256 (the [SEG] prompt size) with a narrow MLP.
+TINY_SAM_DECODER = dict(mlp_dim=64, iou_head_hidden_dim=32, layer_norm_eps=1e-5)
+
+#: openai/clip-vit-large-patch14's preprocessing (shortest side 224, bicubic, centre crop).
+CLIP_PREPROCESSOR = {
+    "crop_size": {"height": 224, "width": 224}, "do_center_crop": True, "do_normalize": True,
+    "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_convert_rgb": True,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "resample": 3, "size": {"shortest_edge": 224}, "image_processor_type": "CLIPImageProcessor",
+}
+
+
+def _word_level_tokenizer():
+    """A LLaMA-like word-level tokenizer: <unk>=0, <s>=1, </s>=2, a BOS post-processor, then
+    [SEG] (added, not special) and <im_start>, <im_end> (special), as InteractVLM adds them."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = " ".join([SYSTEM_PROMPT, HUMAN_CONTACT_PROMPT, OBJECT_AFFORDANCE_PROMPT, "USER ASSISTANT",
+                       "The contacting body parts are and the contact region is affordance type",
+                       " ".join(BODY_PARTS), " ".join(AFFORDANCES),
+                       "cup bottle chair camera tripod helmet person object ball book laptop bag"])
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", corpus.lower() + corpus)))
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for word in words:
+        vocab.setdefault(word, len(vocab))
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    backend.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                        unk_token="<unk>", pad_token="<unk>")
+    tokenizer.add_tokens([SEG_TOKEN])
+    tokenizer.add_tokens([IM_START_TOKEN, IM_END_TOKEN], special_tokens=True)
+    return tokenizer
+
+
+def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_format: str = "bin",
+                          camera_conditioned: bool = True, shards: int = 2) -> Path:
+    """Write a tiny random MV-Loc checkpoint and its CLIP tower (``directory/clip``).
+
+    Args:
+        directory: created if needed; existing files of the same names are overwritten.
+        seed: torch seed of the random initialisation (same seed, same bytes of weights).
+        weight_format: "bin" (torch, as the released checkpoints) or "safetensors".
+        camera_conditioned: write the vi_v1 camera encoder (as the released 3D models).
+        shards: number of weight files (an index JSON is written when > 1).
+
+    Returns:
+        The checkpoint directory.
+    """
+    from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, SamConfig
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+    if weight_format not in ("bin", "safetensors"):
+        raise ValueError(f"weight_format must be 'bin' or 'safetensors', got {weight_format!r}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = _word_level_tokenizer()
+    seg = tokenizer.convert_tokens_to_ids(SEG_TOKEN)
+    config = {
+        "architectures": ["InteractVLMForCausalLM"], "model_type": "llava",
+        **TINY_LLAMA, "vocab_size": len(tokenizer), "hidden_act": "silu", "tie_word_embeddings": False,
+        "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": 0,
+        "mm_hidden_size": TINY_CLIP["hidden_size"], "mm_vision_select_layer": -2, "mm_use_im_start_end": True,
+        "mm_use_im_patch_token": False, "mm_vision_select_feature": "patch", "image_aspect_ratio": "square",
+        "vision_tower": "openai/clip-vit-large-patch14", "use_cache": False,
+        "out_dim": 256, "seg_token_idx": seg, "img_emb_len": 255, "multiview_channels": 4,
+        "multiview_cam_cond": camera_conditioned, "cam_encoder_type": "vi_v1", "token_type": "Gen",
+        "hC_sam_view_type": "4MV-Z_Vitru", "oC_sam_view_type": "4MV-Z_HM", "train_mask_decoder": True,
+        RANDOM_WEIGHTS_KEY: True, "interactvlm_ros_tiny_seed": seed,
+    }
+    spec = MVLocSpec.from_config(config)
+    llama = LlamaConfig(**{k: v for k, v in config.items() if k in TINY_LLAMA or k in (
+        "vocab_size", "hidden_act", "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id")})
+    sam = SamConfig(vision_config=TINY_SAM_VISION, mask_decoder_config=TINY_SAM_DECODER)
+    model = MVLocModel(spec, llama, sam)
+    with torch.no_grad():  # the plumbing arrangement described in the module docstring
+        model.language_model.get_input_embeddings().weight[:, 0] = 4.0
+        model.language_model.lm_head.weight[seg, 0] = 8.0
+    state = unmap_module_keys({k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()})
+    _save_weights(directory, state, weight_format, shards)
+    (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    tokenizer.save_pretrained(directory)
+
+    clip = CLIPVisionModel(CLIPVisionConfig(**TINY_CLIP))
+    clip.save_pretrained(directory / "clip", safe_serialization=True)
+    (directory / "clip" / "preprocessor_config.json").write_text(json.dumps(CLIP_PREPROCESSOR, indent=2))
+    return directory
+
+
+def _save_weights(directory: Path, state: dict, weight_format: str, shards: int) -> None:
+    keys = sorted(state)
+    groups = [keys[i::shards] for i in range(shards)] if shards > 1 else [keys]
+    extension = "bin" if weight_format == "bin" else "safetensors"
+    stem = "pytorch_model" if weight_format == "bin" else "model"
+    weight_map = {}
+    for number, group in enumerate(groups, start=1):
+        name = f"{stem}-{number:05d}-of-{len(groups):05d}.{extension}" if len(groups) > 1 else f"{stem}.{extension}"
+        part = {k: state[k] for k in group}
+        if weight_format == "bin":
+            torch.save(part, directory / name)
+        else:
+            from safetensors.torch import save_file
+
+            save_file(part, str(directory / name), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(group, name))
+    if len(groups) > 1:
+        total = sum(t.numel() * t.element_size() for t in state.values())
+        (directory / f"{stem}.{extension}.index.json").write_text(
+            json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2, sort_keys=True))

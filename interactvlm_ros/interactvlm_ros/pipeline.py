@@ -1,0 +1,317 @@
+"""Render-Localize-Lift in one call: an RGB image and its detections in, per detection the
+human contact on the body's vertices and the affordance on the object's geometry out.
+
+No ROS imports: the node (``interactvlm_ros.ros``), rosbag replay and the benchmarks all call
+:meth:`InteractionEstimator.estimate`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS, ViewSpec
+from .geometry.mesh import TriangleMesh
+from .geometry.objects import ObjectGeometry, ObjectLibrary
+from .localize.inference import MVLoc
+from .localize.prompts import HUMAN_CONTACT_PROMPT, OBJECT_AFFORDANCE_PROMPT, object_name, parse_answer
+from .multiview import PreparedViews, prepare_body_views, prepare_object_views
+from .render.cache import RenderCache
+from .render.views import Renderer
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One 2D detection.
+
+    Attributes:
+        label: class label (e.g. "cup"); box: (x_min, y_min, x_max, y_max) in image pixels;
+        score: detector confidence; id: the detection's id (vision_msgs Detection2D.id).
+    """
+
+    label: str
+    box: tuple[float, float, float, float]
+    score: float = 1.0
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class HumanContactResult:
+    """Contact on the body, conditioned on one object.
+
+    Attributes:
+        body_model: "smplh", "smplx" or "anny"; vertex_probabilities: (V,) float32 in [0, 1];
+        contact_vertices: (K,) int64 ids with probability >= threshold, ascending;
+        threshold: the decision threshold; body_parts: parts named in the answer;
+        answer: the model's text; has_mask: False when the answer produced no [SEG] (then all
+        probabilities are 0).
+    """
+
+    body_model: str
+    vertex_probabilities: np.ndarray
+    contact_vertices: np.ndarray
+    threshold: float
+    body_parts: tuple[str, ...]
+    answer: str
+    has_mask: bool
+
+
+@dataclass(frozen=True)
+class ObjectAffordanceResult:
+    """Affordance on one object's geometry.
+
+    Attributes:
+        geometry_source: "mesh:<uri>" or "proxy:<shape>"; points: (N, 3) float32 vertices in
+        the object's own frame (metres); probabilities: (N,) float32 in [0, 1]; threshold;
+        affordance: the affordance word of the answer ("" if none); answer; has_mask.
+    """
+
+    geometry_source: str
+    points: np.ndarray
+    probabilities: np.ndarray
+    threshold: float
+    affordance: str
+    answer: str
+    has_mask: bool
+
+
+@dataclass(frozen=True)
+class InteractionResult:
+    """Everything estimated for one detection; a part is None when its model is not loaded
+    or (affordance) no geometry is known for the class, with the reason in ``notes``."""
+
+    detection: Detection
+    human_contact: HumanContactResult | None
+    object_affordance: ObjectAffordanceResult | None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class EstimateResult:
+    """Output of one :meth:`InteractionEstimator.estimate` call.
+
+    Attributes:
+        interactions: one per detection, input order.
+        timings_ms: wall time per stage (milliseconds), summed over detections.
+        weights_are_random: True if any model used has random weights (outputs meaningless).
+        model_id: "<contact model>+<affordance model>".
+    """
+
+    interactions: list[InteractionResult]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    weights_are_random: bool = False
+    model_id: str = ""
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float]):
+        self.timings = timings
+
+    def __call__(self, stage: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                self.start = time.perf_counter()
+
+            def __exit__(self, *exc):
+                elapsed = (time.perf_counter() - self.start) * 1e3
+                timer.timings[stage] = timer.timings.get(stage, 0.0) + elapsed
+
+        return _Stage()
+
+
+class InteractionEstimator:
+    """Runs RLL for the detections of an image.
+
+    Args:
+        contact_model: an MV-Loc human-contact checkpoint (None: no human contact).
+        affordance_model: an MV-Loc object-affordance checkpoint (None: no affordance); may be
+            the same object as ``contact_model``.
+        body: the body mesh rendered and lifted to (see ``geometry.body.load_body_model``).
+        objects: class -> object geometry.
+        renderer: shared renderer (one is created if None); cache: disk cache of renders.
+        render_size: S of the renders and of the lifted masks (InteractVLM: 1024).
+        threshold: decision threshold of the reported contact vertices (InteractVLM: 0.5).
+        max_new_tokens: generation limit per answer (generation stops earlier at [SEG]).
+        body_views: prepared body views to use instead of rendering ``body`` (e.g. the
+            official InteractVLM assets from ``multiview.load_official_body_views``).
+        smplx_matrix: optional (10475, 6890) SMPL-H -> SMPL-X matrix; contact is then
+            reported on SMPL-X.
+
+    Raises:
+        ValueError: neither model given, or body views that do not match the body.
+    """
+
+    def __init__(self, contact_model: MVLoc | None, affordance_model: MVLoc | None, body: TriangleMesh,
+                 objects: ObjectLibrary, renderer: Renderer | None = None, cache: RenderCache | None = None,
+                 render_size: int = 1024, threshold: float = 0.5, max_new_tokens: int = 32,
+                 body_views: PreparedViews | None = None, smplx_matrix=None):
+        if contact_model is None and affordance_model is None:
+            raise ValueError("at least one of the human-contact and object-affordance models is needed")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+        self.contact_model = contact_model
+        self.affordance_model = affordance_model
+        self.body = body
+        self.objects = objects
+        self.renderer = renderer or Renderer()
+        self.cache = cache
+        self.render_size = int(render_size)
+        self.threshold = float(threshold)
+        self.max_new_tokens = int(max_new_tokens)
+        self.smplx_matrix = smplx_matrix
+        self._body_views = body_views
+        if body_views is not None and body_views.lifter.num_targets != body.num_vertices:
+            raise ValueError(f"body views lift to {body_views.lifter.num_targets} vertices, the body has "
+                             f"{body.num_vertices}")
+        self._object_views: dict[str, PreparedViews] = {}
+        self._embeddings: dict[tuple[int, int], torch.Tensor] = {}
+
+    @property
+    def models(self) -> list[MVLoc]:
+        return [m for m in dict.fromkeys([self.contact_model, self.affordance_model]) if m is not None]
+
+    @property
+    def weights_are_random(self) -> bool:
+        return any(m.weights_are_random for m in self.models)
+
+    @property
+    def model_id(self) -> str:
+        names = [m.model_id if m is not None else "" for m in (self.contact_model, self.affordance_model)]
+        return names[0] if names[0] == names[1] else "+".join(names)
+
+    @property
+    def body_model_name(self) -> str:
+        return "smplx" if self.smplx_matrix is not None else self.body.name
+
+    def body_views(self) -> PreparedViews:
+        """The body's prepared views (rendered or loaded once)."""
+        if self._body_views is None:
+            self._body_views = prepare_body_views(self.body, self.renderer, self.cache, BODY_VIEWS, self.render_size)
+        return self._body_views
+
+    def object_views(self, geometry: ObjectGeometry) -> PreparedViews:
+        """A mesh's prepared object views (rendered or loaded once per mesh)."""
+        normalized = geometry.normalized()
+        key = normalized.content_hash()
+        if key not in self._object_views:
+            self._object_views[key] = prepare_object_views(normalized, self.renderer, self.cache, OBJECT_VIEWS,
+                                                           self.render_size)
+        return self._object_views[key]
+
+    def _view_embeddings(self, model: MVLoc, prepared: PreparedViews) -> torch.Tensor:
+        # Prepared views live as long as the estimator (held in _body_views / _object_views),
+        # so their identity is a valid key.
+        key = (id(model), id(prepared))
+        if key not in self._embeddings:
+            self._embeddings[key] = model.encode_views(prepared.images)
+        return self._embeddings[key]
+
+    def warm_up(self) -> None:
+        """Prepare the body views and their SAM embeddings now instead of on the first image."""
+        if self.contact_model is not None:
+            self._view_embeddings(self.contact_model, self.body_views())
+
+    def _masks(self, model: MVLoc, features, question: str, prepared: PreparedViews,
+               views: Sequence[ViewSpec], conditioning_dist: float | None, timer: _Timer):
+        with timer("generate"):
+            answer = model.answer(features, question, self.max_new_tokens)
+        if answer.seg_hidden is None:
+            return answer, None
+        with timer("sam_encode"):
+            embeddings = self._view_embeddings(model, prepared)
+        with timer("decode"):
+            prompts = model.view_prompts(answer.seg_hidden, model.cameras(list(views), conditioning_dist))
+            logits = model.decode_masks(prompts, embeddings, self.render_size)
+        with timer("lift"):
+            probabilities = prepared.lift(logits)
+        return answer, probabilities
+
+    def estimate(self, image: np.ndarray, detections: Sequence[Detection],
+                 geometries: Mapping[str, ObjectGeometry] | None = None) -> EstimateResult:
+        """Human contact and object affordance for every detection of one image.
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+            detections: the objects to reason about (the box is not used by the model, which
+                sees the whole image, as InteractVLM does).
+            geometries: per detection id, geometry overriding the class map.
+
+        Raises:
+            ValueError: an image that is not (H, W, 3) uint8.
+        """
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        timings: dict[str, float] = {}
+        timer = _Timer(timings)
+        start = time.perf_counter()
+        features = {}
+        with timer("image_encode"):
+            for model in self.models:
+                features[id(model)] = model.encode_image(image)
+        results = []
+        for detection in detections:
+            name = object_name(detection.label)
+            notes = []
+            contact = affordance = None
+            if self.contact_model is not None:
+                contact = self._human_contact(name, features[id(self.contact_model)], timer)
+            if self.affordance_model is not None:
+                geometry = (geometries or {}).get(detection.id) or self.objects.get(detection.label)
+                if geometry is None:
+                    notes.append(f"no mesh or proxy for class {detection.label!r}: affordance skipped")
+                else:
+                    with timer("render"):
+                        prepared = self.object_views(geometry)
+                    affordance = self._affordance(name, geometry, prepared, features[id(self.affordance_model)],
+                                                  timer)
+            results.append(InteractionResult(detection, contact, affordance, tuple(notes)))
+        timings["total"] = (time.perf_counter() - start) * 1e3
+        return EstimateResult(results, timings, self.weights_are_random, self.model_id)
+
+    def _human_contact(self, name: str, features, timer: _Timer) -> HumanContactResult:
+        model = self.contact_model
+        with timer("render"):
+            prepared = self.body_views()
+        answer, probabilities = self._masks(model, features, HUMAN_CONTACT_PROMPT.format(object=name), prepared,
+                                            BODY_VIEWS, None, timer)
+        if probabilities is None:
+            probabilities = np.zeros(prepared.lifter.num_targets, np.float32)
+        if self.smplx_matrix is not None:
+            from .geometry.smpl import smplh_to_smplx
+
+            probabilities = smplh_to_smplx(probabilities, self.smplx_matrix)
+        parsed = parse_answer(answer.text)
+        return HumanContactResult(
+            body_model=self.body_model_name,
+            vertex_probabilities=probabilities,
+            contact_vertices=np.flatnonzero(probabilities >= np.float32(self.threshold)),
+            threshold=self.threshold,
+            body_parts=parsed.body_parts,
+            answer=answer.text,
+            has_mask=answer.seg_hidden is not None,
+        )
+
+    def _affordance(self, name: str, geometry: ObjectGeometry, prepared: PreparedViews, features,
+                    timer: _Timer) -> ObjectAffordanceResult:
+        answer, probabilities = self._masks(self.affordance_model, features,
+                                            OBJECT_AFFORDANCE_PROMPT.format(object=name), prepared,
+                                            OBJECT_VIEWS, OBJECT_CONDITIONING_DIST, timer)
+        if probabilities is None:
+            probabilities = np.zeros(geometry.mesh.num_vertices, np.float32)
+        parsed = parse_answer(answer.text)
+        return ObjectAffordanceResult(
+            geometry_source=geometry.source,
+            points=geometry.mesh.vertices,
+            probabilities=probabilities,
+            threshold=self.threshold,
+            affordance=parsed.affordance,
+            answer=answer.text,
+            has_mask=answer.seg_hidden is not None,
+        )
