@@ -144,7 +144,8 @@ class InteractionEstimator:
             reported on SMPL-X.
 
     Raises:
-        ValueError: neither model given, or body views that do not match the body.
+        ValueError: neither model given, a threshold outside [0, 1], body views or an SMPL-X
+            matrix that do not match the body.
     """
 
     def __init__(self, contact_model: MVLoc | None, affordance_model: MVLoc | None, body: TriangleMesh,
@@ -165,6 +166,9 @@ class InteractionEstimator:
         self.threshold = float(threshold)
         self.max_new_tokens = int(max_new_tokens)
         self.smplx_matrix = smplx_matrix
+        if smplx_matrix is not None and (body.name != "smplh" or smplx_matrix.shape[1] != body.num_vertices):
+            raise ValueError(f"an SMPL-H -> SMPL-X matrix of shape {smplx_matrix.shape} needs the SMPL-H body "
+                             f"({body.num_vertices}-vertex {body.name!r} given)")
         self._body_views = body_views
         if body_views is not None and body_views.lifter.num_targets != body.num_vertices:
             raise ValueError(f"body views lift to {body_views.lifter.num_targets} vertices, the body has "

@@ -85,7 +85,7 @@ def _word_level_tokenizer():
 
 
 def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_format: str = "bin",
-                          camera_conditioned: bool = True, shards: int = 2) -> Path:
+                          camera_conditioned: bool = True, shards: int = 2, emit_seg: bool = True) -> Path:
     """Write a tiny random MV-Loc checkpoint and its CLIP tower (``directory/clip``).
 
     Args:
@@ -94,6 +94,8 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
         weight_format: "bin" (torch, as the released checkpoints) or "safetensors".
         camera_conditioned: write the vi_v1 camera encoder (as the released 3D models).
         shards: number of weight files (an index JSON is written when > 1).
+        emit_seg: apply the plumbing arrangement that makes the model answer [SEG] at once
+            (False: all weights plainly random).
 
     Returns:
         The checkpoint directory.
@@ -127,9 +129,10 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
         "vocab_size", "hidden_act", "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id")})
     sam = SamConfig(vision_config=TINY_SAM_VISION, mask_decoder_config=TINY_SAM_DECODER)
     model = MVLocModel(spec, llama, sam)
-    with torch.no_grad():  # the plumbing arrangement described in the module docstring
-        model.language_model.get_input_embeddings().weight[:, 0] = 4.0
-        model.language_model.lm_head.weight[seg, 0] = 8.0
+    if emit_seg:
+        with torch.no_grad():  # the plumbing arrangement described in the module docstring
+            model.language_model.get_input_embeddings().weight[:, 0] = 4.0
+            model.language_model.lm_head.weight[seg, 0] = 8.0
     state = unmap_module_keys({k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()})
     _save_weights(directory, state, weight_format, shards)
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))

@@ -1,0 +1,239 @@
+"""MV-Loc: the tiny checkpoint through the real loading path, loading errors, generation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from interactvlm_ros.cli import main as cli_main
+from interactvlm_ros.geometry.camera import BODY_VIEWS
+from interactvlm_ros.localize.checkpoint import CheckpointError, read_state_dict
+from interactvlm_ros.localize.inference import load_mvloc
+from interactvlm_ros.localize.prompts import HUMAN_CONTACT_PROMPT, IMAGE_TOKEN_INDEX, conversation
+from interactvlm_ros.localize.tiny import write_tiny_checkpoint
+
+QUESTION = HUMAN_CONTACT_PROMPT.format(object="cup")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+@pytest.fixture(scope="module")
+def model(tiny):
+    return load_mvloc(tiny, tiny / "clip")
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from skimage import data
+
+    return data.astronaut()  # (512, 512, 3) uint8
+
+
+def outputs(model, photo, views):
+    features = model.encode_image(photo)
+    answer = model.answer(features, QUESTION)
+    prompts = model.view_prompts(answer.seg_hidden, model.cameras(list(BODY_VIEWS)))
+    return answer, model.decode_masks(prompts, model.encode_views(views), 128)
+
+
+def test_cli_writes_a_loadable_random_checkpoint(tmp_path, capsys):
+    assert cli_main(["make-tiny-checkpoint", str(tmp_path / "c"), "--seed", "3"]) == 0
+    assert "RANDOM" in capsys.readouterr().out
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert config["model_type"] == "llava" and config["interactvlm_ros_random_weights"] is True
+    index = json.loads((tmp_path / "c" / "pytorch_model.bin.index.json").read_text())
+    assert sorted(set(index["weight_map"].values())) == ["pytorch_model-00001-of-00002.bin",
+                                                         "pytorch_model-00002-of-00002.bin"]
+    keys = set(index["weight_map"])
+    assert {"model.embed_tokens.weight", "lm_head.weight", "model.mm_projector.weight",
+            "model.text_hidden_fcs.0.0.weight", "model.text_hidden_fcs.0.2.bias",
+            "cam_pose_encoder.view_transforms.3.weight", "model.visual_model.image_encoder.blocks.1.attn.qkv.weight",
+            "model.visual_model.prompt_encoder.no_mask_embed.weight",
+            "model.visual_model.mask_decoder.output_hypernetworks_mlps.0.layers.2.weight"} <= keys
+    assert not any("vision_tower" in k for k in keys)
+    size = sum(p.stat().st_size for p in (tmp_path / "c").rglob("*") if p.is_file())
+    assert size < 10_000_000
+
+
+def test_round_trip_loaded_weights_are_the_written_ones(tiny, model):
+    written = read_state_dict(tiny)
+    loaded = model.model.state_dict()
+    assert torch.equal(loaded["language_model.lm_head.weight"], written["lm_head.weight"].float())
+    assert torch.equal(loaded["sam.vision_encoder.layers.0.attn.qkv.weight"],
+                       written["model.visual_model.image_encoder.blocks.0.attn.qkv.weight"].float())
+    assert torch.equal(loaded["text_hidden_fcs.0.2.weight"], written["model.text_hidden_fcs.0.2.weight"].float())
+    assert model.weights_are_random and model.model_id == "ckpt"
+
+
+def test_formats_and_loads_give_identical_outputs(tiny, model, photo, tmp_path):
+    views = np.random.default_rng(0).integers(0, 256, (4, 128, 128, 3), dtype=np.uint8)
+    answer, masks = outputs(model, photo, views)
+    again = load_mvloc(tiny, tiny / "clip")
+    answer2, masks2 = outputs(again, photo, views)
+    assert answer.text == answer2.text == "[SEG]"
+    np.testing.assert_array_equal(masks, masks2)
+    # The same seed in safetensors, one file: the same weights, hence the same outputs.
+    other = write_tiny_checkpoint(tmp_path / "st", weight_format="safetensors", shards=1)
+    assert (other / "model.safetensors").is_file()
+    answer3, masks3 = outputs(load_mvloc(other, other / "clip"), photo, views)
+    np.testing.assert_array_equal(masks, masks3)
+    # Another seed: other weights.
+    seed1 = write_tiny_checkpoint(tmp_path / "s1", seed=1)
+    _, masks4 = outputs(load_mvloc(seed1, seed1 / "clip"), photo, views)
+    assert not np.allclose(masks, masks4)
+    assert masks.shape == (4, 128, 128) and masks.dtype == np.float32 and np.all(np.isfinite(masks))
+
+
+def test_bfloat16_loading(tiny, photo):
+    half = load_mvloc(tiny, tiny / "clip", dtype="bfloat16")
+    assert all(p.dtype == torch.bfloat16 for p in half.model.parameters())
+    views = np.full((4, 64, 64, 3), 128, np.uint8)
+    answer, masks = outputs(half, photo, views)
+    assert answer.text == "[SEG]" and np.all(np.isfinite(masks))
+    with pytest.raises(ValueError, match="dtype"):
+        load_mvloc(tiny, tiny / "clip", dtype="int8")
+
+
+def _copy(tiny, tmp_path):
+    target = tmp_path / "broken"
+    shutil.copytree(tiny, target)
+    return target
+
+
+def _edit_shard(directory, edit):
+    index = json.loads((directory / "pytorch_model.bin.index.json").read_text())
+    shard = directory / "pytorch_model-00001-of-00002.bin"
+    state = torch.load(shard, weights_only=True)
+    edit(state, index["weight_map"])
+    torch.save(state, shard)
+    (directory / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+
+
+def test_loading_fails_clearly_on_missing_extra_and_misshapen_keys(tiny, tmp_path):
+    broken = _copy(tiny, tmp_path)
+
+    def drop(state, weight_map):
+        key = next(k for k in state if k.startswith("model.layers.0.mlp"))
+        del state[key], weight_map[key]
+        drop.key = key
+
+    _edit_shard(broken, drop)
+    with pytest.raises(CheckpointError, match=r"missing from the checkpoint: language_model\.model\.layers\.0\.mlp"):
+        load_mvloc(broken, tiny / "clip")
+
+    broken = _copy(tiny, tmp_path / "b")
+
+    def add(state, weight_map):
+        state["model.visual_model.extra_head.weight"] = torch.zeros(2)
+        weight_map["model.visual_model.extra_head.weight"] = "pytorch_model-00001-of-00002.bin"
+
+    _edit_shard(broken, add)
+    with pytest.raises(CheckpointError, match="extra_head"):
+        load_mvloc(broken, tiny / "clip")
+
+    broken = _copy(tiny, tmp_path / "c")
+
+    def stray(state, weight_map):
+        state["attention_splitter.key.weight"] = torch.zeros(2, 2)
+        weight_map["attention_splitter.key.weight"] = "pytorch_model-00001-of-00002.bin"
+
+    _edit_shard(broken, stray)
+    with pytest.raises(CheckpointError, match="attention_splitter.key.weight"):
+        load_mvloc(broken, tiny / "clip")
+
+    broken = _copy(tiny, tmp_path / "d")
+
+    def reshape(state, weight_map):
+        key = "model.mm_projector.weight" if "model.mm_projector.weight" in state else next(iter(state))
+        state[key] = torch.zeros(3, 3)
+        reshape.key = key
+
+    _edit_shard(broken, reshape)
+    with pytest.raises(CheckpointError, match="wrong shapes|SAM weights"):
+        load_mvloc(broken, tiny / "clip")
+
+
+def test_loading_fails_clearly_on_missing_files(tiny, tmp_path):
+    with pytest.raises(FileNotFoundError, match="CLIP vision tower not found"):
+        load_mvloc(tiny, tmp_path / "no-clip")
+    with pytest.raises(FileNotFoundError, match="CLIP vision tower not found.*never downloaded"):
+        load_mvloc(tiny)  # config.json names the hub id, which is not a directory
+    with pytest.raises(FileNotFoundError, match="checkpoint directory not found"):
+        load_mvloc(tmp_path / "nothing", tiny / "clip")
+    broken = _copy(tiny, tmp_path)
+    (broken / "pytorch_model-00002-of-00002.bin").unlink()
+    with pytest.raises(FileNotFoundError, match="missing shards: pytorch_model-00002-of-00002.bin"):
+        load_mvloc(broken, tiny / "clip")
+    config = json.loads((tiny / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**config, "token_type": "Gen-Hu-Obj"}))
+    with pytest.raises(ValueError, match="joint human-object model"):
+        load_mvloc(broken, tiny / "clip")
+    broken = _copy(tiny, tmp_path / "e")
+    (broken / "config.json").write_text(json.dumps({**config, "mm_hidden_size": 48}))
+    with pytest.raises(CheckpointError, match=r"mm_projector.weight: \(64, 32\) != \(64, 48\)"):
+        load_mvloc(broken, tiny / "clip")
+    (broken / "config.json").write_text(json.dumps({**config, "seg_token_idx": 5}))
+    with pytest.raises(CheckpointError, match="seg_token_idx = 5"):
+        load_mvloc(broken, tiny / "clip")
+
+
+def test_prompt_tokens(model):
+    ids = model.prompt_ids(QUESTION)
+    assert ids.count(IMAGE_TOKEN_INDEX) == 1 and ids[0] == model.tokenizer.bos_token_id
+    assert ids.count(model.tokenizer.bos_token_id) == 1
+    text = model.tokenizer.decode([i for i in ids if i != IMAGE_TOKEN_INDEX], skip_special_tokens=False)
+    assert "<im_start> <im_end>" in text or "<im_start><im_end>" in text
+    assert ids[ids.index(IMAGE_TOKEN_INDEX) - 1] == model.tokenizer.convert_tokens_to_ids("<im_start>")
+    assert ids[ids.index(IMAGE_TOKEN_INDEX) + 1] == model.tokenizer.convert_tokens_to_ids("<im_end>")
+    assert conversation(QUESTION).endswith("ASSISTANT:")
+
+
+def test_generation_stops_at_seg_with_the_state_that_predicted_it(tmp_path, photo):
+    """With plainly random weights: run free (no stop token), declare a later generated token
+    the [SEG] token, and check that generation then stops right there and returns the hidden
+    state a full, uncached forward pass gives at the position that predicted it (LISA's
+    offset)."""
+    directory = write_tiny_checkpoint(tmp_path / "plain", emit_seg=False)
+    model = load_mvloc(directory, directory / "clip")
+    features = model.encode_image(photo)
+    model.spec = dataclasses.replace(model.spec, seg_token_idx=-1)  # nothing stops it
+    free = model.answer(features, QUESTION, max_new_tokens=12)
+    assert len(free.token_ids) >= 5 and free.seg_hidden is None
+    stop_at = next(i for i in range(2, len(free.token_ids)) if free.token_ids[i] not in free.token_ids[:i])
+    model.spec = dataclasses.replace(model.spec, seg_token_idx=free.token_ids[stop_at])
+    stopped = model.answer(features, QUESTION, max_new_tokens=12)
+    assert stopped.token_ids == free.token_ids[: stop_at + 1]
+    # Reference: the whole sequence in one uncached pass; the state before the [SEG] token.
+    ids = model.prompt_ids(QUESTION)
+    position = ids.index(IMAGE_TOKEN_INDEX)
+    text_ids = [i for i in ids if i != IMAGE_TOKEN_INDEX] + stopped.token_ids
+    with torch.inference_mode():
+        embedded = model.model.language_model.get_input_embeddings()(torch.tensor([text_ids]))
+        inputs = torch.cat([embedded[:, :position], features, embedded[:, position:]], dim=1)
+        hidden = model.model.language_model(inputs_embeds=inputs, use_cache=False,
+                                            output_hidden_states=True).hidden_states[-1]
+    torch.testing.assert_close(stopped.seg_hidden, hidden[0, -2], rtol=1e-4, atol=1e-5)
+    # max_new_tokens bounds a run without [SEG].
+    model.spec = dataclasses.replace(model.spec, seg_token_idx=-1)
+    assert len(model.answer(features, QUESTION, max_new_tokens=3).token_ids) <= 3
+
+
+def test_camera_conditioning(model):
+    seg = torch.ones(model.spec.hidden_size)
+    cameras = model.cameras(list(BODY_VIEWS))
+    assert cameras[1] == pytest.approx([0.2, 315 / 360, 315 / 360, 0.5, 0.65])
+    prompts = model.view_prompts(seg, cameras)
+    base = model.model.text_hidden_fcs[0](seg[None])
+    factors = model.model.cam_pose_encoder(torch.tensor(cameras))
+    assert prompts.shape == (4, 256)
+    torch.testing.assert_close(prompts, base.expand(4, -1) * factors)
+    assert torch.all((factors > 0) & (factors < 1))
+    assert not torch.allclose(prompts[0], prompts[1])

@@ -1,0 +1,115 @@
+"""The RLL pipeline end to end with the tiny checkpoint (random weights: plumbing only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from interactvlm_ros.geometry.body import load_body_model
+from interactvlm_ros.geometry.mesh import TriangleMesh
+from interactvlm_ros.geometry.objects import ObjectGeometry, ObjectLibrary, proxy_mesh
+from interactvlm_ros.localize.inference import load_mvloc
+from interactvlm_ros.localize.tiny import write_tiny_checkpoint
+from interactvlm_ros.pipeline import Detection, InteractionEstimator
+
+SIZE = 256
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    directory = write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "tiny")
+    return load_mvloc(directory, directory / "clip")
+
+
+@pytest.fixture(scope="module")
+def camera_photo():
+    from skimage import data
+
+    return np.repeat(data.camera()[:, :, None], 3, axis=2)  # a man with a camera on a tripod
+
+
+@pytest.fixture(scope="module")
+def estimator(model):
+    objects = ObjectLibrary(proxies={"camera": ["box", 0.25], "tripod": ["capsule", 1.5]})
+    return InteractionEstimator(model, model, load_body_model("anny"), objects, render_size=SIZE)
+
+
+CAMERA = Detection("camera", (230.0, 60.0, 360.0, 180.0), 0.91, "det-0")
+
+
+def test_real_photo_gives_finite_maps_of_the_right_sizes(estimator, camera_photo):
+    result = estimator.estimate(camera_photo, [CAMERA])
+    assert result.weights_are_random and result.model_id == "tiny"
+    (interaction,) = result.interactions
+    assert interaction.detection == CAMERA and interaction.notes == ()
+    contact = interaction.human_contact
+    assert contact.body_model == "anny" and contact.has_mask and contact.answer == "[SEG]"
+    p = contact.vertex_probabilities
+    assert p.shape == (13718,) and p.dtype == np.float32 and np.all(np.isfinite(p))
+    assert np.all((p >= 0) & (p <= 1)) and p.max() > 0
+    np.testing.assert_array_equal(contact.contact_vertices, np.flatnonzero(p >= 0.5))
+    affordance = interaction.object_affordance
+    geometry = estimator.objects.get("camera")
+    assert affordance.geometry_source == "proxy:box"
+    np.testing.assert_array_equal(affordance.points, geometry.mesh.vertices)
+    assert affordance.probabilities.shape == (geometry.mesh.num_vertices,)
+    assert affordance.probabilities.dtype == np.float32 and np.all(np.isfinite(affordance.probabilities))
+    assert set(result.timings_ms) >= {"image_encode", "generate", "sam_encode", "decode", "lift", "total"}
+    assert all(v >= 0 for v in result.timings_ms.values())
+
+
+def test_detections_share_the_image_encoding_and_the_renders(estimator, model, camera_photo, monkeypatch):
+    calls = []
+    original = model.encode_image
+    monkeypatch.setattr(model, "encode_image", lambda image: calls.append(1) or original(image))
+    detections = [CAMERA, Detection("tripod", (200, 150, 400, 500), 0.8, "det-1"),
+                  Detection("camera", (10, 10, 50, 50), 0.3, "det-2"), Detection("giraffe", (0, 0, 5, 5), 0.2, "det-3")]
+    result = estimator.estimate(camera_photo, detections)
+    assert len(calls) == 1  # one model serves both tasks: one encoding for four detections
+    assert [i.detection.id for i in result.interactions] == ["det-0", "det-1", "det-2", "det-3"]
+    unknown = result.interactions[3]
+    assert unknown.object_affordance is None and "giraffe" in unknown.notes[0]
+    assert unknown.human_contact is not None
+    # The same class, the same answer and renders: identical maps.
+    np.testing.assert_array_equal(result.interactions[0].object_affordance.probabilities,
+                                  result.interactions[2].object_affordance.probabilities)
+    assert len(estimator._object_views) == 2
+
+
+def test_geometry_override_by_detection_id(estimator, camera_photo):
+    sphere = ObjectGeometry.from_mesh(proxy_mesh("sphere", 0.2), "mesh:package://demo/ball.obj")
+    result = estimator.estimate(camera_photo, [CAMERA], geometries={"det-0": sphere})
+    affordance = result.interactions[0].object_affordance
+    assert affordance.geometry_source == "mesh:package://demo/ball.obj"
+    assert affordance.points.shape == sphere.mesh.vertices.shape
+
+
+def test_contact_only_and_smplx_conversion(model, camera_photo):
+    # A stand-in "SMPL-H": the conversion is checked with a hand-made matrix on its vertices.
+    body = load_body_model("anny")
+    smplh_like = TriangleMesh(body.vertices, body.faces, name="smplh")
+    rows = np.array([0, 1, 1])
+    matrix = sp.csr_matrix((np.array([1.0, 0.5, 0.5]), (rows, np.array([10, 20, 30]))), shape=(2, body.num_vertices))
+    estimator = InteractionEstimator(model, None, smplh_like, ObjectLibrary(), render_size=SIZE, smplx_matrix=matrix)
+    (interaction,) = estimator.estimate(camera_photo, [CAMERA]).interactions
+    assert interaction.object_affordance is None
+    contact = interaction.human_contact
+    assert contact.body_model == "smplx" and contact.vertex_probabilities.shape == (2,)
+    plain = InteractionEstimator(model, None, smplh_like, ObjectLibrary(), render_size=SIZE)
+    p = plain.estimate(camera_photo, [CAMERA]).interactions[0].human_contact.vertex_probabilities
+    np.testing.assert_allclose(contact.vertex_probabilities, [p[10], 0.5 * p[20] + 0.5 * p[30]], rtol=1e-6)
+    with pytest.raises(ValueError, match="SMPL-H body"):
+        InteractionEstimator(model, None, body, ObjectLibrary(), smplx_matrix=matrix)
+
+
+def test_bad_input(estimator, model):
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        estimator.estimate(np.zeros((10, 10), np.uint8), [CAMERA])
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        estimator.estimate(np.zeros((10, 10, 3), np.float32), [CAMERA])
+    with pytest.raises(ValueError, match="at least one"):
+        InteractionEstimator(None, None, load_body_model("anny"), ObjectLibrary())
+    with pytest.raises(ValueError, match="threshold"):
+        InteractionEstimator(model, None, load_body_model("anny"), ObjectLibrary(), threshold=1.5)
+    assert estimator.estimate(np.zeros((8, 8, 3), np.uint8), []).interactions == []
