@@ -12,15 +12,14 @@ one arrangement for plumbing: every token embedding carries a constant in channe
 ``[SEG]`` row of ``lm_head`` reads that channel, so the tiny model answers ``[SEG]`` at once
 and the mask path always runs. Outputs are meaningless and every result built from them
 reports ``weights_are_random = true`` (config.json carries ``interactvlm_ros_random_weights``).
-The tokenizer is a word-level tokenizer over the words of the prompts and answers (a real
-checkpoint ships LLaMA's SentencePiece tokenizer).
+The tokenizer is in LLaMA's format (a SentencePiece model trained here on the prompts and
+answers, 400 pieces, plus InteractVLM's added tokens).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import torch
@@ -50,6 +49,19 @@ TINY_SAM_VISION = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=
 #: The mask decoder keeps SAM's width 256 (the [SEG] prompt size) with a narrow MLP.
 TINY_SAM_DECODER = dict(mlp_dim=64, iou_head_hidden_dim=32, layer_norm_eps=1e-5)
 
+#: Size presets: "tiny" (a few MB, tests and the demo) and "small" (~200 MB in bf16, for
+#: benchmarks: LLaMA width 768 x 6 layers with LLaMA's 32000-token vocabulary, CLIP width 256,
+#: SAM ViT width 256 x 4 blocks and SAM's full mask decoder).
+PRESETS = {
+    "tiny": (TINY_LLAMA, TINY_CLIP, TINY_SAM_VISION, TINY_SAM_DECODER, None),
+    "small": (dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=6, num_attention_heads=12,
+                   num_key_value_heads=12, max_position_embeddings=2048, rms_norm_eps=1e-5),
+              dict(TINY_CLIP, hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4),
+              dict(TINY_SAM_VISION, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                   global_attn_indexes=[1, 3], mlp_dim=1024),
+              dict(layer_norm_eps=1e-5), 32000),
+}
+
 #: openai/clip-vit-large-patch14's preprocessing (shortest side 224, bicubic, centre crop).
 CLIP_PREPROCESSOR = {
     "crop_size": {"height": 224, "width": 224}, "do_center_crop": True, "do_normalize": True,
@@ -59,33 +71,38 @@ CLIP_PREPROCESSOR = {
 }
 
 
-def _word_level_tokenizer():
-    """A LLaMA-like word-level tokenizer: <unk>=0, <s>=1, </s>=2, a BOS post-processor, then
-    [SEG] (added, not special) and <im_start>, <im_end> (special), as InteractVLM adds them."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, decoders
-    from transformers import PreTrainedTokenizerFast
+def _write_tokenizer(directory: Path) -> None:
+    """A LLaMA-format tokenizer, as a released checkpoint ships it: a SentencePiece BPE model
+    (``tokenizer.model``; <unk>=0, <s>=1, </s>=2, byte fallback) trained here on the prompt
+    and answer text, ``tokenizer_config.json`` naming ``LlamaTokenizer``, and the tokens
+    InteractVLM adds: ``[SEG]`` (not special), ``<im_start>``, ``<im_end>`` (special)."""
+    import io
 
-    corpus = " ".join([SYSTEM_PROMPT, HUMAN_CONTACT_PROMPT, OBJECT_AFFORDANCE_PROMPT, "USER ASSISTANT",
-                       "The contacting body parts are and the contact region is affordance type",
-                       " ".join(BODY_PARTS), " ".join(AFFORDANCES),
-                       "cup bottle chair camera tripod helmet person object ball book laptop bag"])
-    words = sorted(set(re.findall(r"\w+|[^\w\s]", corpus.lower() + corpus)))
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
-    for word in words:
-        vocab.setdefault(word, len(vocab))
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    backend.decoder = decoders.WordPiece(prefix="##", cleanup=True)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
-                                        unk_token="<unk>", pad_token="<unk>")
-    tokenizer.add_tokens([SEG_TOKEN])
-    tokenizer.add_tokens([IM_START_TOKEN, IM_END_TOKEN], special_tokens=True)
-    return tokenizer
+    import sentencepiece
+
+    corpus = [SYSTEM_PROMPT, HUMAN_CONTACT_PROMPT, OBJECT_AFFORDANCE_PROMPT, "USER: ASSISTANT:",
+              "The contacting body parts are " + ", ".join(BODY_PARTS) + ", and the contact region is",
+              "The affordance type is " + ", ".join(AFFORDANCES) + ", and the contact region is",
+              "cup bottle chair camera tripod helmet person ball book laptop bag"] * 8
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus), model_writer=model, vocab_size=400, model_type="bpe", unk_id=0, bos_id=1,
+        eos_id=2, pad_id=-1, byte_fallback=True, character_coverage=1.0, num_threads=1, minloglevel=2)
+    (directory / "tokenizer.model").write_bytes(model.getvalue())
+    added = {SEG_TOKEN: 400, IM_START_TOKEN: 401, IM_END_TOKEN: 402}
+    (directory / "added_tokens.json").write_text(json.dumps(added, indent=2))
+    (directory / "special_tokens_map.json").write_text(json.dumps(
+        {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<unk>",
+         "additional_special_tokens": [IM_START_TOKEN, IM_END_TOKEN]}, indent=2))
+    (directory / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False, "legacy": True,
+         "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<unk>",
+         "clean_up_tokenization_spaces": False, "model_max_length": 2048, "padding_side": "right"}, indent=2))
 
 
 def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_format: str = "bin",
-                          camera_conditioned: bool = True, shards: int = 2, emit_seg: bool = True) -> Path:
+                          camera_conditioned: bool = True, shards: int = 2, emit_seg: bool = True,
+                          preset: str = "tiny") -> Path:
     """Write a tiny random MV-Loc checkpoint and its CLIP tower (``directory/clip``).
 
     Args:
@@ -96,6 +113,7 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
         shards: number of weight files (an index JSON is written when > 1).
         emit_seg: apply the plumbing arrangement that makes the model answer [SEG] at once
             (False: all weights plainly random).
+        preset: "tiny" or "small" (see :data:`PRESETS`).
 
     Returns:
         The checkpoint directory.
@@ -105,29 +123,36 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
 
     transformers_logging.disable_progress_bar()
 
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    llama_sizes, clip_sizes, sam_vision, sam_decoder, vocab_size = PRESETS[preset]
     if weight_format not in ("bin", "safetensors"):
         raise ValueError(f"weight_format must be 'bin' or 'safetensors', got {weight_format!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    tokenizer = _word_level_tokenizer()
+    _write_tokenizer(directory)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     seg = tokenizer.convert_tokens_to_ids(SEG_TOKEN)
     config = {
         "architectures": ["InteractVLMForCausalLM"], "model_type": "llava",
-        **TINY_LLAMA, "vocab_size": len(tokenizer), "hidden_act": "silu", "tie_word_embeddings": False,
+        **llama_sizes, "vocab_size": max(len(tokenizer), vocab_size or 0), "hidden_act": "silu",
+        "tie_word_embeddings": False,
         "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": 0,
-        "mm_hidden_size": TINY_CLIP["hidden_size"], "mm_vision_select_layer": -2, "mm_use_im_start_end": True,
+        "mm_hidden_size": clip_sizes["hidden_size"], "mm_vision_select_layer": -2, "mm_use_im_start_end": True,
         "mm_use_im_patch_token": False, "mm_vision_select_feature": "patch", "image_aspect_ratio": "square",
         "vision_tower": "openai/clip-vit-large-patch14", "use_cache": False,
         "out_dim": 256, "seg_token_idx": seg, "img_emb_len": 255, "multiview_channels": 4,
         "multiview_cam_cond": camera_conditioned, "cam_encoder_type": "vi_v1", "token_type": "Gen",
         "hC_sam_view_type": "4MV-Z_Vitru", "oC_sam_view_type": "4MV-Z_HM", "train_mask_decoder": True,
-        RANDOM_WEIGHTS_KEY: True, "interactvlm_ros_tiny_seed": seed,
+        RANDOM_WEIGHTS_KEY: True, "interactvlm_ros_tiny_seed": seed, "interactvlm_ros_preset": preset,
     }
     spec = MVLocSpec.from_config(config)
-    llama = LlamaConfig(**{k: v for k, v in config.items() if k in TINY_LLAMA or k in (
+    llama = LlamaConfig(**{k: v for k, v in config.items() if k in llama_sizes or k in (
         "vocab_size", "hidden_act", "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id")})
-    sam = SamConfig(vision_config=TINY_SAM_VISION, mask_decoder_config=TINY_SAM_DECODER)
+    sam = SamConfig(vision_config=sam_vision, mask_decoder_config=sam_decoder)
     model = MVLocModel(spec, llama, sam)
     if emit_seg:
         with torch.no_grad():  # the plumbing arrangement described in the module docstring
@@ -136,9 +161,8 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
     state = unmap_module_keys({k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()})
     _save_weights(directory, state, weight_format, shards)
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-    tokenizer.save_pretrained(directory)
 
-    clip = CLIPVisionModel(CLIPVisionConfig(**TINY_CLIP))
+    clip = CLIPVisionModel(CLIPVisionConfig(**clip_sizes))
     clip.save_pretrained(directory / "clip", safe_serialization=True)
     (directory / "clip" / "preprocessor_config.json").write_text(json.dumps(CLIP_PREPROCESSOR, indent=2))
     return directory

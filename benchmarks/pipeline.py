@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Per-stage timings of the RLL pipeline for one detection, with the tiny and the "small"
+(~200 MB) random MV-Loc configurations, and the ratio of this project's path to a reference
+path that does what InteractVLM's ``evaluate`` does:
+
+* project path: KV-cached greedy generation stopping at [SEG]; SAM embeddings of the body
+  renders computed once (cached), so per detection only the mask decoder runs;
+* reference path: generation without a KV cache (InteractVLM's config sets use_cache=False,
+  so every step re-runs the whole sequence) up to the end of the answer ("[SEG]", ".", EOS:
+  two tokens past [SEG]), and SAM's image encoder re-run on the 4 renders for every detection.
+
+Weights are random, so the "answer" is made realistic in length: the benchmark runs free for
+24 tokens and declares the token at position ~20 the [SEG] token (InteractVLM's answers, e.g.
+"The contacting body parts are left hand, right hand, and the contact region is [SEG]", are
+about 20 LLaMA tokens). Medians of --repeats runs; ratios are the figures to compare.
+
+    python benchmarks/pipeline.py [--presets tiny small] [--repeats 3] [--render-size 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from interactvlm_ros.geometry.body import load_body_model
+from interactvlm_ros.geometry.camera import BODY_VIEWS
+from interactvlm_ros.localize.inference import load_mvloc
+from interactvlm_ros.localize.prompts import HUMAN_CONTACT_PROMPT, IMAGE_TOKEN_INDEX
+from interactvlm_ros.localize.tiny import write_tiny_checkpoint
+from interactvlm_ros.multiview import prepare_body_views
+from interactvlm_ros.render.views import Renderer
+
+QUESTION = HUMAN_CONTACT_PROMPT.format(object="helmet")
+
+
+def median_ms(function, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times), result
+
+
+@torch.inference_mode()
+def generate_without_cache(model, features, steps):
+    """InteractVLM-style generation: every step re-runs the full sequence (use_cache=False)."""
+    ids = model.prompt_ids(QUESTION)
+    position = ids.index(IMAGE_TOKEN_INDEX)
+    text_ids = [i for i in ids if i != IMAGE_TOKEN_INDEX]
+    embed = model.model.language_model.get_input_embeddings()
+    for _ in range(steps):
+        embedded = embed(torch.tensor([text_ids], device=model.device))
+        inputs = torch.cat([embedded[:, :position], features, embedded[:, position:]], dim=1)
+        out = model.model.language_model(inputs_embeds=inputs, use_cache=False, output_hidden_states=True)
+        text_ids.append(int(out.logits[0, -1].argmax()))
+    return text_ids
+
+
+def run(preset, repeats, render_size, prepared, directory):
+    checkpoint = write_tiny_checkpoint(directory / preset, preset=preset, emit_seg=False)
+    size_mb = sum(p.stat().st_size for p in checkpoint.rglob("*") if p.is_file()) / 1e6
+    model = load_mvloc(checkpoint, checkpoint / "clip")
+    from skimage import data
+
+    photo = data.astronaut()
+    model.spec = dataclasses.replace(model.spec, seg_token_idx=-1)
+    free = model.answer(model.encode_image(photo), QUESTION, max_new_tokens=24).token_ids
+    stop = next(i for i in range(min(19, len(free) - 1), -1, -1) if free[i] not in free[:i])
+    model.spec = dataclasses.replace(model.spec, seg_token_idx=free[stop])
+
+    t_clip, features = median_ms(lambda: model.encode_image(photo), repeats)
+    t_gen, answer = median_ms(lambda: model.answer(features, QUESTION, max_new_tokens=64), repeats)
+    t_gen_ref, _ = median_ms(lambda: generate_without_cache(model, features, len(answer.token_ids) + 2), repeats)
+    t_sam, embeddings = median_ms(lambda: model.encode_views(prepared.images), max(1, repeats // 2))
+    cameras = model.cameras(list(BODY_VIEWS))
+    t_dec, logits = median_ms(
+        lambda: model.decode_masks(model.view_prompts(answer.seg_hidden, cameras), embeddings, render_size), repeats)
+    t_lift, _ = median_ms(lambda: prepared.lift(logits), repeats)
+    ours = t_gen + t_dec + t_lift
+    reference = t_gen_ref + t_sam + t_dec + t_lift
+    print(f"\n[{preset}] checkpoint {size_mb:.0f} MB, answer {len(answer.token_ids)} tokens, render {render_size}px")
+    print(f"  CLIP encode (once per image)    {t_clip:9.1f} ms")
+    print(f"  generate, KV cache, stop [SEG]  {t_gen:9.1f} ms   reference (no cache, +2 tokens) {t_gen_ref:9.1f} ms"
+          f"   ratio {t_gen_ref / t_gen:5.1f}")
+    print(f"  SAM encode 4 renders            {t_sam:9.1f} ms   (project: once per body/mesh; reference: every detection)")
+    print(f"  mask decode 4 views             {t_dec:9.1f} ms")
+    print(f"  lift                            {t_lift:9.1f} ms")
+    print(f"  per detection: project {ours:9.1f} ms, reference {reference:9.1f} ms, ratio {reference / ours:5.1f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--render-size", type=int, default=1024)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; weights are RANDOM (timing only)")
+    prepared = prepare_body_views(load_body_model("anny"), Renderer(), None, BODY_VIEWS, args.render_size)
+    with tempfile.TemporaryDirectory() as directory:
+        from pathlib import Path
+
+        for preset in args.presets:
+            run(preset, args.repeats, args.render_size, prepared, Path(directory))
+
+
+if __name__ == "__main__":
+    main()
