@@ -18,7 +18,10 @@ setup(
     python_requires=">=3.10",
     install_requires=["numpy", "pyyaml"],
     zip_safe=False,
-    entry_points={"console_scripts": ["interactvlm-ros = interactvlm_ros.cli:main"]},
+    entry_points={"console_scripts": [
+        "interactvlm-ros = interactvlm_ros.cli:main",
+        "interactvlm_node = interactvlm_ros.ros.node:main",
+    ]},
     maintainer="interactvlm_ros maintainers",
     description="InteractVLM Render-Localize-Lift inference for ROS 2",
     license="Apache-2.0",

@@ -16,6 +16,7 @@ import tempfile
 import pytest
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_PYTHON_CHECK_FIELDS", "1")  # wrong field types raise instead of aborting
 os.environ.pop("ROS_STATIC_PEERS", None)
 if "ROS_HOME" not in os.environ or not os.environ["ROS_HOME"].startswith(tempfile.gettempdir()):
     os.environ["ROS_HOME"] = tempfile.mkdtemp(prefix="interactvlm-ros-home-")
@@ -29,6 +30,12 @@ _domains = itertools.count()
 @pytest.fixture
 def ros_domain_id() -> int:
     """A ROS domain id used by this test only (within this pytest run)."""
+    return (_BASE_DOMAIN + next(_domains)) % 100 + 1
+
+
+@pytest.fixture(scope="module")
+def module_domain_id() -> int:
+    """A ROS domain id shared by one test module's tests (e.g. one node under test)."""
     return (_BASE_DOMAIN + next(_domains)) % 100 + 1
 
 

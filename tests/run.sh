@@ -10,6 +10,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 set -u
 
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+# Type-check message fields in Python (off by default since Jazzy): a wrong field type then
+# raises in the test instead of aborting in the C conversion.
+export ROS_PYTHON_CHECK_FIELDS=1
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( ($$ % 90) + 1 ))}"
 ros_home="$(mktemp -d -t interactvlm-ros-home.XXXXXX)"
 trap 'rm -rf "$ros_home"' EXIT

@@ -1,0 +1,69 @@
+"""sensor_msgs Image / CompressedImage -> (H, W, 3) uint8 RGB, with reasons for rejection.
+
+Raw images go through rosbags-image (encoding table, byte order, colour conversion with
+OpenCV); compressed ones through OpenCV's decoder. Row padding (``step`` larger than a row)
+is removed first, since rosbags-image assumes packed rows. No ROS 1 cv_bridge is involved.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+from rosbags.image import ImageError, image_to_cvimage
+
+#: Raw encodings accepted, with their bytes per pixel.
+SUPPORTED_ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}
+#: CompressedImage formats accepted (the start of the ``format`` field, as image_transport writes it).
+SUPPORTED_COMPRESSED = ("jpeg", "jpg", "png")
+
+
+class ImageRejected(ValueError):
+    """An image that cannot be used; ``reason`` is a short key for counting."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def image_to_rgb(msg) -> np.ndarray:
+    """Decode a sensor_msgs/Image (rgb8, bgr8, mono8, rgba8, bgra8) to (H, W, 3) uint8 RGB.
+
+    Raises:
+        ImageRejected: unsupported encoding, empty image, or a data buffer inconsistent with
+            height, width and step.
+    """
+    encoding = msg.encoding
+    if encoding not in SUPPORTED_ENCODINGS:
+        raise ImageRejected("unsupported_encoding",
+                            f"encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row = width * SUPPORTED_ENCODINGS[encoding]
+    if height == 0 or width == 0:
+        raise ImageRejected("empty_image", f"{width}x{height} image")
+    if step < row or len(msg.data) < step * height:
+        raise ImageRejected("bad_image_size", f"{len(msg.data)} bytes for {width}x{height} {encoding} with step {step}")
+    data = np.frombuffer(msg.data, np.uint8, count=step * height).reshape(height, step)[:, :row]
+    packed = SimpleNamespace(encoding=encoding, height=height, width=width, is_bigendian=msg.is_bigendian,
+                             data=np.ascontiguousarray(data).reshape(-1))
+    try:
+        rgb = image_to_cvimage(packed, "rgb8")
+    except (ImageError, cv2.error) as error:
+        raise ImageRejected("unsupported_encoding", str(error)) from error
+    return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def compressed_to_rgb(msg) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (jpeg or png) to (H, W, 3) uint8 RGB.
+
+    Raises:
+        ImageRejected: another format (e.g. compressedDepth), or undecodable data.
+    """
+    fmt = msg.format.lower()  # "jpeg", "png", or image_transport's "rgb8; jpeg compressed bgr8"
+    if "compresseddepth" in fmt or not any(f in fmt for f in SUPPORTED_COMPRESSED):
+        raise ImageRejected("unsupported_encoding", f"compressed format {msg.format!r}; supported: jpeg, png")
+    bgr = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageRejected("undecodable_image", f"{len(msg.data)} bytes of {msg.format!r} could not be decoded")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

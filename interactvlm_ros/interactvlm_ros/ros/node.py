@@ -1,0 +1,527 @@
+"""``interactvlm_node``: the lifecycle node robots run.
+
+Lifecycle (rclpy.lifecycle):
+
+* configure: load the models (or a tiny RANDOM one), the body, the object map, and prepare the
+  body renders and their SAM embeddings; a missing file fails the transition with a message
+  naming it;
+* activate: subscriptions (``image`` or its CompressedImage, ``detections``), publishers
+  (``~/interactions``, ``~/markers``, ``/diagnostics``) and the ``~/estimate_interactions``
+  service;
+* deactivate: all of those are destroyed; cleanup / shutdown: the models are freed.
+
+All model work runs on one worker thread (the OpenGL context and the model belong to it);
+callbacks only store messages. Images wait in a small ring buffer; each detections message is
+paired with the image of its stamp (exact, or nearest within ``sync_slop``) and becomes the one
+pending pair: a newer pair replaces an unprocessed one, so latency never grows. Every message
+that is not used is counted by reason and reported on /diagnostics.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from interactvlm_msgs.msg import HumanContact, Interaction, InteractionArray, ObjectAffordance
+from interactvlm_msgs.srv import EstimateInteractions
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray
+from visualization_msgs.msg import MarkerArray
+
+from ..pipeline import Detection
+from .conversions import affordance_cloud, human_contact_msg, object_affordance_msg
+from .images import SUPPORTED_ENCODINGS, ImageRejected, compressed_to_rgb, image_to_rgb
+from .markers import MarkerBuilder
+from .parameters import PARAMETERS
+from .sync import PairBuffer
+
+NODE_NAME = "interactvlm_node"
+
+
+def stamp_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _descriptor(parameter) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=parameter.description, read_only=parameter.read_only)
+    if parameter.choices:
+        descriptor.additional_constraints = "one of: " + ", ".join(parameter.choices)
+    if parameter.range is not None:
+        low, high = parameter.range
+        if isinstance(parameter.default, bool):
+            pass
+        elif isinstance(parameter.default, int):
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=0)]
+        elif isinstance(parameter.default, float):
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
+    return descriptor
+
+
+def _qos(name: str, depth: int) -> QoSProfile:
+    if name == "sensor_data":
+        profile = QoSProfile(**{k: getattr(qos_profile_sensor_data, k) for k in ("reliability", "durability")},
+                             history=HistoryPolicy.KEEP_LAST, depth=depth)
+        return profile
+    reliability = ReliabilityPolicy.RELIABLE if name == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability)
+
+
+class Statistics:
+    """Counters and recent timings for /diagnostics (thread-safe)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.latencies_ms: deque[float] = deque(maxlen=50)
+        self.inference_ms: deque[float] = deque(maxlen=50)
+        self.outputs: deque[float] = deque(maxlen=50)
+        self.images: deque[float] = deque(maxlen=50)
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self.lock:
+            self.counts[key] += n
+
+    @staticmethod
+    def rate(times: deque[float]) -> float:
+        if len(times) < 2 or times[-1] <= times[0]:
+            return 0.0
+        return (len(times) - 1) / (times[-1] - times[0])
+
+
+class InteractVLMNode(LifecycleNode):
+    """The InteractVLM lifecycle node (see the module docstring)."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        for parameter in PARAMETERS:
+            self.declare_parameter(parameter.name, parameter.default, _descriptor(parameter))
+        self.add_on_set_parameters_callback(self._validate_parameters)
+        self.stats = Statistics()
+        self.estimator = None
+        self.body = None
+        self.device = "unconfigured"
+        self._worker: ThreadPoolExecutor | None = None
+        self._scheduled = False
+        self._schedule_lock = threading.Lock()
+        self._active = False
+        self._entities: list = []
+        self._buffer = PairBuffer()
+        self._markers = None
+        self._service_group = MutuallyExclusiveCallbackGroup()
+        self._tiny_dir: tempfile.TemporaryDirectory | None = None
+
+    # --------------------------------------------------------------------------- parameters
+    def p(self, name: str):
+        return self.get_parameter(name).value
+
+    def _validate_parameters(self, parameters) -> SetParametersResult:
+        by_name = {p.name: p for p in PARAMETERS}
+        for parameter in parameters:
+            spec = by_name.get(parameter.name)
+            if spec is not None and spec.choices and parameter.value not in spec.choices:
+                return SetParametersResult(successful=False,
+                                           reason=f"{parameter.name} must be one of {', '.join(spec.choices)}")
+            if parameter.name == "sync_slop" and self._buffer is not None:
+                self._buffer.slop_ns = int(float(parameter.value) * 1e9)
+        return SetParametersResult(successful=True)
+
+    # ---------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._worker = self._worker or ThreadPoolExecutor(max_workers=1, thread_name_prefix="interactvlm_model")
+        try:
+            self._worker.submit(self._load).result()
+        except (FileNotFoundError, ValueError, RuntimeError) as error:
+            self.get_logger().error(f"configure failed: {error}")
+            self.estimator = None
+            return TransitionCallbackReturn.FAILURE
+        self._buffer = PairBuffer(int(self.p("image_buffer_size")), int(float(self.p("sync_slop")) * 1e9))
+        self._markers = MarkerBuilder()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _load(self) -> None:
+        """Runs on the worker thread: loads everything the pipeline needs."""
+        from ..geometry.body import load_body_model
+        from ..geometry.objects import ObjectLibrary
+        from ..geometry.smpl import load_conversion_matrix
+        from ..localize.inference import load_mvloc
+        from ..multiview import load_official_body_views
+        from ..pipeline import InteractionEstimator
+        from ..render.cache import RenderCache, default_cache_dir
+
+        device, dtype = self.p("device"), self.p("dtype")
+        if self.p("use_tiny_checkpoint"):
+            from ..localize.tiny import write_tiny_checkpoint
+
+            self._tiny_dir = tempfile.TemporaryDirectory(prefix="interactvlm-tiny-")
+            tiny = write_tiny_checkpoint(Path(self._tiny_dir.name) / "tiny-random")
+            contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype)
+            self.get_logger().warning("use_tiny_checkpoint: the model has RANDOM weights; outputs are meaningless")
+        else:
+            paths = {k: self.p(k) for k in ("contact_checkpoint_dir", "affordance_checkpoint_dir")}
+            if not any(paths.values()):
+                raise FileNotFoundError("no model: set contact_checkpoint_dir and/or affordance_checkpoint_dir "
+                                        "(or use_tiny_checkpoint for a random plumbing model)")
+            clip = self.p("clip_dir") or None
+            contact = load_mvloc(paths["contact_checkpoint_dir"], clip, device, dtype) if paths[
+                "contact_checkpoint_dir"] else None
+            if paths["affordance_checkpoint_dir"] == paths["contact_checkpoint_dir"]:
+                affordance = contact
+            else:
+                affordance = load_mvloc(paths["affordance_checkpoint_dir"], clip, device, dtype) if paths[
+                    "affordance_checkpoint_dir"] else None
+        body_name = self.p("body_model")
+        render_body = "smplh" if body_name == "smplx" else body_name
+        body = load_body_model(render_body, self.p("body_model_dir") or None)
+        matrix = None
+        if body_name == "smplx":
+            if not self.p("smplx_conversion_matrix"):
+                raise FileNotFoundError("body_model smplx needs smplx_conversion_matrix (an SMPL-H -> SMPL-X matrix)")
+            matrix = load_conversion_matrix(self.p("smplx_conversion_matrix"))
+        mesh_map = self.p("object_mesh_map")
+        objects = (ObjectLibrary.from_yaml(mesh_map) if mesh_map
+                   else ObjectLibrary(use_default_proxies=self.p("use_default_proxies")))
+        size = int(self.p("render_size"))
+        official = self.p("official_body_assets_dir")
+        body_views = load_official_body_views(official, body.num_vertices, image_size=size) if official else None
+        cache = RenderCache(self.p("cache_dir") or default_cache_dir())
+        estimator = InteractionEstimator(contact, affordance, body, objects, cache=cache, render_size=size,
+                                         threshold=float(self.p("threshold")),
+                                         max_new_tokens=int(self.p("max_new_tokens")), body_views=body_views,
+                                         smplx_matrix=matrix)
+        estimator.warm_up()
+        self.estimator, self.body, self.device = estimator, body, f"{device} ({dtype})"
+        self.get_logger().info(f"configured: model {estimator.model_id}, body {estimator.body_model_name}, "
+                               f"device {self.device}, renderer {estimator.renderer.rasterizer.renderer_name}")
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        depth = int(self.p("image_qos_depth"))
+        events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
+        image_type = CompressedImage if self.p("use_compressed") else Image
+        self._entities = [
+            self.create_subscription(image_type, self.p("image_topic"), self._on_image,
+                                     _qos(self.p("image_qos"), depth), event_callbacks=events),
+            self.create_subscription(Detection2DArray, self.p("detections_topic"), self._on_detections,
+                                     _qos(self.p("detections_qos"), 50), event_callbacks=events),
+            self.create_service(EstimateInteractions, "~/estimate_interactions", self._on_service,
+                                callback_group=self._service_group),
+            self.create_timer(float(self.p("diagnostics_period")), self._publish_diagnostics),
+        ]
+        self._interactions = self.create_publisher(InteractionArray, "~/interactions", 10)
+        self._marker_pub = self.create_publisher(MarkerArray, "~/markers", 1)
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._entities += [self._interactions, self._marker_pub, self._diagnostics]
+        self._active = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._destroy_entities()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._free()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._destroy_entities()
+        self._free()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _destroy_entities(self) -> None:
+        from rclpy.publisher import Publisher
+        from rclpy.service import Service
+        from rclpy.subscription import Subscription
+        from rclpy.timer import Timer
+
+        destroy = {Subscription: self.destroy_subscription, Publisher: self.destroy_publisher,
+                   Service: self.destroy_service, Timer: self.destroy_timer}
+        for entity in self._entities:
+            for kind, function in destroy.items():
+                if isinstance(entity, kind):
+                    function(entity)
+                    break
+        self._entities = []
+
+    def _free(self) -> None:
+        if self._worker is not None:
+            def free():
+                self.estimator = None
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+
+            self._worker.submit(free).result()
+        if self._tiny_dir is not None:
+            self._tiny_dir.cleanup()
+            self._tiny_dir = None
+
+    def destroy_node(self):
+        self._active = False
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
+            self._worker = None
+        super().destroy_node()
+
+    # ---------------------------------------------------------------------------- callbacks
+    def _incompatible_qos(self, event) -> None:
+        self.stats.count("incompatible_qos")
+        self.get_logger().warning(f"a publisher's QoS is incompatible with a subscription of this node "
+                                  f"(policy {event.last_policy_kind}); no messages will arrive from it",
+                                  throttle_duration_sec=5.0)
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self.stats.count(reason)
+        self.get_logger().warning(f"dropped input ({reason}): {detail}", throttle_duration_sec=5.0)
+
+    def _on_image(self, msg) -> None:
+        self.stats.count("images_received")
+        with self.stats.lock:
+            self.stats.images.append(time.monotonic())
+        stamp = stamp_ns(msg.header.stamp)
+        if stamp == 0:
+            self._reject("image_without_stamp", "images need a header stamp to be paired with detections")
+            return
+        if isinstance(msg, Image) and msg.encoding not in SUPPORTED_ENCODINGS:
+            self._reject("unsupported_encoding",
+                         f"image encoding {msg.encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+            return
+        self._buffer.add_image(stamp, msg)
+        self._schedule()
+
+    def _on_detections(self, msg: Detection2DArray) -> None:
+        self.stats.count("detections_received")
+        stamp = stamp_ns(msg.header.stamp)
+        if stamp == 0:
+            self._reject("detections_without_stamp", "detections need the stamp of their image")
+            return
+        if not msg.detections:
+            self.stats.count("empty_detections")
+            return
+        if self._buffer.add_detections(stamp, msg):
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """Queue one processing job on the worker unless one is already queued."""
+        if not self._active or self._worker is None or not self._buffer.pending:
+            return
+        with self._schedule_lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._worker.submit(self._process_newest)
+
+    # ------------------------------------------------------------------------------- worker
+    def _process_newest(self) -> None:
+        with self._schedule_lock:
+            self._scheduled = False
+        pair = self._buffer.take()
+        if pair is None or not self._active or self.estimator is None:
+            return
+        received = time.monotonic()
+        try:
+            result = self._estimate(pair.image, pair.detections)
+        except ImageRejected as error:
+            self._reject(error.reason, str(error))
+            return
+        except Exception as error:  # noqa: BLE001 - the node must survive any model failure
+            self.stats.count("inference_errors")
+            self.get_logger().error(f"inference failed: {error!r}", throttle_duration_sec=5.0)
+            return
+        if result is None:
+            return
+        message, markers = result
+        if self._active:
+            self._interactions.publish(message)
+            if markers is not None:
+                self._marker_pub.publish(markers)
+        with self.stats.lock:
+            self.stats.counts["pairs_processed"] += 1
+            self.stats.outputs.append(time.monotonic())
+            self.stats.latencies_ms.append((time.monotonic() - received) * 1e3)
+            self.stats.inference_ms.append(message.inference_ms)
+
+    def _detections(self, msg: Detection2DArray, width: int, height: int) -> list[Detection]:
+        """Valid detections, highest scores first, at most max_detections; the rest counted."""
+        ignored = {c for c in self.p("ignore_classes") if c}
+        min_score = float(self.p("min_score"))
+        kept = []
+        for index, det in enumerate(msg.detections):
+            if not det.results:
+                self._reject("detection_without_class", f"detection {det.id!r} has no results")
+                continue
+            best = max(det.results, key=lambda r: r.hypothesis.score if math.isfinite(r.hypothesis.score) else -1)
+            label, score = best.hypothesis.class_id.strip(), float(best.hypothesis.score)
+            cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
+            w, h = det.bbox.size_x, det.bbox.size_y
+            if not all(math.isfinite(v) for v in (score, cx, cy, w, h)):
+                self._reject("nan_in_detection", f"detection {det.id!r} has a non-finite score or box")
+                continue
+            if not label:
+                self._reject("detection_without_class", f"detection {det.id!r} has an empty class_id")
+                continue
+            if label in ignored:
+                self.stats.count("ignored_class")
+                continue
+            if score < min_score:
+                self.stats.count("low_score")
+                continue
+            box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+            if w <= 0 or h <= 0:
+                self._reject("empty_box", f"detection {det.id!r} has a {w}x{h} box")
+                continue
+            if box[2] <= 0 or box[3] <= 0 or box[0] >= width or box[1] >= height:
+                self._reject("box_outside_image", f"detection {det.id!r} box {box} lies outside the "
+                                                  f"{width}x{height} image")
+                continue
+            kept.append((score, index, Detection(label, box, score, det.id or str(index)), det))
+        limit = int(self.p("max_detections"))
+        if len(kept) > limit:
+            self.stats.count("detections_over_limit", len(kept) - limit)
+            kept = sorted(sorted(kept, key=lambda k: -k[0])[:limit], key=lambda k: k[1])
+        return [(k[2], k[3]) for k in kept]
+
+    def _estimate(self, image_msg, detections_msg: Detection2DArray):
+        """Runs on the worker thread: decode, filter, estimate, build the messages."""
+        rgb = compressed_to_rgb(image_msg) if isinstance(image_msg, CompressedImage) else image_to_rgb(image_msg)
+        height, width = rgb.shape[:2]
+        selected = self._detections(detections_msg, width, height)
+        if not selected:
+            self.stats.count("pairs_without_valid_detections")
+            return None
+        self.estimator.threshold = float(self.p("threshold"))
+        result = self.estimator.estimate(rgb, [d for d, _ in selected])
+        header = Header(stamp=image_msg.header.stamp, frame_id=image_msg.header.frame_id)
+        message = InteractionArray(header=header, model_id=result.model_id,
+                                   weights_are_random=result.weights_are_random,
+                                   inference_ms=float(result.timings_ms.get("total", 0.0)))
+        for (detection, det_msg), interaction in zip(selected, result.interactions):
+            message.interactions.append(self._interaction_msg(header, det_msg, interaction))
+            if interaction.object_affordance is None and self.estimator.affordance_model is not None:
+                self.stats.count("affordance_skipped_unknown_class")
+        markers = None
+        if self.p("publish_markers"):
+            marker_header = Header(stamp=header.stamp, frame_id=self.p("markers_frame_id") or header.frame_id)
+            markers = self._markers.build(marker_header, result.interactions, self.body.vertices, self.body.faces,
+                                          result.weights_are_random)
+        return message, markers
+
+    def _interaction_msg(self, header: Header, det_msg, interaction) -> Interaction:
+        det = interaction.detection
+        out = Interaction(detection=det_msg)
+        contact = interaction.human_contact
+        if contact is not None:
+            out.human_contact = human_contact_msg(header, contact.body_model, contact.vertex_probabilities,
+                                                  contact.threshold, contact.body_parts, det.label, det.id)
+            out.contact_answer = contact.answer
+        else:
+            out.human_contact = HumanContact(header=header, object_label=det.label, detection_id=det.id)
+        affordance = interaction.object_affordance
+        object_header = Header(stamp=header.stamp, frame_id=f"{det.label.replace(' ', '_')}_model")
+        if affordance is not None:
+            out.object_affordance = object_affordance_msg(object_header, det.id, det.label, affordance.affordance,
+                                                          affordance.geometry_source, affordance.points,
+                                                          affordance.probabilities, affordance.threshold)
+            out.affordance_answer = affordance.answer
+        else:
+            out.object_affordance = ObjectAffordance(header=object_header, detection_id=det.id,
+                                                     object_label=det.label,
+                                                     points=affordance_cloud(object_header, np.zeros((0, 3)),
+                                                                             np.zeros(0)))
+        return out
+
+    # ------------------------------------------------------------------------------ service
+    def _on_service(self, request, response):
+        self.stats.count("service_requests")
+        if not self._active or self.estimator is None or self._worker is None:
+            response.success, response.message = False, "interactvlm_node is not active"
+            return response
+        future: Future = self._worker.submit(self._estimate, request.image, request.detections)
+        try:
+            result = future.result()
+        except ImageRejected as error:
+            response.success, response.message = False, str(error)
+            return response
+        except Exception as error:  # noqa: BLE001 - reported to the caller
+            self.stats.count("inference_errors")
+            response.success, response.message = False, f"inference failed: {error!r}"
+            return response
+        if result is None:
+            response.success, response.message = False, "no valid detections in the request"
+            response.interactions.header = request.image.header
+            return response
+        response.success, response.interactions = True, result[0]
+        return response
+
+    # -------------------------------------------------------------------------- diagnostics
+    def _publish_diagnostics(self) -> None:
+        stats = self.stats
+        with stats.lock:
+            counts = dict(stats.counts)
+            latency = float(np.median(stats.latencies_ms)) if stats.latencies_ms else 0.0
+            inference = float(np.median(stats.inference_ms)) if stats.inference_ms else 0.0
+            output_rate, image_rate = stats.rate(stats.outputs), stats.rate(stats.images)
+        counts.update({f"sync_{k}": v for k, v in self._buffer.counts.items()})
+        random_weights = bool(self.estimator is not None and self.estimator.weights_are_random)
+        level, text = DiagnosticStatus.OK, "running"
+        if random_weights:
+            level, text = DiagnosticStatus.WARN, "RANDOM WEIGHTS: outputs are meaningless"
+        if counts.get("inference_errors"):
+            level, text = DiagnosticStatus.ERROR if not counts.get("pairs_processed") else DiagnosticStatus.WARN, \
+                f"{counts['inference_errors']} inference errors"
+        values = {
+            "device": self.device,
+            "model_id": self.estimator.model_id if self.estimator is not None else "",
+            "weights_are_random": str(random_weights).lower(),
+            "image_rate_hz": f"{image_rate:.2f}",
+            "output_rate_hz": f"{output_rate:.2f}",
+            "median_latency_ms": f"{latency:.1f}",
+            "median_inference_ms": f"{inference:.1f}",
+            "pending_pairs": str(self._buffer.pending),
+            "waiting_detections": str(self._buffer.waiting_detections),
+            **{k: str(v) for k, v in sorted(counts.items())},
+        }
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: pipeline", message=text,
+                                  hardware_id=self.device,
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                  status=[status]))
+
+
+def main(args=None) -> int:
+    """``ros2 run interactvlm_ros interactvlm_node``: configures and activates by itself
+    unless the parameter ``autostart`` is false (then drive it with lifecycle transitions)."""
+    rclpy.init(args=args)
+    node = InteractVLMNode()
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        if node.p("autostart"):
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal("could not configure; see the error above")
+                return 1
+            node.trigger_activate()
+        executor.spin()
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

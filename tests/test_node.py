@@ -1,0 +1,338 @@
+"""interactvlm_node on loopback with the tiny checkpoint (random weights: plumbing only).
+
+The node runs in its own rclpy context (its own DDS participant) with a multi-threaded
+executor; the test talks to it from a second context, so every message crosses the middleware.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from interactvlm_msgs.msg import InteractionArray
+from interactvlm_msgs.srv import EstimateInteractions
+from lifecycle_msgs.msg import State
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+from visualization_msgs.msg import Marker, MarkerArray
+
+from interactvlm_ros.ros.conversions import affordance_from_cloud
+from interactvlm_ros.ros.node import InteractVLMNode
+
+SIZE = 128
+
+
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+class Spinner:
+    """A context with an executor spinning its nodes in a background thread."""
+
+    def __init__(self, domain_id: int, executor_type=MultiThreadedExecutor):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.executor = executor_type(context=self.context)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.nodes = []
+
+    def add(self, node):
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def close(self):
+        self.executor.shutdown()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+        for node in self.nodes:
+            node.destroy_node()
+        self.context.try_shutdown()
+
+
+def photo(name: str) -> np.ndarray:
+    from skimage import data
+
+    image = getattr(data, name)()
+    return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+
+
+def image_msg(rgb: np.ndarray, sec: int, encoding: str = "rgb8", frame: str = "head_camera") -> Image:
+    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding, step=rgb.shape[1] * 3,
+                data=np.ascontiguousarray(rgb).tobytes())
+    msg.header.stamp.sec, msg.header.frame_id = sec, frame
+    return msg
+
+
+def detection(det_id: str, label: str, score: float, box: tuple[float, float, float, float]) -> Detection2D:
+    det = Detection2D(id=det_id)
+    hypothesis = ObjectHypothesisWithPose()
+    hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = label, float(score)
+    det.results.append(hypothesis)
+    det.bbox.center.position.x, det.bbox.center.position.y = float(box[0]), float(box[1])
+    det.bbox.size_x, det.bbox.size_y = float(box[2]), float(box[3])
+    return det
+
+
+def detections_msg(sec: int, *dets: Detection2D) -> Detection2DArray:
+    msg = Detection2DArray(detections=list(dets))
+    msg.header.stamp.sec, msg.header.frame_id = sec, "head_camera"
+    return msg
+
+
+class Client:
+    """Test-side publishers and subscribers in the second context."""
+
+    def __init__(self, spinner: Spinner, image_type=Image):
+        node = spinner.add(rclpy.create_node("interactvlm_test_client", context=spinner.context))
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.images = node.create_publisher(image_type, "image", reliable)
+        self.detections = node.create_publisher(Detection2DArray, "detections", reliable)
+        self.interactions, self.markers, self.diagnostics = [], [], []
+        node.create_subscription(InteractionArray, "/interactvlm_node/interactions", self.interactions.append, 100)
+        node.create_subscription(MarkerArray, "/interactvlm_node/markers", self.markers.append, 100)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 100)
+        self.service = node.create_client(EstimateInteractions, "/interactvlm_node/estimate_interactions")
+        self.node = node
+
+    def connected(self, node_under_test) -> bool:
+        return (self.images.get_subscription_count() > 0 and self.detections.get_subscription_count() > 0
+                and node_under_test.count_publishers("/interactvlm_node/interactions") > 0
+                and self.node.count_publishers("/interactvlm_node/interactions") > 0)
+
+
+@pytest.fixture(scope="module")
+def running(module_domain_id, tmp_path_factory):
+    """One configured, active node (tiny checkpoint) and a client, for the module."""
+    server = Spinner(module_domain_id)
+    node = InteractVLMNode(context=server.context, parameter_overrides=[
+        Parameter(k, value=v) for k, v in {"use_tiny_checkpoint": True, "render_size": SIZE,
+                                           "cache_dir": str(tmp_path_factory.mktemp("cache")),
+                                           "diagnostics_period": 0.2, "autostart": False,
+                                           "ignore_classes": ["person"],
+                                           # reliable images: the burst test counts pairs, not DDS losses
+                                           "image_qos": "reliable", "image_qos_depth": 100}.items()])
+    server.add(node)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    server.start()
+    client_side = Spinner(module_domain_id, SingleThreadedExecutor)
+    client = Client(client_side)
+    client_side.start()
+    assert wait_for(lambda: client.connected(node)), "no discovery on loopback"
+    yield node, client
+    client_side.close()
+    server.close()
+
+
+def send(client, image: Image, dets: Detection2DArray) -> None:
+    client.images.publish(image)
+    time.sleep(0.05)
+    client.detections.publish(dets)
+
+
+def processed(node) -> int:
+    return node.stats.counts["pairs_processed"]
+
+
+def test_real_photos_give_one_interaction_array_per_pair(running):
+    node, client = running
+    before = len(client.interactions)
+    camera = photo("camera")  # 512 x 512, a man with a camera on a tripod
+    send(client, image_msg(camera, 100), detections_msg(100, detection("cam-1", "camera", 0.9, (300, 120, 120, 110)),
+                                                        detection("tripod-1", "tripod", 0.7, (300, 380, 200, 260))))
+    assert wait_for(lambda: len(client.interactions) > before)
+    astronaut = photo("astronaut")  # holding a helmet
+    send(client, image_msg(astronaut, 101), detections_msg(101, detection("helmet-7", "sports ball", 0.8, (420, 420, 150, 150))))
+    assert wait_for(lambda: len(client.interactions) > before + 1)
+    first, second = client.interactions[before], client.interactions[before + 1]
+    assert (first.header.stamp.sec, first.header.frame_id) == (100, "head_camera")
+    assert [i.detection.id for i in first.interactions] == ["cam-1", "tripod-1"]
+    assert first.weights_are_random and first.model_id == "tiny-random" and first.inference_ms > 0
+    contact = first.interactions[0].human_contact
+    assert (contact.body_model, contact.num_vertices, len(contact.vertex_probabilities)) == ("anny", 13718, 13718)
+    assert contact.detection_id == "cam-1" and contact.object_label == "camera"
+    probabilities = np.asarray(contact.vertex_probabilities, np.float32)
+    np.testing.assert_array_equal(np.asarray(contact.contact_vertices), np.flatnonzero(probabilities >= 0.5))
+    affordance = first.interactions[1].object_affordance  # "tripod": no mesh, no default proxy
+    assert affordance.geometry_source == "" and affordance.points.width == 0
+    assert first.interactions[0].object_affordance.geometry_source == ""
+    ball = second.interactions[0].object_affordance
+    assert ball.geometry_source == "proxy:sphere" and ball.detection_id == "helmet-7"
+    points, values = affordance_from_cloud(ball.points)
+    assert points.shape == (ball.points.width, 3) and np.all((values >= 0) & (values <= 1))
+    assert second.interactions[0].detection.bbox.size_x == 150.0
+    assert node.stats.counts["affordance_skipped_unknown_class"] >= 2
+    # Markers: a body, an object cloud and a label per interaction, behind a DELETEALL.
+    assert wait_for(lambda: len(client.markers) >= 2)
+    markers = client.markers[-1].markers
+    assert markers[0].action == Marker.DELETEALL
+    kinds = {(m.ns, m.type) for m in markers[1:]}
+    assert kinds == {("body", Marker.TRIANGLE_LIST), ("object", Marker.POINTS), ("label", Marker.TEXT_VIEW_FACING)}
+    body = next(m for m in markers if m.ns == "body")
+    assert len(body.points) == len(body.colors) == 3 * 27420 and body.header.frame_id == "interactvlm"
+    assert "RANDOM WEIGHTS" in next(m for m in markers if m.ns == "label").text
+
+
+def test_bad_input_is_counted_and_never_crashes(running):
+    node, client = running
+    counts = node.stats.counts
+    start = processed(node)
+    camera = photo("camera")
+    good = detection("cup-1", "cup", 0.9, (100, 100, 50, 50))
+    # Wrong encoding.
+    wrong = image_msg(camera, 200)
+    wrong.encoding = "32FC1"
+    send(client, wrong, detections_msg(200, good))
+    # No stamp on the image.
+    send(client, image_msg(camera, 0), detections_msg(201, good))
+    # Empty detections, out-of-image box, NaN score, empty box, ignored class: nothing valid left.
+    send(client, image_msg(camera, 202), detections_msg(202))
+    send(client, image_msg(camera, 203), detections_msg(
+        203, detection("far", "cup", 0.9, (900, 900, 50, 50)), detection("nan", "cup", float("nan"), (10, 10, 5, 5)),
+        detection("flat", "cup", 0.9, (10, 10, 0, 5)), detection("who", "person", 0.9, (10, 10, 5, 5))))
+    # Detections whose image never came.
+    client.detections.publish(detections_msg(150, good))
+    assert wait_for(lambda: counts["unsupported_encoding"] >= 1 and counts["image_without_stamp"] >= 1
+                    and counts["empty_detections"] >= 1 and counts["box_outside_image"] >= 1
+                    and counts["nan_in_detection"] >= 1 and counts["empty_box"] >= 1
+                    and counts["ignored_class"] >= 1 and counts["pairs_without_valid_detections"] >= 1)
+    # Still alive: a good pair after all that is processed.
+    send(client, image_msg(camera, 210), detections_msg(210, good))
+    assert wait_for(lambda: processed(node) > start)
+    assert node._buffer.counts["unmatched_detections"] >= 1  # 150 and 201 never matched an image
+    assert counts["inference_errors"] == 0
+
+
+def test_diagnostics_report_rates_drops_and_random_weights(running):
+    node, client = running
+    assert wait_for(lambda: any(a.status and dict((v.key, v.value) for v in a.status[0].values).get(
+        "pairs_processed") for a in client.diagnostics))
+    status = client.diagnostics[-1].status[0]
+    values = {v.key: v.value for v in status.values}
+    assert status.name == "interactvlm_node: pipeline" and status.level == status.WARN
+    assert "RANDOM WEIGHTS" in status.message
+    assert values["weights_are_random"] == "true" and values["device"] == "cpu (float32)"
+    assert values["model_id"] == "tiny-random"
+    assert {"image_rate_hz", "output_rate_hz", "median_latency_ms", "pending_pairs", "images_received"} <= set(values)
+
+
+def test_service_answers_on_demand(running):
+    node, client = running
+    assert client.service.wait_for_service(timeout_sec=20)
+    request = EstimateInteractions.Request(image=image_msg(photo("astronaut"), 300),
+                                           detections=detections_msg(300, detection("h", "sports ball", 0.9,
+                                                                                    (420, 420, 150, 150))),
+                                           task="handover")
+    response = client.service.call(request, timeout_sec=60)
+    assert response is not None and response.success, response and response.message
+    assert response.interactions.header.stamp.sec == 300
+    assert response.interactions.interactions[0].object_affordance.geometry_source == "proxy:sphere"
+    bad = EstimateInteractions.Request(image=image_msg(photo("astronaut"), 301), detections=detections_msg(301))
+    bad.image.encoding = "16UC1"
+    response = client.service.call(bad, timeout_sec=60)
+    assert response is not None and not response.success and "unsupported_encoding" in response.message
+
+
+def test_a_burst_leaves_at_most_one_pending_pair(running):
+    """100 frames with their detections at 200 Hz, far faster than the model: at most one
+    pair ever waits; every detections message that arrives is paired, counted unmatched (its
+    image was dropped on the way, best-effort QoS) or still waiting for its image; every pair
+    is processed or counted as replaced; the newest pair is the last one processed."""
+    node, client = running
+    counts, sync = node.stats.counts, node._buffer.counts
+    start = dict(counts)
+    start_sync = dict(sync)
+    frame = np.ascontiguousarray(photo("camera")[::8, ::8])  # 64 x 64
+    pending, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            pending.append(node._buffer.pending)
+            time.sleep(0.001)
+
+    def delta(counter, base, key):
+        return counter[key] - base.get(key, 0)
+
+    def accounted() -> bool:  # every pair processed or replaced, none waiting or in progress
+        return (delta(counts, start, "pairs_processed") + delta(sync, start_sync, "replaced_pending")
+                == delta(sync, start_sync, "paired"))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    for i in range(100):
+        client.images.publish(image_msg(frame, 1000 + i))
+        client.detections.publish(detections_msg(1000 + i, detection("c", "cup", 0.9, (30.0, 30.0, 20.0, 20.0))))
+        time.sleep(0.005)
+    wait_for(lambda: delta(counts, start, "detections_received") >= 100, timeout=20)
+    settled = wait_for(lambda: node._buffer.pending == 0 and accounted(), timeout=60)
+    stop.set()
+    sampler.join()
+    received = delta(counts, start, "detections_received")
+    assert settled and received >= 50, (dict(counts), dict(sync))
+    assert max(pending) <= 1
+    paired = delta(sync, start_sync, "paired")
+    unmatched = delta(sync, start_sync, "unmatched_detections")
+    assert paired + unmatched + node._buffer.waiting_detections == received
+    assert paired >= 90
+    assert 1 <= delta(counts, start, "pairs_processed") < paired
+    last = client.interactions[-1].header.stamp.sec
+    assert last >= 1050 and last == max(m.header.stamp.sec for m in client.interactions if m.header.stamp.sec >= 1000)
+
+
+def test_lifecycle_transitions(tmp_path, ros_domain_id):
+    spinner = Spinner(ros_domain_id)
+    try:
+        failing = spinner.add(InteractVLMNode("failing_node", context=spinner.context,
+                                              parameter_overrides=[Parameter("autostart", value=False)]))
+        assert failing.trigger_configure() == TransitionCallbackReturn.FAILURE  # no checkpoint configured
+        missing = spinner.add(InteractVLMNode("missing_node", context=spinner.context, parameter_overrides=[
+            Parameter("contact_checkpoint_dir", value=str(tmp_path / "nowhere")), Parameter("clip_dir", value="x")]))
+        assert missing.trigger_configure() == TransitionCallbackReturn.FAILURE
+        node = spinner.add(InteractVLMNode(context=spinner.context, parameter_overrides=[
+            Parameter(k, value=v) for k, v in {"use_tiny_checkpoint": True, "render_size": SIZE,
+                                               "use_compressed": True, "cache_dir": str(tmp_path / "c")}.items()]))
+        spinner.start()
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and node.estimator is not None
+        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE
+        assert node.count_subscribers("/image") == 0
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert wait_for(lambda: node.count_subscribers("/image") == 1)
+        # A compressed photo through the active node.
+        client_side = Spinner(ros_domain_id, SingleThreadedExecutor)
+        client = Client(client_side, CompressedImage)
+        client_side.start()
+        assert wait_for(lambda: client.connected(node))
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(photo("astronaut"), cv2.COLOR_RGB2BGR))
+        compressed = CompressedImage(format="jpeg", data=jpeg.tobytes())
+        compressed.header.stamp.sec = 7
+        client.images.publish(compressed)
+        time.sleep(0.05)
+        client.detections.publish(detections_msg(7, detection("h", "sports ball", 0.9, (420, 420, 150, 150))))
+        assert wait_for(lambda: len(client.interactions) == 1)
+        client_side.close()
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert wait_for(lambda: node.count_subscribers("/image") == 0)
+        assert node.count_publishers("/interactvlm_node/interactions") == 0
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and node.estimator is None
+        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+    finally:
+        spinner.close()
