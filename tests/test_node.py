@@ -17,7 +17,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from interactvlm_msgs.msg import InteractionArray
 from interactvlm_msgs.srv import EstimateInteractions
 from lifecycle_msgs.msg import State
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -43,7 +43,7 @@ def wait_for(condition, timeout: float = 30.0) -> bool:
 class Spinner:
     """A context with an executor spinning its nodes in a background thread."""
 
-    def __init__(self, domain_id: int, executor_type=MultiThreadedExecutor):
+    def __init__(self, domain_id: int, executor_type=SingleThreadedExecutor):
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.executor = executor_type(context=self.context)
@@ -122,7 +122,7 @@ class Client:
 @pytest.fixture(scope="module")
 def running(module_domain_id, tmp_path_factory):
     """One configured, active node (tiny checkpoint) and a client, for the module."""
-    server = Spinner(module_domain_id)
+    server = Spinner(module_domain_id, SingleThreadedExecutor)
     node = InteractVLMNode(context=server.context, parameter_overrides=[
         Parameter(k, value=v) for k, v in {"use_tiny_checkpoint": True, "render_size": SIZE,
                                            "cache_dir": str(tmp_path_factory.mktemp("cache")),
@@ -299,7 +299,7 @@ def test_a_burst_leaves_at_most_one_pending_pair(running):
 
 
 def test_lifecycle_transitions(tmp_path, ros_domain_id):
-    spinner = Spinner(ros_domain_id)
+    spinner = Spinner(ros_domain_id, SingleThreadedExecutor)
     try:
         failing = spinner.add(InteractVLMNode("failing_node", context=spinner.context,
                                               parameter_overrides=[Parameter("autostart", value=False)]))

@@ -11,7 +11,8 @@ Lifecycle (rclpy.lifecycle):
 * deactivate: all of those are destroyed; cleanup / shutdown: the models are freed.
 
 All model work runs on one worker thread (the OpenGL context and the model belong to it);
-callbacks only store messages. Images wait in a small ring buffer; each detections message is
+callbacks only store messages, and the service callback awaits the worker, so a
+single-threaded executor serves everything. Images wait in a small ring buffer; each detections message is
 paired with the image of its stamp (exact, or nearest within ``sync_slop``) and becomes the one
 pending pair: a newer pair replaces an unprocessed one, so latency never grows. Every message
 that is not used is counted by reason and reported on /diagnostics.
@@ -35,9 +36,10 @@ from interactvlm_msgs.srv import EstimateInteractions
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.task import Future as RclpyFuture
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
@@ -122,7 +124,6 @@ class InteractVLMNode(LifecycleNode):
         self._entities: list = []
         self._buffer = PairBuffer()
         self._markers = None
-        self._service_group = MutuallyExclusiveCallbackGroup()
         self._tiny_dir: tempfile.TemporaryDirectory | None = None
 
     # --------------------------------------------------------------------------- parameters
@@ -212,13 +213,19 @@ class InteractVLMNode(LifecycleNode):
         depth = int(self.p("image_qos_depth"))
         events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
         image_type = CompressedImage if self.p("use_compressed") else Image
+        # Wakes the executor when the worker finishes a service request (rclpy does not wake
+        # it when a Future is completed from another thread).
+        # Own callback groups: a pending service request must not hold the default group,
+        # which the subscriptions use.
+        self._wake = self.create_guard_condition(lambda: None, callback_group=MutuallyExclusiveCallbackGroup())
         self._entities = [
+            self._wake,
             self.create_subscription(image_type, self.p("image_topic"), self._on_image,
                                      _qos(self.p("image_qos"), depth), event_callbacks=events),
             self.create_subscription(Detection2DArray, self.p("detections_topic"), self._on_detections,
                                      _qos(self.p("detections_qos"), 50), event_callbacks=events),
             self.create_service(EstimateInteractions, "~/estimate_interactions", self._on_service,
-                                callback_group=self._service_group),
+                                callback_group=MutuallyExclusiveCallbackGroup()),
             self.create_timer(float(self.p("diagnostics_period")), self._publish_diagnostics),
         ]
         self._interactions = self.create_publisher(InteractionArray, "~/interactions", 10)
@@ -247,10 +254,12 @@ class InteractVLMNode(LifecycleNode):
         from rclpy.publisher import Publisher
         from rclpy.service import Service
         from rclpy.subscription import Subscription
+        from rclpy.guard_condition import GuardCondition
         from rclpy.timer import Timer
 
         destroy = {Subscription: self.destroy_subscription, Publisher: self.destroy_publisher,
-                   Service: self.destroy_service, Timer: self.destroy_timer}
+                   Service: self.destroy_service, Timer: self.destroy_timer,
+                   GuardCondition: self.destroy_guard_condition}
         for entity in self._entities:
             for kind, function in destroy.items():
                 if isinstance(entity, kind):
@@ -447,14 +456,24 @@ class InteractVLMNode(LifecycleNode):
         return out
 
     # ------------------------------------------------------------------------------ service
-    def _on_service(self, request, response):
+    async def _on_service(self, request, response):
+        """Answered without blocking the executor: the request is queued on the worker and the
+        callback awaits its completion, so subscriptions keep being served meanwhile."""
         self.stats.count("service_requests")
         if not self._active or self.estimator is None or self._worker is None:
             response.success, response.message = False, "interactvlm_node is not active"
             return response
-        future: Future = self._worker.submit(self._estimate, request.image, request.detections)
+        done = RclpyFuture(executor=self.executor)
+        job: Future = self._worker.submit(self._estimate, request.image, request.detections)
+
+        def finished(completed: Future) -> None:  # worker thread: complete, then wake the executor
+            done.set_result(completed)
+            self._wake.trigger()
+
+        job.add_done_callback(finished)
+        await done
         try:
-            result = future.result()
+            result = job.result()
         except ImageRejected as error:
             response.success, response.message = False, str(error)
             return response
@@ -482,6 +501,10 @@ class InteractVLMNode(LifecycleNode):
         level, text = DiagnosticStatus.OK, "running"
         if random_weights:
             level, text = DiagnosticStatus.WARN, "RANDOM WEIGHTS: outputs are meaningless"
+        if counts.get("detections_received", 0) >= 5 and not counts.get("images_received"):
+            level, text = DiagnosticStatus.WARN, ("detections arrive but no images: check the image topic, its QoS "
+                                                  "and, for large raw images between processes, the DDS transport "
+                                                  "(README: large images)")
         if counts.get("inference_errors"):
             level, text = DiagnosticStatus.ERROR if not counts.get("pairs_processed") else DiagnosticStatus.WARN, \
                 f"{counts['inference_errors']} inference errors"
@@ -509,7 +532,10 @@ def main(args=None) -> int:
     unless the parameter ``autostart`` is false (then drive it with lifecycle transitions)."""
     rclpy.init(args=args)
     node = InteractVLMNode()
-    executor = MultiThreadedExecutor(num_threads=3)
+    # Single-threaded on purpose: rclpy's MultiThreadedExecutor delayed callbacks by up to
+    # seconds here (measured in benchmarks/node_overhead.py); the model runs on its own
+    # worker thread and the service awaits it, so one executor thread is enough.
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         if node.p("autostart"):
@@ -525,3 +551,7 @@ def main(args=None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
