@@ -20,7 +20,6 @@ that is not used is counted by reason and reported on /diagnostics.
 
 from __future__ import annotations
 
-import math
 import tempfile
 import threading
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from interactvlm_msgs.msg import HumanContact, Interaction, InteractionArray, ObjectAffordance
+from interactvlm_msgs.msg import InteractionArray
 from interactvlm_msgs.srv import EstimateInteractions
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -45,11 +44,9 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 from visualization_msgs.msg import MarkerArray
 
-from ..pipeline import Detection
-from .conversions import affordance_cloud, human_contact_msg, object_affordance_msg
-from .images import SUPPORTED_ENCODINGS, ImageRejected, compressed_to_rgb, image_to_rgb
-from .markers import MarkerBuilder
+from .images import SUPPORTED_ENCODINGS, ImageRejected
 from .parameters import PARAMETERS
+from .processing import QUIET_REASONS, FrameProcessor, ProcessingSettings
 from .sync import PairBuffer
 
 NODE_NAME = "interactvlm_node"
@@ -123,7 +120,7 @@ class InteractVLMNode(LifecycleNode):
         self._active = False
         self._entities: list = []
         self._buffer = PairBuffer()
-        self._markers = None
+        self._processor: FrameProcessor | None = None
         self._tiny_dir: tempfile.TemporaryDirectory | None = None
 
     # --------------------------------------------------------------------------- parameters
@@ -151,7 +148,7 @@ class InteractVLMNode(LifecycleNode):
             self.estimator = None
             return TransitionCallbackReturn.FAILURE
         self._buffer = PairBuffer(int(self.p("image_buffer_size")), int(float(self.p("sync_slop")) * 1e9))
-        self._markers = MarkerBuilder()
+        self._processor = FrameProcessor(self.estimator, self._report)
         return TransitionCallbackReturn.SUCCESS
 
     def _load(self) -> None:
@@ -299,6 +296,13 @@ class InteractVLMNode(LifecycleNode):
         self.stats.count(reason)
         self.get_logger().warning(f"dropped input ({reason}): {detail}", throttle_duration_sec=5.0)
 
+    def _report(self, reason: str, detail: str) -> None:
+        """An input the processor did not use: counted; logged unless routine."""
+        if reason in QUIET_REASONS or reason.startswith("affordance_skipped") or reason.startswith("pairs_without"):
+            self.stats.count(reason)
+        else:
+            self._reject(reason, detail)
+
     def _on_image(self, msg) -> None:
         self.stats.count("images_received")
         with self.stats.lock:
@@ -355,7 +359,7 @@ class InteractVLMNode(LifecycleNode):
             return
         if result is None:
             return
-        message, markers = result
+        message, markers, _ = result
         if self._active:
             self._interactions.publish(message)
             if markers is not None:
@@ -366,94 +370,15 @@ class InteractVLMNode(LifecycleNode):
             self.stats.latencies_ms.append((time.monotonic() - received) * 1e3)
             self.stats.inference_ms.append(message.inference_ms)
 
-    def _detections(self, msg: Detection2DArray, width: int, height: int) -> list[Detection]:
-        """Valid detections, highest scores first, at most max_detections; the rest counted."""
-        ignored = {c for c in self.p("ignore_classes") if c}
-        min_score = float(self.p("min_score"))
-        kept = []
-        for index, det in enumerate(msg.detections):
-            if not det.results:
-                self._reject("detection_without_class", f"detection {det.id!r} has no results")
-                continue
-            best = max(det.results, key=lambda r: r.hypothesis.score if math.isfinite(r.hypothesis.score) else -1)
-            label, score = best.hypothesis.class_id.strip(), float(best.hypothesis.score)
-            cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
-            w, h = det.bbox.size_x, det.bbox.size_y
-            if not all(math.isfinite(v) for v in (score, cx, cy, w, h)):
-                self._reject("nan_in_detection", f"detection {det.id!r} has a non-finite score or box")
-                continue
-            if not label:
-                self._reject("detection_without_class", f"detection {det.id!r} has an empty class_id")
-                continue
-            if label in ignored:
-                self.stats.count("ignored_class")
-                continue
-            if score < min_score:
-                self.stats.count("low_score")
-                continue
-            box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-            if w <= 0 or h <= 0:
-                self._reject("empty_box", f"detection {det.id!r} has a {w}x{h} box")
-                continue
-            if box[2] <= 0 or box[3] <= 0 or box[0] >= width or box[1] >= height:
-                self._reject("box_outside_image", f"detection {det.id!r} box {box} lies outside the "
-                                                  f"{width}x{height} image")
-                continue
-            kept.append((score, index, Detection(label, box, score, det.id or str(index)), det))
-        limit = int(self.p("max_detections"))
-        if len(kept) > limit:
-            self.stats.count("detections_over_limit", len(kept) - limit)
-            kept = sorted(sorted(kept, key=lambda k: -k[0])[:limit], key=lambda k: k[1])
-        return [(k[2], k[3]) for k in kept]
+    def _settings(self) -> ProcessingSettings:
+        return ProcessingSettings(
+            threshold=float(self.p("threshold")), max_detections=int(self.p("max_detections")),
+            min_score=float(self.p("min_score")), ignore_classes=tuple(c for c in self.p("ignore_classes") if c),
+            markers=bool(self.p("publish_markers")), markers_frame_id=str(self.p("markers_frame_id")))
 
     def _estimate(self, image_msg, detections_msg: Detection2DArray):
-        """Runs on the worker thread: decode, filter, estimate, build the messages."""
-        rgb = compressed_to_rgb(image_msg) if isinstance(image_msg, CompressedImage) else image_to_rgb(image_msg)
-        height, width = rgb.shape[:2]
-        selected = self._detections(detections_msg, width, height)
-        if not selected:
-            self.stats.count("pairs_without_valid_detections")
-            return None
-        self.estimator.threshold = float(self.p("threshold"))
-        result = self.estimator.estimate(rgb, [d for d, _ in selected])
-        header = Header(stamp=image_msg.header.stamp, frame_id=image_msg.header.frame_id)
-        message = InteractionArray(header=header, model_id=result.model_id,
-                                   weights_are_random=result.weights_are_random,
-                                   inference_ms=float(result.timings_ms.get("total", 0.0)))
-        for (detection, det_msg), interaction in zip(selected, result.interactions):
-            message.interactions.append(self._interaction_msg(header, det_msg, interaction))
-            if interaction.object_affordance is None and self.estimator.affordance_model is not None:
-                self.stats.count("affordance_skipped_unknown_class")
-        markers = None
-        if self.p("publish_markers"):
-            marker_header = Header(stamp=header.stamp, frame_id=self.p("markers_frame_id") or header.frame_id)
-            markers = self._markers.build(marker_header, result.interactions, self.body.vertices, self.body.faces,
-                                          result.weights_are_random)
-        return message, markers
-
-    def _interaction_msg(self, header: Header, det_msg, interaction) -> Interaction:
-        det = interaction.detection
-        out = Interaction(detection=det_msg)
-        contact = interaction.human_contact
-        if contact is not None:
-            out.human_contact = human_contact_msg(header, contact.body_model, contact.vertex_probabilities,
-                                                  contact.threshold, contact.body_parts, det.label, det.id)
-            out.contact_answer = contact.answer
-        else:
-            out.human_contact = HumanContact(header=header, object_label=det.label, detection_id=det.id)
-        affordance = interaction.object_affordance
-        object_header = Header(stamp=header.stamp, frame_id=f"{det.label.replace(' ', '_')}_model")
-        if affordance is not None:
-            out.object_affordance = object_affordance_msg(object_header, det.id, det.label, affordance.affordance,
-                                                          affordance.geometry_source, affordance.points,
-                                                          affordance.probabilities, affordance.threshold)
-            out.affordance_answer = affordance.answer
-        else:
-            out.object_affordance = ObjectAffordance(header=object_header, detection_id=det.id,
-                                                     object_label=det.label,
-                                                     points=affordance_cloud(object_header, np.zeros((0, 3)),
-                                                                             np.zeros(0)))
-        return out
+        """Runs on the worker thread (see FrameProcessor.process)."""
+        return self._processor.process(image_msg, detections_msg, self._settings())
 
     # ------------------------------------------------------------------------------ service
     async def _on_service(self, request, response):

@@ -1,0 +1,156 @@
+"""One image + its detections -> InteractionArray (+ markers): the work the node does per pair,
+shared with offline rosbag replay.
+
+Detections are validated here (class, finite score and box, non-empty box inside the image,
+ignored classes, minimum score, the max_detections highest scores); each one not used is
+reported to ``report(reason, detail)`` so the caller can count and log it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from interactvlm_msgs.msg import HumanContact, Interaction, InteractionArray, ObjectAffordance
+from sensor_msgs.msg import CompressedImage
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray
+
+from ..pipeline import Detection, InteractionEstimator
+from .conversions import affordance_cloud, human_contact_msg, object_affordance_msg
+from .images import compressed_to_rgb, image_to_rgb
+from .markers import MarkerBuilder
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    """Per-call settings (the node reads them from its parameters each time)."""
+
+    threshold: float = 0.5
+    max_detections: int = 5
+    min_score: float = 0.0
+    ignore_classes: tuple[str, ...] = ()
+    markers: bool = True
+    markers_frame_id: str = "interactvlm"
+
+
+#: Reasons a detection is not used that are routine (counted, not warned about).
+QUIET_REASONS = ("ignored_class", "low_score", "detections_over_limit")
+
+
+class FrameProcessor:
+    """Runs the estimator on one (image, detections) pair and builds the messages.
+
+    Args:
+        estimator: the loaded pipeline.
+        report: called as ``report(reason, detail)`` for every input not used.
+    """
+
+    def __init__(self, estimator: InteractionEstimator, report: Callable[[str, str], None]):
+        self.estimator = estimator
+        self.report = report
+        self.markers = MarkerBuilder()
+
+    def select(self, msg: Detection2DArray, width: int, height: int, settings: ProcessingSettings):
+        """(Detection, Detection2D) pairs to process, input order, at most max_detections
+        (the highest scores); every other detection is reported with its reason."""
+        kept = []
+        for index, det in enumerate(msg.detections):
+            if not det.results:
+                self.report("detection_without_class", f"detection {det.id!r} has no results")
+                continue
+            best = max(det.results, key=lambda r: r.hypothesis.score if math.isfinite(r.hypothesis.score) else -1)
+            label, score = best.hypothesis.class_id.strip(), float(best.hypothesis.score)
+            cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
+            w, h = det.bbox.size_x, det.bbox.size_y
+            if not all(math.isfinite(v) for v in (score, cx, cy, w, h)):
+                self.report("nan_in_detection", f"detection {det.id!r} has a non-finite score or box")
+                continue
+            if not label:
+                self.report("detection_without_class", f"detection {det.id!r} has an empty class_id")
+                continue
+            if label in settings.ignore_classes:
+                self.report("ignored_class", label)
+                continue
+            if score < settings.min_score:
+                self.report("low_score", f"{label} {score:.2f}")
+                continue
+            if w <= 0 or h <= 0:
+                self.report("empty_box", f"detection {det.id!r} has a {w}x{h} box")
+                continue
+            box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+            if box[2] <= 0 or box[3] <= 0 or box[0] >= width or box[1] >= height:
+                self.report("box_outside_image", f"detection {det.id!r} box {box} lies outside the "
+                                                 f"{width}x{height} image")
+                continue
+            kept.append((score, index, Detection(label, box, score, det.id or str(index)), det))
+        if len(kept) > settings.max_detections:
+            for _ in range(len(kept) - settings.max_detections):
+                self.report("detections_over_limit", f"more than {settings.max_detections} detections")
+            kept = sorted(sorted(kept, key=lambda k: -k[0])[: settings.max_detections], key=lambda k: k[1])
+        return [(k[2], k[3]) for k in kept]
+
+    def decode(self, image_msg) -> np.ndarray:
+        """(H, W, 3) uint8 RGB; raises ``images.ImageRejected``."""
+        return compressed_to_rgb(image_msg) if isinstance(image_msg, CompressedImage) else image_to_rgb(image_msg)
+
+    def process(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings):
+        """Returns (InteractionArray, MarkerArray or None, pipeline EstimateResult), or None when
+        no detection is valid (reported as ``pairs_without_valid_detections``).
+
+        Raises:
+            images.ImageRejected: an image that cannot be decoded.
+        """
+        rgb = self.decode(image_msg)
+        height, width = rgb.shape[:2]
+        selected = self.select(detections_msg, width, height, settings)
+        if not selected:
+            self.report("pairs_without_valid_detections", "no valid detection in the pair")
+            return None
+        self.estimator.threshold = settings.threshold
+        result = self.estimator.estimate(rgb, [d for d, _ in selected])
+        header = Header(stamp=image_msg.header.stamp, frame_id=image_msg.header.frame_id)
+        message = InteractionArray(header=header, model_id=result.model_id,
+                                   weights_are_random=result.weights_are_random,
+                                   inference_ms=float(result.timings_ms.get("total", 0.0)))
+        for (_, det_msg), interaction in zip(selected, result.interactions):
+            message.interactions.append(self.interaction_msg(header, det_msg, interaction))
+            if interaction.object_affordance is None and self.estimator.affordance_model is not None:
+                self.report("affordance_skipped_unknown_class", interaction.detection.label)
+        markers = None
+        if settings.markers:
+            body = self.estimator.body
+            marker_header = Header(stamp=header.stamp, frame_id=settings.markers_frame_id or header.frame_id)
+            markers = self.markers.build(marker_header, result.interactions, body.vertices, body.faces,
+                                         result.weights_are_random)
+        return message, markers, result
+
+    @staticmethod
+    def interaction_msg(header: Header, det_msg, interaction) -> Interaction:
+        """interactvlm_msgs/Interaction of one pipeline result. A missing part (no model, or no
+        geometry for the class) becomes an empty HumanContact / ObjectAffordance (body_model
+        or geometry_source "")."""
+        det = interaction.detection
+        out = Interaction(detection=det_msg)
+        contact = interaction.human_contact
+        if contact is not None:
+            out.human_contact = human_contact_msg(header, contact.body_model, contact.vertex_probabilities,
+                                                  contact.threshold, contact.body_parts, det.label, det.id)
+            out.contact_answer = contact.answer
+        else:
+            out.human_contact = HumanContact(header=header, object_label=det.label, detection_id=det.id)
+        affordance = interaction.object_affordance
+        object_header = Header(stamp=header.stamp, frame_id=f"{det.label.replace(' ', '_')}_model")
+        if affordance is not None:
+            out.object_affordance = object_affordance_msg(object_header, det.id, det.label, affordance.affordance,
+                                                          affordance.geometry_source, affordance.points,
+                                                          affordance.probabilities, affordance.threshold)
+            out.affordance_answer = affordance.answer
+        else:
+            out.object_affordance = ObjectAffordance(header=object_header, detection_id=det.id,
+                                                     object_label=det.label,
+                                                     points=affordance_cloud(object_header, np.zeros((0, 3)),
+                                                                             np.zeros(0)))
+        return out
