@@ -113,3 +113,17 @@ def test_bad_input(estimator, model):
     with pytest.raises(ValueError, match="threshold"):
         InteractionEstimator(model, None, load_body_model("anny"), ObjectLibrary(), threshold=1.5)
     assert estimator.estimate(np.zeros((8, 8, 3), np.uint8), []).interactions == []
+
+
+def test_point_cloud_geometry_is_lifted_onto_its_points(estimator, camera_photo):
+    from interactvlm_ros.geometry.objects import PointCloudGeometry
+
+    rng = np.random.default_rng(4)
+    points = (rng.normal(size=(300, 3)) * [0.05, 0.1, 0.05] + [1.0, 2.0, 3.0]).astype(np.float32)
+    cloud = PointCloudGeometry(points, "points:piad/mug_0001.txt")
+    result = estimator.estimate(camera_photo, [CAMERA], geometries={"det-0": cloud})
+    affordance = result.interactions[0].object_affordance
+    assert affordance.geometry_source == "points:piad/mug_0001.txt"
+    np.testing.assert_array_equal(affordance.points, points)  # reported in the cloud's own frame
+    assert affordance.probabilities.shape == (300,) and np.all(np.isfinite(affordance.probabilities))
+    assert affordance.probabilities.max() > 0  # splats of the front points were seen and lifted

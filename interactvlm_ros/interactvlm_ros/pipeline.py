@@ -16,10 +16,11 @@ import torch
 
 from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS, ViewSpec
 from .geometry.mesh import TriangleMesh
-from .geometry.objects import ObjectGeometry, ObjectLibrary
+from .geometry.objects import ObjectGeometry, ObjectLibrary, PointCloudGeometry
 from .localize.inference import MVLoc
 from .localize.prompts import HUMAN_CONTACT_PROMPT, OBJECT_AFFORDANCE_PROMPT, object_name, parse_answer
-from .multiview import PreparedViews, prepare_body_views, prepare_object_views
+from .multiview import PreparedViews, prepare_body_views, prepare_object_views, prepare_point_views
+from .render.views import POINT_VIEWS
 from .render.cache import RenderCache
 from .render.views import Renderer
 
@@ -199,8 +200,11 @@ class InteractionEstimator:
             self._body_views = prepare_body_views(self.body, self.renderer, self.cache, BODY_VIEWS, self.render_size)
         return self._body_views
 
-    def object_views(self, geometry: ObjectGeometry) -> PreparedViews:
-        """A mesh's prepared object views (rendered or loaded once per mesh)."""
+    def object_views(self, geometry: ObjectGeometry | PointCloudGeometry) -> PreparedViews:
+        """A mesh's prepared object views (rendered or loaded once per mesh), or a point
+        cloud's splat views (rendered for every call: clouds change with every frame)."""
+        if isinstance(geometry, PointCloudGeometry):
+            return prepare_point_views(geometry.normalized(), self.renderer, POINT_VIEWS, self.render_size)
         normalized = geometry.normalized()
         key = normalized.content_hash()
         if key not in self._object_views:
@@ -209,8 +213,10 @@ class InteractionEstimator:
         return self._object_views[key]
 
     def _view_embeddings(self, model: MVLoc, prepared: PreparedViews) -> torch.Tensor:
-        # Prepared views live as long as the estimator (held in _body_views / _object_views),
-        # so their identity is a valid key.
+        # Body and mesh views live as long as the estimator (held in _body_views /
+        # _object_views), so their identity is a valid key; point-cloud views are per call.
+        if not any(prepared is kept for kept in (self._body_views, *self._object_views.values())):
+            return model.encode_views(prepared.images)
         key = (id(model), id(prepared))
         if key not in self._embeddings:
             self._embeddings[key] = model.encode_views(prepared.images)
@@ -237,14 +243,16 @@ class InteractionEstimator:
         return answer, probabilities
 
     def estimate(self, image: np.ndarray, detections: Sequence[Detection],
-                 geometries: Mapping[str, ObjectGeometry] | None = None) -> EstimateResult:
+                 geometries: Mapping[str, ObjectGeometry | PointCloudGeometry] | None = None) -> EstimateResult:
         """Human contact and object affordance for every detection of one image.
 
         Args:
             image: (H, W, 3) uint8 RGB.
             detections: the objects to reason about (the box is not used by the model, which
                 sees the whole image, as InteractVLM does).
-            geometries: per detection id, geometry overriding the class map.
+            geometries: per detection id, geometry overriding the class map: a mesh
+                (``ObjectGeometry``) or a point cloud (``PointCloudGeometry``, lifted with
+                the point-cloud variant onto its points).
 
         Raises:
             ValueError: an image that is not (H, W, 3) uint8.
@@ -302,17 +310,18 @@ class InteractionEstimator:
             has_mask=answer.seg_hidden is not None,
         )
 
-    def _affordance(self, name: str, geometry: ObjectGeometry, prepared: PreparedViews, features,
-                    timer: _Timer) -> ObjectAffordanceResult:
+    def _affordance(self, name: str, geometry: ObjectGeometry | PointCloudGeometry, prepared: PreparedViews,
+                    features, timer: _Timer) -> ObjectAffordanceResult:
         answer, probabilities = self._masks(self.affordance_model, features,
                                             OBJECT_AFFORDANCE_PROMPT.format(object=name), prepared,
                                             OBJECT_VIEWS, OBJECT_CONDITIONING_DIST, timer)
+        points = geometry.points if isinstance(geometry, PointCloudGeometry) else geometry.mesh.vertices
         if probabilities is None:
-            probabilities = np.zeros(geometry.mesh.num_vertices, np.float32)
+            probabilities = np.zeros(len(points), np.float32)
         parsed = parse_answer(answer.text)
         return ObjectAffordanceResult(
             geometry_source=geometry.source,
-            points=geometry.mesh.vertices,
+            points=np.asarray(points, np.float32),
             probabilities=probabilities,
             threshold=self.threshold,
             affordance=parsed.affordance,

@@ -198,6 +198,23 @@ class ObjectLibrary:
         return self._loaded[label]
 
 
+@dataclass(frozen=True)
+class PointCloudGeometry:
+    """An object given as points (e.g. PIAD's 2048-point clouds, or back-projected depth).
+
+    Attributes:
+        points: (N, 3) float32 positions in the object's (or camera's) frame, metres.
+        source: ObjectAffordance.geometry_source, e.g. "depth" or "points:<name>".
+    """
+
+    points: np.ndarray
+    source: str
+
+    def normalized(self) -> np.ndarray:
+        """(N, 3) float32: InteractVLM's point-cloud normalisation (:func:`normalize_points`)."""
+        return normalize_points(self.points)[0]
+
+
 def normalize_points(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """InteractVLM's point-cloud normalisation: centre on the mean, divide by the largest
     distance from it (the cloud then fits the unit sphere).

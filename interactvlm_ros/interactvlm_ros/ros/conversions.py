@@ -220,15 +220,16 @@ def object_affordance_msg(
         detection_id: ``vision_msgs/Detection2D.id`` of the object.
         object_label: class label of the object.
         affordance: the affordance word from the model's answer ("" when it named none).
-        geometry_source: ``"mesh:<uri>"``, ``"proxy:<shape>"`` or ``"depth"``.
+        geometry_source: ``"mesh:<uri>"``, ``"proxy:<shape>"``, ``"points:<uri>"`` or ``"depth"``.
         points: (N, 3) metres; point_affordance: (N,) probabilities in [0, 1].
         threshold: decision threshold in [0, 1].
 
     Raises:
         ValueError: geometry_source of another form, or see :func:`affordance_cloud`.
     """
-    if not (geometry_source == "depth" or geometry_source.startswith(("mesh:", "proxy:"))):
-        raise ValueError(f"geometry_source must be 'mesh:<uri>', 'proxy:<shape>' or 'depth', got {geometry_source!r}")
+    if not (geometry_source == "depth" or geometry_source.startswith(("mesh:", "proxy:", "points:"))):
+        raise ValueError("geometry_source must be 'mesh:<uri>', 'proxy:<shape>', 'points:<uri>' or 'depth', "
+                         f"got {geometry_source!r}")
     msg = ObjectAffordance()
     msg.header = header
     msg.detection_id = detection_id

@@ -1,0 +1,1 @@
+"""Evaluation: InteractVLM's contact / affordance metrics and their reports (no ROS imports)."""
