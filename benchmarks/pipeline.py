@@ -25,7 +25,6 @@ import statistics
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 from interactvlm_ros.geometry.body import load_body_model

@@ -10,7 +10,6 @@ import tempfile
 import time
 
 import numpy as np
-import pytest
 from interactvlm_msgs.msg import InteractionArray
 from interactvlm_msgs.srv import EstimateInteractions
 from rclpy.executors import SingleThreadedExecutor

@@ -20,12 +20,10 @@ that is not used is counted by reason and reported on /diagnostics.
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -121,7 +119,7 @@ class InteractVLMNode(LifecycleNode):
         self._entities: list = []
         self._buffer = PairBuffer()
         self._processor: FrameProcessor | None = None
-        self._tiny_dir: tempfile.TemporaryDirectory | None = None
+        self._tiny_dir = None  # temporary directory of a tiny checkpoint, kept while configured
 
     # --------------------------------------------------------------------------- parameters
     def p(self, name: str):
@@ -153,56 +151,12 @@ class InteractVLMNode(LifecycleNode):
 
     def _load(self) -> None:
         """Runs on the worker thread: loads everything the pipeline needs."""
-        from ..geometry.body import load_body_model
-        from ..geometry.objects import ObjectLibrary
-        from ..geometry.smpl import load_conversion_matrix
-        from ..localize.inference import load_mvloc
-        from ..multiview import load_official_body_views
-        from ..pipeline import InteractionEstimator
-        from ..render.cache import RenderCache, default_cache_dir
+        from ..loading import build_estimator
 
-        device, dtype = self.p("device"), self.p("dtype")
-        if self.p("use_tiny_checkpoint"):
-            from ..localize.tiny import write_tiny_checkpoint
-
-            self._tiny_dir = tempfile.TemporaryDirectory(prefix="interactvlm-tiny-")
-            tiny = write_tiny_checkpoint(Path(self._tiny_dir.name) / "tiny-random")
-            contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype)
-            self.get_logger().warning("use_tiny_checkpoint: the model has RANDOM weights; outputs are meaningless")
-        else:
-            paths = {k: self.p(k) for k in ("contact_checkpoint_dir", "affordance_checkpoint_dir")}
-            if not any(paths.values()):
-                raise FileNotFoundError("no model: set contact_checkpoint_dir and/or affordance_checkpoint_dir "
-                                        "(or use_tiny_checkpoint for a random plumbing model)")
-            clip = self.p("clip_dir") or None
-            contact = load_mvloc(paths["contact_checkpoint_dir"], clip, device, dtype) if paths[
-                "contact_checkpoint_dir"] else None
-            if paths["affordance_checkpoint_dir"] == paths["contact_checkpoint_dir"]:
-                affordance = contact
-            else:
-                affordance = load_mvloc(paths["affordance_checkpoint_dir"], clip, device, dtype) if paths[
-                    "affordance_checkpoint_dir"] else None
-        body_name = self.p("body_model")
-        render_body = "smplh" if body_name == "smplx" else body_name
-        body = load_body_model(render_body, self.p("body_model_dir") or None)
-        matrix = None
-        if body_name == "smplx":
-            if not self.p("smplx_conversion_matrix"):
-                raise FileNotFoundError("body_model smplx needs smplx_conversion_matrix (an SMPL-H -> SMPL-X matrix)")
-            matrix = load_conversion_matrix(self.p("smplx_conversion_matrix"))
-        mesh_map = self.p("object_mesh_map")
-        objects = (ObjectLibrary.from_yaml(mesh_map) if mesh_map
-                   else ObjectLibrary(use_default_proxies=self.p("use_default_proxies")))
-        size = int(self.p("render_size"))
-        official = self.p("official_body_assets_dir")
-        body_views = load_official_body_views(official, body.num_vertices, image_size=size) if official else None
-        cache = RenderCache(self.p("cache_dir") or default_cache_dir())
-        estimator = InteractionEstimator(contact, affordance, body, objects, cache=cache, render_size=size,
-                                         threshold=float(self.p("threshold")),
-                                         max_new_tokens=int(self.p("max_new_tokens")), body_views=body_views,
-                                         smplx_matrix=matrix)
-        estimator.warm_up()
-        self.estimator, self.body, self.device = estimator, body, f"{device} ({dtype})"
+        settings = {p.name: self.p(p.name) for p in PARAMETERS}
+        estimator, self._tiny_dir = build_estimator(settings, log=self.get_logger().warning)
+        self.estimator, self.body = estimator, estimator.body
+        self.device = f"{settings['device']} ({settings['dtype']})"
         self.get_logger().info(f"configured: model {estimator.model_id}, body {estimator.body_model_name}, "
                                f"device {self.device}, renderer {estimator.renderer.rasterizer.renderer_name}")
 

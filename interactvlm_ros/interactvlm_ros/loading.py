@@ -1,0 +1,105 @@
+"""Building an :class:`~interactvlm_ros.pipeline.InteractionEstimator` from settings named as
+the node's parameters (``ros/parameters.py``), so the node, rosbag replay and the demo load
+models, body and objects the same way. No ROS imports.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .ros.parameters import BY_NAME, PARAMETERS
+
+
+def default_settings() -> dict[str, Any]:
+    """Every parameter at its default."""
+    return {p.name: p.default for p in PARAMETERS}
+
+
+def read_parameters_file(path: str | Path, node_name: str = "interactvlm_node") -> dict[str, Any]:
+    """The ``ros__parameters`` of a ROS 2 parameter file for ``node_name`` (keys ``node_name``,
+    ``/node_name``, ``/**/node_name`` or ``/**``), validated against the parameter table.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: no entry for the node, or unknown names.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"parameter file not found: {path}")
+    content = yaml.safe_load(path.read_text()) or {}
+    for key in (node_name, f"/{node_name}", f"/**/{node_name}", "/**"):
+        entry = content.get(key)
+        if isinstance(entry, dict) and "ros__parameters" in entry:
+            values = entry["ros__parameters"] or {}
+            unknown = sorted(set(values) - set(BY_NAME))
+            if unknown:
+                raise ValueError(f"{path}: unknown parameters {', '.join(unknown)}")
+            return values
+    raise ValueError(f"{path}: no ros__parameters for {node_name}")
+
+
+def build_estimator(settings: Mapping[str, Any], log=print):
+    """Load models, body, object map and render cache as configured.
+
+    Args:
+        settings: parameter values by name (missing names take their defaults).
+        log: called with one line of text for the user (e.g. the RANDOM WEIGHTS warning).
+
+    Returns:
+        (estimator, keepalive): keep ``keepalive`` (a temporary directory holding a tiny
+        checkpoint, or None) alive as long as the estimator.
+
+    Raises:
+        FileNotFoundError: a checkpoint, CLIP tower, body model, conversion matrix, object map
+            or official asset that is configured but missing (the message names it), or no
+            model configured at all.
+        ValueError / CheckpointError: files that exist but cannot be used.
+    """
+    from .geometry.body import load_body_model
+    from .geometry.objects import ObjectLibrary
+    from .geometry.smpl import load_conversion_matrix
+    from .localize.inference import load_mvloc
+    from .multiview import load_official_body_views
+    from .pipeline import InteractionEstimator
+    from .render.cache import RenderCache, default_cache_dir
+
+    s = {**default_settings(), **settings}
+    device, dtype = s["device"], s["dtype"]
+    keepalive = None
+    if s["use_tiny_checkpoint"]:
+        from .localize.tiny import write_tiny_checkpoint
+
+        keepalive = tempfile.TemporaryDirectory(prefix="interactvlm-tiny-")
+        tiny = write_tiny_checkpoint(Path(keepalive.name) / "tiny-random")
+        contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype)
+        log("use_tiny_checkpoint: the model has RANDOM weights; outputs are meaningless")
+    else:
+        contact_dir, affordance_dir = s["contact_checkpoint_dir"], s["affordance_checkpoint_dir"]
+        if not (contact_dir or affordance_dir):
+            raise FileNotFoundError("no model: set contact_checkpoint_dir and/or affordance_checkpoint_dir "
+                                    "(or use_tiny_checkpoint for a random plumbing model)")
+        clip = s["clip_dir"] or None
+        contact = load_mvloc(contact_dir, clip, device, dtype) if contact_dir else None
+        affordance = contact if affordance_dir == contact_dir else (
+            load_mvloc(affordance_dir, clip, device, dtype) if affordance_dir else None)
+    body_name = s["body_model"]
+    body = load_body_model("smplh" if body_name == "smplx" else body_name, s["body_model_dir"] or None)
+    matrix = None
+    if body_name == "smplx":
+        if not s["smplx_conversion_matrix"]:
+            raise FileNotFoundError("body_model smplx needs smplx_conversion_matrix (an SMPL-H -> SMPL-X matrix)")
+        matrix = load_conversion_matrix(s["smplx_conversion_matrix"])
+    objects = (ObjectLibrary.from_yaml(s["object_mesh_map"]) if s["object_mesh_map"]
+               else ObjectLibrary(use_default_proxies=s["use_default_proxies"]))
+    size = int(s["render_size"])
+    official = s["official_body_assets_dir"]
+    body_views = load_official_body_views(official, body.num_vertices, image_size=size) if official else None
+    cache = RenderCache(s["cache_dir"] or default_cache_dir())
+    estimator = InteractionEstimator(contact, affordance, body, objects, cache=cache, render_size=size,
+                                     threshold=float(s["threshold"]), max_new_tokens=int(s["max_new_tokens"]),
+                                     body_views=body_views, smplx_matrix=matrix)
+    estimator.warm_up()
+    return estimator, keepalive
