@@ -2,6 +2,8 @@
 #   make setup   venv + pinned dependencies + colcon build of the interfaces (idempotent)
 #   make build   rebuild the colcon workspace
 #   make test    the pytest suite, discovery restricted to this machine
+#   make demo    the pipeline on two real photos -> demo_out/ (tiny RANDOM model unless
+#                CHECKPOINT_DIR / AFFORDANCE_CHECKPOINT_DIR / CLIP_DIR / DEVICE are set)
 #   make clean   remove build outputs (keeps .venv)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,7 +15,7 @@ DEPS_STAMP := $(VENV)/.interactvlm-deps
 BUILD_STAMP := $(WS)/install/.interactvlm-built
 WS_SOURCES := $(shell find msgs launch $(WS)/compat $(WS)/cmake $(WS)/build.sh -type f 2>/dev/null)
 
-.PHONY: setup build test clean
+.PHONY: setup build test demo clean
 
 setup: $(BUILD_STAMP)
 
@@ -35,6 +37,15 @@ build: $(DEPS_STAMP)
 
 test: $(BUILD_STAMP)
 	tests/run.sh $(PYTEST_ARGS)
+
+DEMO_ARGS := $(if $(CHECKPOINT_DIR),--checkpoint-dir $(CHECKPOINT_DIR)) \
+	$(if $(AFFORDANCE_CHECKPOINT_DIR),--affordance-checkpoint-dir $(AFFORDANCE_CHECKPOINT_DIR)) \
+	$(if $(CLIP_DIR),--clip-dir $(CLIP_DIR)) $(if $(DEVICE),--device $(DEVICE)) \
+	$(if $(BODY_MODEL),--body-model $(BODY_MODEL)) $(if $(BODY_MODEL_DIR),--body-model-dir $(BODY_MODEL_DIR))
+
+demo: $(BUILD_STAMP)
+	rm -rf demo_out
+	. $(WS)/env.sh && interactvlm-ros demo demo_out $(DEMO_ARGS)
 
 clean:
 	rm -rf $(WS)/build $(WS)/install $(WS)/log

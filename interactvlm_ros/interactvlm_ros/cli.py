@@ -1,12 +1,18 @@
-"""``interactvlm-ros``: command-line tools that need no ROS.
+"""``interactvlm-ros``: command-line tools.
 
     interactvlm-ros make-tiny-checkpoint DIR [--seed N] [--format bin|safetensors]
+    interactvlm-ros replay IN_BAG OUT_BAG [model options] [--params-file YAML] [--report-dir DIR]
+    interactvlm-ros demo [OUT_DIR] [model options]
+
+Model options: --checkpoint-dir (human contact), --affordance-checkpoint-dir, --clip-dir,
+--tiny (random plumbing model), --device, --dtype, --body-model, --body-model-dir.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _make_tiny_checkpoint(args) -> int:
@@ -15,6 +21,144 @@ def _make_tiny_checkpoint(args) -> int:
     directory = write_tiny_checkpoint(args.directory, seed=args.seed, weight_format=args.format)
     print(f"wrote a tiny MV-Loc checkpoint with RANDOM weights (seed {args.seed}) to {directory}; "
           f"its CLIP tower is in {directory / 'clip'}. Outputs of this model are meaningless.")
+    return 0
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--checkpoint-dir", help="InteractVLM human-contact checkpoint directory")
+    group.add_argument("--affordance-checkpoint-dir", help="InteractVLM object-affordance checkpoint directory")
+    group.add_argument("--clip-dir", help="local copy of openai/clip-vit-large-patch14")
+    group.add_argument("--tiny", action="store_true", help="tiny model with RANDOM weights (plumbing only)")
+    group.add_argument("--params-file", help="node parameter YAML (launch/config/interactvlm.yaml format)")
+    group.add_argument("--device")
+    group.add_argument("--dtype", choices=("float32", "bfloat16", "float16"))
+    group.add_argument("--body-model", choices=("anny", "smplh", "smplx"))
+    group.add_argument("--body-model-dir")
+    group.add_argument("--render-size", type=int)
+
+
+def _settings(args) -> dict:
+    """Parameter file values, then command-line overrides; replay never drops detections."""
+    from .loading import default_settings, read_parameters_file
+
+    settings = default_settings()
+    if args.params_file:
+        settings.update(read_parameters_file(args.params_file))
+    overrides = {"contact_checkpoint_dir": args.checkpoint_dir, "affordance_checkpoint_dir": args.affordance_checkpoint_dir,
+                 "clip_dir": args.clip_dir, "device": args.device, "dtype": args.dtype, "body_model": args.body_model,
+                 "body_model_dir": args.body_model_dir, "render_size": args.render_size}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    if args.tiny:
+        settings["use_tiny_checkpoint"] = True
+    return settings
+
+
+def _processing_settings(settings: dict):
+    from .ros.processing import ProcessingSettings
+
+    return ProcessingSettings(threshold=float(settings["threshold"]), max_detections=100,
+                              min_score=float(settings["min_score"]),
+                              ignore_classes=tuple(c for c in settings["ignore_classes"] if c), markers=True,
+                              markers_frame_id=str(settings["markers_frame_id"]))
+
+
+def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, image_topic=None,
+               detections_topic=None, progress: bool = True, figures: int = 4) -> dict:
+    """Replay, account for every input, score against ground truth when there is any, and draw
+    a few samples. Returns the paths written."""
+    from .eval.evaluate import sample_pictures, score
+    from .eval.groundtruth import load_ground_truth, sidecar_path
+    from .eval.report import sample_figure, write_report
+    from .geometry.objects import PointCloudGeometry
+    from .loading import build_estimator
+    from .ros.replay import replay, write_summary
+
+    ground_truth = {}
+    sidecar = sidecar_path(in_bag)
+    if sidecar.is_file():
+        ground_truth = load_ground_truth(sidecar)
+
+    def geometries(stamp, detection_id):  # evaluate affordance on the dataset's own points
+        truth = ground_truth.get((stamp, detection_id))
+        if truth is not None and truth.points is not None:
+            return PointCloudGeometry(truth.points, f"points:{sidecar.name}#{detection_id}")
+        return None
+
+    estimator, keepalive = build_estimator(settings, log=lambda line: print(f"WARNING: {line}"))
+    result = replay(in_bag, out_bag, estimator, _processing_settings(settings), image_topic, detections_topic,
+                    slop_ns=int(float(settings["sync_slop"]) * 1e9), geometries=geometries, progress=progress)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"bag": out_bag, "summary": report_dir / "replay_summary.json"}
+    write_summary(paths["summary"], result, in_bag, out_bag, estimator.model_id, estimator.weights_are_random)
+    estimates = [(stamp, estimate) for stamp, _, estimate in result.outputs]
+    if ground_truth:
+        summary, per_sample = score(estimates, ground_truth)
+    else:
+        summary, per_sample = {"overall": {}, "per_class": {}}, [
+            {"stamp_ns": stamp, "detection_id": i.detection.id, "object_label": i.detection.label,
+             "body_parts": list(i.human_contact.body_parts) if i.human_contact else [],
+             "affordance": i.object_affordance.affordance if i.object_affordance else None,
+             "not_scored": "no ground truth (no sidecar " + sidecar.name + ")"}
+            for stamp, estimate in estimates for i in estimate.interactions]
+    paths.update(write_report(report_dir, summary, per_sample, estimator.weights_are_random, estimator.model_id))
+    drawn = 0
+    for stamp, estimate in estimates:
+        if stamp not in result.images:
+            continue
+        for interaction in estimate.interactions:
+            if drawn >= figures:
+                break
+            body, obj = sample_pictures(estimator.renderer, estimator, interaction)
+            title = f"{interaction.detection.label} ({interaction.detection.id})"
+            if interaction.object_affordance is not None and interaction.object_affordance.affordance:
+                title += f": {interaction.object_affordance.affordance}"
+            paths[f"sample_{drawn}"] = sample_figure(report_dir / f"sample_{drawn:02d}.png", result.images[stamp],
+                                                     body, obj, title, estimator.weights_are_random)
+            drawn += 1
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items()))
+    print(f"inputs: {counts or 'none'}")
+    print(f"model {estimator.model_id}, ground truth: {sidecar if ground_truth else 'none'}")
+    if estimator.weights_are_random:
+        print("WARNING: the model has RANDOM weights: every output and score below is meaningless")
+    del keepalive
+    return paths
+
+
+def _replay(args) -> int:
+    paths = run_replay(Path(args.in_bag), Path(args.out_bag), _settings(args),
+                       Path(args.report_dir) if args.report_dir else Path(f"{args.out_bag}_report"),
+                       args.image_topic, args.detections_topic, progress=not args.quiet)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _demo(args) -> int:
+    """Two real photos from scikit-image with one detection each -> bag -> replay -> report."""
+    from skimage import data
+
+    from .eval.bags import Frame, write_input_bag
+
+    out = Path(args.out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise SystemExit(f"{out} is not empty; remove it or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    camera = data.camera()  # a man operating a camera on a tripod, 512 x 512 grey
+    frames = [
+        Frame(1_700_000_000_000_000_000, camera[:, :, None].repeat(3, axis=2),
+              [("camera-0", "camera", 0.9, (300.0, 120.0, 120.0, 110.0))]),
+        Frame(1_700_000_000_100_000_000, data.astronaut(),  # an astronaut holding a helmet
+              [("helmet-0", "helmet", 0.9, (420.0, 420.0, 150.0, 150.0))]),
+    ]
+    in_bag = write_input_bag(out / "input_bag", frames)
+    settings = _settings(args)
+    if not (settings["contact_checkpoint_dir"] or settings["affordance_checkpoint_dir"]):
+        settings["use_tiny_checkpoint"] = True
+    paths = run_replay(in_bag, out / "interactions_bag", settings, out / "report", progress=not args.quiet)
+    print(f"demo input bag: {in_bag}")
+    for name, path in paths.items():
+        print(f"{name}: {path}")
     return 0
 
 
@@ -27,6 +171,23 @@ def main(argv: list[str] | None = None) -> int:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--format", choices=("bin", "safetensors"), default="bin")
     tiny.set_defaults(run=_make_tiny_checkpoint)
+
+    replay = commands.add_parser("replay", help="run a ROS 2 bag (mcap or sqlite3) through the pipeline offline")
+    replay.add_argument("in_bag")
+    replay.add_argument("out_bag")
+    replay.add_argument("--image-topic")
+    replay.add_argument("--detections-topic")
+    replay.add_argument("--report-dir", help="default: OUT_BAG_report")
+    replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    _model_options(replay)
+    replay.set_defaults(run=_replay)
+
+    demo = commands.add_parser("demo", help="the pipeline on two real photos; outputs in OUT_DIR")
+    demo.add_argument("out_dir", nargs="?", default="demo_out")
+    demo.add_argument("--quiet", action="store_true")
+    _model_options(demo)
+    demo.set_defaults(run=_demo)
+
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -59,7 +59,8 @@ def _as_1d(name: str, values: Any) -> np.ndarray:
     """``values`` as a 1-D float array (a float32 input stays float32)."""
     array = np.asarray(values)
     if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one value per vertex / point), got shape {array.shape}")
+        raise ValueError(f"{name} must be 1-D (one value per vertex / point), "
+                         f"got shape {array.shape}")
     if array.dtype == np.float32:
         return array
     return array.astype(np.float64)

@@ -35,9 +35,9 @@ PER_CLASS_METRICS = (("f1", "contact F1"), ("sim", "affordance SIM"), ("auc", "a
 #: Title text of every figure made from randomly initialised weights.
 RANDOM_WEIGHTS_BANNER = "RANDOM WEIGHTS \u2014 meaningless"
 
-_NOTE_RANDOM = ("The model weights are RANDOM (no trained InteractVLM checkpoint was loaded): every "
-                "prediction and metric in this report is meaningless; it only shows that the "
-                "pipeline runs end to end.")
+_NOTE_RANDOM = ("The model weights are RANDOM (no trained InteractVLM checkpoint was loaded): "
+                "every prediction and metric in this report is meaningless; it only shows that "
+                "the pipeline runs end to end.")
 _NOTE_TRAINED = ("Metrics follow InteractVLM's utils/eval_utils.py (see "
                  "interactvlm_ros.eval.metrics for formulas and deviations); means skip NaN "
                  "samples and null marks a metric with no valid sample.")

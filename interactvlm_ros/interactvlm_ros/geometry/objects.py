@@ -102,6 +102,8 @@ DEFAULT_PROXIES: Mapping[str, tuple[str, float]] = {
     "bed": ("box", 2.00), "dining table": ("box", 1.60), "microwave": ("box", 0.50),
     "skateboard": ("box", 0.80), "surfboard": ("box", 2.00), "knife": ("box", 0.25),
     "scissors": ("box", 0.20),
+    # Not COCO classes, but common in open-vocabulary detectors and in the demo photos.
+    "camera": ("box", 0.15), "helmet": ("sphere", 0.30), "mug": ("cylinder", 0.10), "tripod": ("capsule", 1.50),
 }
 
 

@@ -96,9 +96,11 @@ class FrameProcessor:
         """(H, W, 3) uint8 RGB; raises ``images.ImageRejected``."""
         return compressed_to_rgb(image_msg) if isinstance(image_msg, CompressedImage) else image_to_rgb(image_msg)
 
-    def process(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings):
+    def process(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings,
+                geometries=None):
         """Returns (InteractionArray, MarkerArray or None, pipeline EstimateResult), or None when
-        no detection is valid (reported as ``pairs_without_valid_detections``).
+        no detection is valid (reported as ``pairs_without_valid_detections``). ``geometries``
+        maps detection ids to geometry overrides (see ``InteractionEstimator.estimate``).
 
         Raises:
             images.ImageRejected: an image that cannot be decoded.
@@ -110,7 +112,7 @@ class FrameProcessor:
             self.report("pairs_without_valid_detections", "no valid detection in the pair")
             return None
         self.estimator.threshold = settings.threshold
-        result = self.estimator.estimate(rgb, [d for d, _ in selected])
+        result = self.estimator.estimate(rgb, [d for d, _ in selected], geometries=geometries)
         header = Header(stamp=image_msg.header.stamp, frame_id=image_msg.header.frame_id)
         message = InteractionArray(header=header, model_id=result.model_id,
                                    weights_are_random=result.weights_are_random,

@@ -1,0 +1,312 @@
+"""Write and read ROS 2 input bags for evaluation (images + detections), with rosbags.
+
+An *input bag* holds what the node subscribes to:
+
+* ``/camera/image_raw`` (``sensor_msgs/msg/Image``, ``rgb8``) or
+  ``/camera/image_raw/compressed`` (``sensor_msgs/msg/CompressedImage``, ``jpeg``);
+* ``/detections`` (``vision_msgs/msg/Detection2DArray``).
+
+Each image and its detections share one header stamp, and each message's bag (receive)
+timestamp equals that header stamp, so replaying the bag reproduces the pairing exactly.
+
+Messages are built as rclpy message objects and serialised with
+``rclpy.serialization.serialize_message`` (the CDR bytes a ROS 2 recorder would store), then
+written with ``rosbags.rosbag2.Writer``. The connections carry full message definitions and
+RIHS01 type hashes from :func:`project_typestore`, so ``ros2 bag play`` and rosbags readers
+can decode them without the project installed.
+
+rclpy and the message packages are imported only by the functions that build messages
+(:func:`write_input_bag` and the ``*_msg`` builders); :func:`project_typestore` and
+:func:`read_messages` need rosbags only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+IMAGE_TOPIC = "/camera/image_raw"
+COMPRESSED_IMAGE_TOPIC = "/camera/image_raw/compressed"
+DETECTIONS_TOPIC = "/detections"
+
+IMAGE_MSGTYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_MSGTYPE = "sensor_msgs/msg/CompressedImage"
+DETECTIONS_MSGTYPE = "vision_msgs/msg/Detection2DArray"
+
+#: rosbag2 metadata version written (9: Jazzy and later; rosbags writes 8 or 9).
+BAG_VERSION = 9
+#: storage name -> rosbags StoragePlugin member name.
+STORAGES = {"mcap": "MCAP", "sqlite3": "SQLITE3"}
+
+#: Interface packages the project's bags use beyond rosbags' built-in stores, with the folder
+#: of their .msg files in this source tree (used when no installed copy is found).
+_REPO = Path(__file__).resolve().parents[3]
+PROJECT_INTERFACES = {
+    "vision_msgs": _REPO / "ros2_ws" / "compat" / "vision_msgs" / "msg",
+    "interactvlm_msgs": _REPO / "msgs" / "msg",
+}
+
+
+class Detection(NamedTuple):
+    """One 2D detection: ``(det_id, label, score, (cx, cy, w, h))``.
+
+    ``box`` is the axis-aligned box centre and size in image pixels (``vision_msgs``
+    ``BoundingBox2D``: ``center.position`` and ``size_x``/``size_y``); ``score`` in [0, 1].
+    Plain 4-tuples of the same order are accepted wherever a Detection is.
+    """
+
+    det_id: str
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
+@dataclass
+class Frame:
+    """One camera frame and its detections, as written to an input bag.
+
+    Attributes:
+        stamp_ns: header stamp of the image and its detections [ns since the epoch], >= 0.
+        rgb: (H, W, 3) uint8 image, RGB channel order.
+        detections: ``Detection`` or ``(det_id, label, score, (cx, cy, w, h))`` tuples, boxes
+            in pixels of ``rgb``.
+        frame_id: header frame_id of the image and the detections.
+        jpeg: optional JPEG file bytes of ``rgb`` (e.g. a dataset's original file); written
+            as-is to the compressed topic instead of re-encoding ``rgb``. Ignored when raw.
+    """
+
+    stamp_ns: int
+    rgb: np.ndarray
+    detections: list = field(default_factory=list)
+    frame_id: str = "camera"
+    jpeg: bytes | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Type store
+
+
+def _msg_dirs(package: str) -> list[Path]:
+    """Folders that may hold ``package``'s .msg files: installed prefixes first, then source."""
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    dirs = [Path(p) / "share" / package / "msg" for p in prefixes]
+    dirs.append(PROJECT_INTERFACES[package])
+    return dirs
+
+
+@lru_cache(maxsize=None)
+def _interface_types(package: str) -> tuple[tuple[str, object], ...]:
+    """Parsed rosbags type definitions of every .msg file of ``package`` (first folder found)."""
+    from rosbags.typesys import get_types_from_msg
+
+    for folder in _msg_dirs(package):
+        files = sorted(folder.glob("*.msg"))
+        if files:
+            types: dict = {}
+            for path in files:
+                types.update(get_types_from_msg(path.read_text(), f"{package}/msg/{path.stem}"))
+            return tuple(types.items())
+    raise FileNotFoundError(f"no .msg files of {package} in any of {[str(d) for d in _msg_dirs(package)]}")
+
+
+def project_typestore():
+    """A rosbags Typestore for the project's bags: ROS 2 Kilted (or the newest store rosbags
+    has) plus ``vision_msgs`` and ``interactvlm_msgs``.
+
+    The two packages are read from their installed ``share/<pkg>/msg/*.msg`` (first match on
+    ``AMENT_PREFIX_PATH``: the definitions rclpy serialises with), else from this source tree
+    (``ros2_ws/compat/vision_msgs/msg``, ``msgs/msg``). Each call returns a new store, so a
+    caller may register more types. Raises FileNotFoundError when a package's .msg files are
+    nowhere to be found.
+    """
+    from rosbags.typesys import Stores, get_typestore
+
+    store = getattr(Stores, "ROS2_KILTED", None) or Stores.LATEST
+    typestore = get_typestore(store)
+    types: dict = {}
+    for package in PROJECT_INTERFACES:
+        types.update(_interface_types(package))
+    typestore.register(types)
+    return typestore
+
+
+# --------------------------------------------------------------------------------------------
+# Message builders (rclpy message objects)
+
+
+def _header(stamp_ns: int, frame_id: str):
+    from std_msgs.msg import Header
+
+    header = Header(frame_id=frame_id)
+    header.stamp.sec, header.stamp.nanosec = divmod(int(stamp_ns), 1_000_000_000)
+    return header
+
+
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f"rgb is empty: shape {rgb.shape}")
+    return np.ascontiguousarray(rgb)
+
+
+def image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str = "camera"):
+    """``sensor_msgs/Image`` (``rgb8``, row-major, step = 3 W) of an (H, W, 3) uint8 array."""
+    from sensor_msgs.msg import Image
+
+    rgb = _check_rgb(rgb)
+    height, width = rgb.shape[:2]
+    return Image(header=_header(stamp_ns, frame_id), height=height, width=width,
+                 encoding="rgb8", is_bigendian=0, step=3 * width, data=rgb.tobytes())
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
+    """JPEG bytes of an (H, W, 3) uint8 RGB image (OpenCV encoder)."""
+    import cv2
+
+    ok, buffer = cv2.imencode(".jpg", _check_rgb(rgb)[:, :, ::-1],
+                              [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    if not ok:  # pragma: no cover - OpenCV fails only on invalid input, checked above
+        raise ValueError("JPEG encoding failed")
+    return buffer.tobytes()
+
+
+def compressed_image_msg(jpeg: bytes, stamp_ns: int, frame_id: str = "camera"):
+    """``sensor_msgs/CompressedImage`` (``format = "jpeg"``) holding ``jpeg`` verbatim."""
+    from sensor_msgs.msg import CompressedImage
+
+    if not bytes(jpeg[:2]) == b"\xff\xd8":
+        raise ValueError("jpeg does not start with the JPEG SOI marker")
+    return CompressedImage(header=_header(stamp_ns, frame_id), format="jpeg", data=bytes(jpeg))
+
+
+def _detection(det, header):
+    from vision_msgs.msg import Detection2D, ObjectHypothesisWithPose
+
+    det_id, label, score, box = det
+    cx, cy, w, h = (float(v) for v in box)
+    if not all(np.isfinite([cx, cy, w, h])) or w < 0 or h < 0:
+        raise ValueError(f"detection {det_id!r}: invalid box {box}")
+    if not 0.0 <= float(score) <= 1.0:
+        raise ValueError(f"detection {det_id!r}: score must lie in [0, 1], got {score}")
+    msg = Detection2D(header=header, id=str(det_id))
+    hypothesis = ObjectHypothesisWithPose()
+    hypothesis.hypothesis.class_id = str(label)
+    hypothesis.hypothesis.score = float(score)
+    msg.results.append(hypothesis)
+    msg.bbox.center.position.x, msg.bbox.center.position.y = cx, cy
+    msg.bbox.size_x, msg.bbox.size_y = w, h
+    return msg
+
+
+def detections_msg(detections: Sequence, stamp_ns: int, frame_id: str = "camera"):
+    """``vision_msgs/Detection2DArray`` of ``(det_id, label, score, (cx, cy, w, h))`` tuples.
+
+    Every detection gets the array's header, one hypothesis (``class_id = label``, ``score``)
+    and its box in pixels. Raises ValueError on a duplicate id, a score outside [0, 1] or a
+    negative / non-finite box.
+    """
+    from vision_msgs.msg import Detection2DArray
+
+    header = _header(stamp_ns, frame_id)
+    ids = [str(d[0]) for d in detections]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate detection ids in {ids}")
+    return Detection2DArray(header=header, detections=[_detection(d, header) for d in detections])
+
+
+# --------------------------------------------------------------------------------------------
+# Writing and reading bags
+
+
+def _check_stamp(stamp, previous: int) -> int:
+    """``stamp`` as an int, checked >= 0 and > ``previous``."""
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, np.integer)) or stamp < 0:
+        raise ValueError(f"stamp_ns must be an int >= 0 [ns], got {stamp!r}")
+    if stamp <= previous:
+        raise ValueError(f"frame stamps must increase strictly: {stamp} after {previous}")
+    return int(stamp)
+
+
+def write_input_bag(path: str | os.PathLike, frames: Iterable[Frame], compressed: bool = False,
+                    storage: str = "mcap", *, jpeg_quality: int = 95) -> Path:
+    """Write an input bag (images + detections) to the new bag folder ``path``.
+
+    Args:
+        path: bag folder to create (must not exist); rosbags writes ``metadata.yaml`` and one
+            storage file (``<name>.mcap`` or ``<name>.db3``) into it.
+        frames: frames in strictly increasing stamp order; any iterable (a generator streams a
+            large dataset without holding every image in memory).
+        compressed: write ``/camera/image_raw/compressed`` (JPEG: ``frame.jpeg`` if given, else
+            ``rgb`` encoded at ``jpeg_quality``) instead of ``/camera/image_raw`` (``rgb8``).
+        storage: ``"mcap"`` (default) or ``"sqlite3"``.
+
+    Each frame gives one image and one ``/detections`` message (empty when the frame has no
+    detections), both with header stamp = bag timestamp = ``frame.stamp_ns``. Returns the
+    bag folder. Raises FileExistsError if ``path`` exists, ValueError on an unknown storage or
+    invalid frame (stamps not increasing, bad image, box or score); on error nothing is left
+    at ``path``.
+    """
+    from rclpy.serialization import serialize_message
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    path = Path(path)
+    if storage not in STORAGES:
+        raise ValueError(f"storage must be one of {sorted(STORAGES)}, got {storage!r}")
+    if path.exists():
+        raise FileExistsError(f"bag path exists: {path}")
+    typestore = project_typestore()
+    writer = Writer(path, version=BAG_VERSION, storage_plugin=getattr(StoragePlugin, STORAGES[storage]))
+    try:
+        _write_frames(writer, frames, compressed, typestore, jpeg_quality, serialize_message)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)  # created by this call: leave nothing half-written
+        raise
+    return path
+
+
+def _write_frames(writer, frames, compressed, typestore, jpeg_quality, serialize) -> None:
+    """Open ``writer``, write one image and one detections message per frame, close it."""
+    image_topic, image_type = ((COMPRESSED_IMAGE_TOPIC, COMPRESSED_IMAGE_MSGTYPE) if compressed
+                               else (IMAGE_TOPIC, IMAGE_MSGTYPE))
+    with writer:
+        image_conn = writer.add_connection(image_topic, image_type, typestore=typestore)
+        det_conn = writer.add_connection(DETECTIONS_TOPIC, DETECTIONS_MSGTYPE, typestore=typestore)
+        stamp = -1
+        for frame in frames:
+            stamp = _check_stamp(frame.stamp_ns, stamp)
+            if compressed:
+                jpeg = frame.jpeg if frame.jpeg is not None else encode_jpeg(frame.rgb, jpeg_quality)
+                _check_rgb(frame.rgb)
+                image = compressed_image_msg(jpeg, stamp, frame.frame_id)
+            else:
+                image = image_msg(frame.rgb, stamp, frame.frame_id)
+            writer.write(image_conn, stamp, serialize(image))
+            dets = detections_msg(frame.detections, stamp, frame.frame_id)
+            writer.write(det_conn, stamp, serialize(dets))
+
+
+def read_messages(path: str | os.PathLike, topics: Sequence[str] | None = None
+                  ) -> Iterator[tuple[str, str, int, bytes]]:
+    """Yield ``(topic, msgtype, timestamp_ns, rawdata)`` of a bag in timestamp order.
+
+    ``path`` is a bag folder or a bare ``.mcap`` / ``.db3`` file; ``topics`` restricts the
+    topics read (None: all). ``rawdata`` is the serialised CDR message: decode it with
+    ``rclpy.serialization.deserialize_message`` or ``project_typestore().deserialize_cdr``.
+    Raises FileNotFoundError if the bag does not exist.
+    """
+    from rosbags.rosbag2 import Reader
+
+    with Reader(path) as reader:
+        connections = [c for c in reader.connections if topics is None or c.topic in topics]
+        if not connections:
+            return
+        for connection, timestamp, rawdata in reader.messages(connections=connections):
+            yield connection.topic, connection.msgtype, timestamp, rawdata
