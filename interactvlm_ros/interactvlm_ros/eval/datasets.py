@@ -176,8 +176,9 @@ def _convert(items: Iterable[_Item], out_bag, limit: int | None, skipped: list[s
 #   "support object or ground"; binary (all-object) contact is prompted as
 #   "all the objects or ground".
 # Assumptions: (1) ``imgname`` entries are paths relative to the release root (the DECO repo
-# root), the npz folder or an ``images`` folder; resolve_entry covers all three. (2) A contact
-# entry of 6890 values in [0, 1] is a dense per-vertex label; any other list is vertex ids.
+# root, up to three folders above the npz), the npz folder or an ``images`` folder beside it.
+# (2) A contact entry of 6890 values in [0, 1] is a dense per-vertex label; any other list is
+# vertex ids.
 # (3) DAMON has no object boxes: each detection's box is the whole image. (4) DAMON's body is
 # SMPL; SMPL and SMPL-H share the 6890-vertex body topology (same vertex ids), so the contact
 # compares directly with InteractVLM's SMPL-H output. Loading these files needs pickle (object
@@ -199,12 +200,12 @@ DAMON_LABEL_ALIASES = {"supporting": "support object or ground"}
 def _damon_tables(root: Path, split: str) -> tuple[dict[str, np.ndarray], list[Path]]:
     """The DAMON arrays (keys of DAMON_KEYS present) and the base folders of ``imgname``."""
     if root.is_file():
-        return _damon_npz(root), [root.parent, root.parent / "images"]
+        return _damon_npz(root), _npz_bases(root)
     for folder in DAMON_NPZ_DIRS:
         for name in DAMON_NPZ_NAMES:
             path = root / folder / name.format(split=split)
             if path.is_file():
-                return _damon_npz(path), [root, path.parent, path.parent / "images"]
+                return _damon_npz(path), [root] + _npz_bases(path)
     for folder in DAMON_NPY_DIRS:
         base = root / folder.format(split=split)
         if (base / f"{DAMON_KEYS['images']}.npy").is_file():
@@ -215,6 +216,12 @@ def _damon_tables(root: Path, split: str) -> tuple[dict[str, np.ndarray], list[P
         f"no DAMON split {split!r} under {root}: expected one of "
         f"{[f'{d}/{n.format(split=split)}' for d in DAMON_NPZ_DIRS for n in DAMON_NPZ_NAMES]} "
         f"or {[d.format(split=split) + '/imgname.npy' for d in DAMON_NPY_DIRS]}")
+
+
+def _npz_bases(npz: Path) -> list[Path]:
+    """Folders ``imgname`` may be relative to: the npz folder, its ``images`` and three parents
+    (the DECO repository root is the third parent of ``datasets/Release_Datasets/damon``)."""
+    return [npz.parent, npz.parent / "images", *npz.parents[1:4]]
 
 
 def _damon_npz(path: Path) -> dict[str, np.ndarray]:
