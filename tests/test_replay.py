@@ -125,3 +125,36 @@ def test_demo_writes_bags_report_and_figures(tmp_path, capsys):
     assert [m.interactions[0].object_affordance.geometry_source for m in messages] == ["proxy:box", "proxy:sphere"]
     with pytest.raises(SystemExit, match="not empty"):
         cli_main(["demo", str(out), "--quiet"])
+
+
+def test_scoring_matches_predictions_to_ground_truth_with_geodesics():
+    """eval.evaluate.score on hand-made predictions: a 4-vertex path body with 1 m edges."""
+    from interactvlm_ros.eval.evaluate import score
+    from interactvlm_ros.pipeline import (Detection, EstimateResult, HumanContactResult, InteractionResult,
+                                          ObjectAffordanceResult)
+
+    predicted = np.array([0.9, 0.6, 0.1, 0.0], np.float32)  # contact at vertices 0, 1
+    contact = HumanContactResult("smplh", predicted, np.array([0, 1]), 0.5, (), "", True)
+    points = np.zeros((4, 3), np.float32)
+    affordance = ObjectAffordanceResult("points:x", points, np.array([1.0, 1.0, 0.0, 0.0], np.float32), 0.5, "grasp",
+                                        "", True)
+    estimate = EstimateResult([InteractionResult(Detection("cup", (0, 0, 1, 1), 1.0, "d"), contact, affordance)])
+    truth_contact = np.zeros(6890, np.float32)
+    truth_contact[[1, 2]] = 1.0  # ground truth at vertices 1, 2 (SMPL topology)
+    distances = np.abs(np.arange(4)[:, None] - np.arange(4)[None, :]).astype(np.float32)  # path graph, metres
+    truth = {(7, "d"): GroundTruthSample(7, "d", "cup", body_model="smpl", contact=truth_contact)}
+    _, (mismatch,) = score([(7, estimate)], truth, distances)  # 4 predicted vertices, 6890 true ones
+    assert "(4 vertices), ground truth on 'smpl' (6890)" in mismatch["not_scored"] and "f1" not in mismatch
+    small_truth = {(7, "d"): GroundTruthSample(7, "d", "cup", body_model="path4", contact=truth_contact[:4].copy(),
+                                               affordance=np.array([1.0, 0.0, 0.0, 0.0], np.float32), points=points)}
+    contact4 = HumanContactResult("path4", predicted, np.array([0, 1]), 0.5, (), "", True)
+    estimate4 = EstimateResult([InteractionResult(Detection("cup", (0, 0, 1, 1), 1.0, "d"), contact4, affordance)])
+    summary, samples = score([(7, estimate4), (8, estimate4)], small_truth, distances)
+    (sample,) = samples  # stamp 8 has no ground truth
+    assert sample["precision"] == pytest.approx(0.5) and sample["recall"] == pytest.approx(0.5)
+    assert sample["f1"] == pytest.approx(0.5)
+    # FP: predicted 0 -> nearest truth 1 (1 m), predicted 1 -> 0 m: mean 50 cm.
+    # FN: truth 1 -> 0 m, truth 2 -> nearest prediction 1 (1 m): mean 50 cm.
+    assert sample["fp_geodesic_cm"] == pytest.approx(50.0) and sample["fn_geodesic_cm"] == pytest.approx(50.0)
+    assert sample["mae"] == pytest.approx(0.25) and sample["sim"] == pytest.approx(0.5)
+    assert summary["overall"]["count"] == 1 and summary["per_class"]["cup"]["f1"] == pytest.approx(0.5)

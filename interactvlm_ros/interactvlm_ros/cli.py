@@ -64,9 +64,13 @@ def _processing_settings(settings: dict):
 
 
 def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, image_topic=None,
-               detections_topic=None, progress: bool = True, figures: int = 4) -> dict:
+               detections_topic=None, progress: bool = True, figures: int = 4, geodesic: str | None = None) -> dict:
     """Replay, account for every input, score against ground truth when there is any, and draw
-    a few samples. Returns the paths written."""
+    a few samples. Returns the paths written.
+
+    ``geodesic``: None (no geodesic error), "mesh" (shortest edge paths on the body mesh,
+    an upper bound of the geodesic) or the path of a (V, V) .npy matrix in metres (e.g.
+    InteractVLM's ``smpl_neutral_geodesic_dist.npy``)."""
     from .eval.evaluate import sample_pictures, score
     from .eval.groundtruth import load_ground_truth, sidecar_path
     from .eval.report import sample_figure, write_report
@@ -93,7 +97,18 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
     write_summary(paths["summary"], result, in_bag, out_bag, estimator.model_id, estimator.weights_are_random)
     estimates = [(stamp, estimate) for stamp, _, estimate in result.outputs]
     if ground_truth:
-        summary, per_sample = score(estimates, ground_truth)
+        distances = None
+        if geodesic == "mesh":
+            from .eval.metrics import mesh_geodesic_distances
+
+            distances = mesh_geodesic_distances(estimator.body.vertices, estimator.body.faces)
+        elif geodesic:
+            import numpy as np
+
+            distances = np.load(geodesic, allow_pickle=False)
+            if distances.shape != (estimator.body.num_vertices,) * 2:
+                raise ValueError(f"{geodesic}: a {distances.shape} matrix for a {estimator.body.num_vertices}-vertex body")
+        summary, per_sample = score(estimates, ground_truth, distances, float(settings["threshold"]))
     else:
         summary, per_sample = {"overall": {}, "per_class": {}}, [
             {"stamp_ns": stamp, "detection_id": i.detection.id, "object_label": i.detection.label,
@@ -128,7 +143,7 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
 def _replay(args) -> int:
     paths = run_replay(Path(args.in_bag), Path(args.out_bag), _settings(args),
                        Path(args.report_dir) if args.report_dir else Path(f"{args.out_bag}_report"),
-                       args.image_topic, args.detections_topic, progress=not args.quiet)
+                       args.image_topic, args.detections_topic, progress=not args.quiet, geodesic=args.geodesic)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
@@ -179,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--detections-topic")
     replay.add_argument("--report-dir", help="default: OUT_BAG_report")
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    replay.add_argument("--geodesic", help="geodesic error: 'mesh' (edge paths on the body) or a (V, V) .npy "
+                                           "distance matrix in metres")
     _model_options(replay)
     replay.set_defaults(run=_replay)
 

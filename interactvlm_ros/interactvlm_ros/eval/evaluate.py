@@ -51,8 +51,10 @@ def score(outputs: Sequence[tuple[int, object]], ground_truth: Mapping[tuple[int
             if truth.contact is not None:
                 if contact is None:
                     reasons.append("no contact model")
-                elif not _same_body(contact.body_model, truth.body_model):
-                    reasons.append(f"contact predicted on {contact.body_model!r}, ground truth on {truth.body_model!r}")
+                elif not _same_body(contact.body_model, truth.body_model) or len(
+                        contact.vertex_probabilities) != len(truth.contact):
+                    reasons.append(f"contact predicted on {contact.body_model!r} ({len(contact.vertex_probabilities)} "
+                                   f"vertices), ground truth on {truth.body_model!r} ({len(truth.contact)})")
                 else:
                     sample.update(contact_scores(contact.vertex_probabilities, truth.contact, threshold))
                     if geodesic_distances is not None:
