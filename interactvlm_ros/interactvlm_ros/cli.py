@@ -1,6 +1,7 @@
 """``interactvlm-ros``: command-line tools.
 
     interactvlm-ros make-tiny-checkpoint DIR [--seed N] [--format bin|safetensors]
+    interactvlm-ros check-assets DIR...
     interactvlm-ros replay IN_BAG OUT_BAG [model options] [--params-file YAML] [--report-dir DIR]
     interactvlm-ros demo [OUT_DIR] [model options]
 
@@ -22,6 +23,14 @@ def _make_tiny_checkpoint(args) -> int:
     print(f"wrote a tiny MV-Loc checkpoint with RANDOM weights (seed {args.seed}) to {directory}; "
           f"its CLIP tower is in {directory / 'clip'}. Outputs of this model are meaningless.")
     return 0
+
+
+def _check_assets(args) -> int:
+    from .assets_check import check_assets, format_reports
+
+    reports = check_assets(args.directories)
+    print(format_reports(reports))
+    return 0 if all(r.ok for r in reports) else 1
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -186,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--format", choices=("bin", "safetensors"), default="bin")
     tiny.set_defaults(run=_make_tiny_checkpoint)
+
+    check = commands.add_parser("check-assets", help="validate checkpoint, CLIP, body-model and official-asset "
+                                                     "directories without running the model")
+    check.add_argument("directories", nargs="+")
+    check.set_defaults(run=_check_assets)
 
     replay = commands.add_parser("replay", help="run a ROS 2 bag (mcap or sqlite3) through the pipeline offline")
     replay.add_argument("in_bag")

@@ -232,6 +232,87 @@ def _resolve_clip_dir(clip_dir, spec: MVLocSpec) -> Path:
         "preprocessor_config.json); it is never downloaded at run time")
 
 
+@dataclass
+class CheckpointPlan:
+    """A checkpoint read and checked against the architecture, nothing loaded on a device.
+
+    Attributes:
+        directory, config, spec, llama_config; mapped: module key -> tensor (memory-mapped
+        where the file format allows); model: the MVLocModel on the meta device;
+        problems: key / shape mismatches (empty when loadable).
+    """
+
+    directory: Path
+    config: dict
+    spec: MVLocSpec
+    llama_config: object
+    mapped: dict
+    model: MVLocModel
+    problems: list[str]
+
+    def parameter_bytes(self, dtype: torch.dtype) -> int:
+        """Bytes of every parameter and buffer in ``dtype`` (floating point ones), CLIP excluded."""
+        size = torch.tensor([], dtype=dtype).element_size()
+        return sum(t.numel() * (size if t.is_floating_point() else t.element_size())
+                   for t in self.model.state_dict().values())
+
+
+def plan_checkpoint(checkpoint_dir: str | os.PathLike) -> CheckpointPlan:
+    """Read config and weights (memory-mapped) and check every key and shape against MV-Loc
+    built on the meta device. Nothing is allocated on a device.
+
+    Raises:
+        FileNotFoundError: missing directory, config or weight files.
+        CheckpointError: keys that do not map at all; ValueError: unsupported configuration.
+    """
+    from transformers import LlamaConfig
+
+    checkpoint_dir = Path(checkpoint_dir)
+    config = read_config(checkpoint_dir)
+    spec = MVLocSpec.from_config(config)
+    state = read_state_dict(checkpoint_dir)
+    sam_state = {k[len(SAM_PREFIX):]: v for k, v in state.items() if k.startswith(SAM_PREFIX)}
+    mapped = map_checkpoint_keys(state)
+    llama_config = LlamaConfig(**{k: config[k] for k in _LLAMA_FIELDS if k in config})
+    with torch.device("meta"):
+        model = MVLocModel(spec, llama_config, hf_config_from_sam_state_dict(sam_state))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(mapped))
+    unexpected = sorted(set(mapped) - set(expected))
+    wrong = sorted(f"{k}: {tuple(mapped[k].shape)} != {tuple(expected[k].shape)}"
+                   for k in set(expected) & set(mapped) if mapped[k].shape != expected[k].shape)
+    problems = []
+    if missing:
+        problems.append(f"missing from the checkpoint: {', '.join(missing[:20])}")
+    if unexpected:
+        problems.append(f"not in the model: {', '.join(unexpected[:20])}")
+    if wrong:
+        problems.append(f"wrong shapes: {'; '.join(wrong[:20])}")
+    return CheckpointPlan(checkpoint_dir, config, spec, llama_config, mapped, model, problems)
+
+
+#: Headroom over the parameter bytes for activations, KV cache and SAM embeddings.
+MEMORY_HEADROOM = 1.25
+
+
+def check_device_memory(required_bytes: int, device: str | torch.device) -> None:
+    """Refuse early when a CUDA device cannot hold the model.
+
+    Raises:
+        MemoryError: ``required_bytes`` x MEMORY_HEADROOM exceeds the device's free memory.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return
+    free, total = torch.cuda.mem_get_info(device)
+    needed = int(required_bytes * MEMORY_HEADROOM)
+    if needed > free:
+        raise MemoryError(
+            f"the model needs about {needed / 2**30:.1f} GiB on {device} (parameters x {MEMORY_HEADROOM}); "
+            f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB are free. Use dtype bfloat16/float16, free the "
+            "GPU, or choose another device")
+
+
 def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | None = None,
                device: str | torch.device = "cpu", dtype: str = "float32") -> MVLoc:
     """Load an InteractVLM checkpoint directory and its separately stored CLIP tower.
@@ -247,9 +328,10 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
         FileNotFoundError: missing directory, config, weights, tokenizer or CLIP tower.
         CheckpointError: keys that do not map, keys the model lacks or the checkpoint lacks
             (all listed), wrong shapes, inconsistent token ids.
+        MemoryError: a CUDA device without enough free memory (checked before loading).
         ValueError: unsupported configuration or dtype.
     """
-    from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPVisionModel, LlamaConfig
+    from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPVisionModel
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
     from transformers.utils import logging as transformers_logging
 
@@ -259,32 +341,16 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     torch_dtype = DTYPES[dtype]
     checkpoint_dir = Path(checkpoint_dir)
-    config = read_config(checkpoint_dir)
-    spec = MVLocSpec.from_config(config)
+    spec = MVLocSpec.from_config(read_config(checkpoint_dir))
     clip_path = _resolve_clip_dir(clip_dir, spec)
-    state = read_state_dict(checkpoint_dir)
-    sam_state = {k[len(SAM_PREFIX):]: v for k, v in state.items() if k.startswith(SAM_PREFIX)}
-    mapped = map_checkpoint_keys(state)
-    llama_config = LlamaConfig(**{k: config[k] for k in _LLAMA_FIELDS if k in config})
-    with torch.device("meta"):
-        model = MVLocModel(spec, llama_config, hf_config_from_sam_state_dict(sam_state))
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(mapped))
-    unexpected = sorted(set(mapped) - set(expected))
-    wrong = sorted(f"{k}: {tuple(mapped[k].shape)} != {tuple(expected[k].shape)}"
-                   for k in set(expected) & set(mapped) if mapped[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing from the checkpoint: {', '.join(missing[:20])}")
-        if unexpected:
-            parts.append(f"not in the model: {', '.join(unexpected[:20])}")
-        if wrong:
-            parts.append(f"wrong shapes: {'; '.join(wrong[:20])}")
-        raise CheckpointError(f"{checkpoint_dir}: " + " | ".join(parts))
-    model.load_state_dict({k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in mapped.items()},
+    plan = plan_checkpoint(checkpoint_dir)
+    if plan.problems:
+        raise CheckpointError(f"{checkpoint_dir}: " + " | ".join(plan.problems))
+    check_device_memory(plan.parameter_bytes(torch_dtype), device)
+    model = plan.model
+    model.load_state_dict({k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in plan.mapped.items()},
                           strict=True, assign=True)
-    model.language_model.model.rotary_emb = LlamaRotaryEmbedding(config=llama_config)  # non-persistent buffers
+    model.language_model.model.rotary_emb = LlamaRotaryEmbedding(config=plan.llama_config)  # non-persistent
     vision = CLIPVisionModel.from_pretrained(clip_path, local_files_only=True, dtype=torch_dtype)
     if vision.config.hidden_size != spec.mm_hidden_size:
         raise CheckpointError(f"CLIP tower {clip_path} has width {vision.config.hidden_size}, the checkpoint's "
@@ -296,4 +362,4 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
         if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
             raise CheckpointError(f"the tokenizer in {checkpoint_dir} lacks the token {token}")
     image_processor = CLIPImageProcessorPil.from_pretrained(clip_path, local_files_only=True)
-    return MVLoc(model, tokenizer, image_processor, config, checkpoint_dir.name)
+    return MVLoc(model, tokenizer, image_processor, plan.config, checkpoint_dir.name)

@@ -1,0 +1,88 @@
+"""check-assets: each kind of directory recognised, validated without running the model,
+and every problem reported (never an exception)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from interactvlm_ros.assets_check import check_assets, classify, format_reports
+from interactvlm_ros.cli import main as cli_main
+from interactvlm_ros.geometry.camera import BODY_VIEWS
+from interactvlm_ros.localize.inference import MEMORY_HEADROOM, check_device_memory
+from interactvlm_ros.localize.tiny import write_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("assets") / "ckpt")
+
+
+def test_a_good_checkpoint_and_clip_tower(tiny, capsys):
+    reports = check_assets([tiny, tiny / "clip"])
+    assert [(r.kind, r.ok) for r in reports] == [("checkpoint", True), ("clip", True)]
+    assert any("RANDOM weights" in fact for fact in reports[0].facts)
+    assert any("256 tokens" in fact for fact in reports[1].facts)
+    assert cli_main(["check-assets", str(tiny), str(tiny / "clip")]) == 0
+    assert "OK      " in capsys.readouterr().out
+
+
+def test_problems_are_listed(tiny, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny, broken)
+    index = json.loads((broken / "pytorch_model.bin.index.json").read_text())
+    shard = broken / "pytorch_model-00001-of-00002.bin"
+    state = torch.load(shard, weights_only=True)
+    key = next(k for k in state if k.startswith("model.layers.1."))
+    del state[key], index["weight_map"][key]
+    torch.save(state, shard)
+    (broken / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+    (broken / "tokenizer.model").unlink()
+    (tmp_path / "clip").mkdir()
+    shutil.copy(tiny / "clip" / "config.json", tmp_path / "clip" / "config.json")
+    (tmp_path / "empty").mkdir()
+    reports = check_assets([broken, tmp_path / "clip", tmp_path / "empty", tmp_path / "absent"])
+    assert [r.ok for r in reports] == [False] * 4
+    text = format_reports(reports)
+    assert "missing from the checkpoint: language_model.model.layers.1." in text
+    assert "no tokenizer" in text
+    assert "no preprocessor_config.json" in text and "no weights" in text
+    assert "not recognised" in text and "not a directory" in text
+    assert cli_main(["check-assets", str(broken)]) == 1
+
+
+def test_body_models_and_official_assets(tmp_path):
+    import test_smpl  # the synthetic SMPL-H files of the body-model tests
+
+    (tmp_path / "body" / "smplh").mkdir(parents=True)
+    test_smpl._write_npz(tmp_path / "body" / "smplh" / "SMPLH_NEUTRAL.npz", test_smpl._arrays("smplh"))
+    assets = tmp_path / "hcontact_vitruvian"
+    assets.mkdir()
+    vertex_maps, bary_maps = {}, {}
+    for view in BODY_VIEWS:
+        Image.fromarray(np.full((1024, 1024, 3), 200, np.uint8)).save(assets / f"body_render_norm_{view.name}.png")
+        ids = np.full((1024, 1024, 3), -1, np.int64)
+        ids[500:510, 500:510] = [0, 1, 2]
+        vertex_maps[view.name] = ids
+        bary_maps[view.name] = np.full((1024, 1024, 3), 1 / 3, np.float32)
+    np.savez(assets / "pixel_to_vertex_map_1024.npz", **vertex_maps)
+    np.savez(assets / "bary_coords_map_1024.npz", **bary_maps)
+    body, official = check_assets([tmp_path / "body", assets])
+    assert (body.kind, body.ok) == ("body_models", True) and "smplh: 416 vertices" in body.facts[0]
+    assert (official.kind, official.ok) == ("official_assets", True)
+    assert "3 of 6890 vertices visible" in official.facts[0]
+    assert classify(tmp_path) == "body_models"
+
+
+def test_gpu_memory_is_checked_before_loading(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 2**30, 24 * 2**30))
+    check_device_memory(int(10 * 2**30 / MEMORY_HEADROOM) - 1, "cuda:0")  # fits
+    with pytest.raises(MemoryError, match=r"needs about 12.5 GiB on cuda:0.*10.0 of 24.0 GiB are free"):
+        check_device_memory(10 * 2**30, "cuda:0")
+    check_device_memory(10**15, "cpu")  # CPU memory is not checked
