@@ -186,3 +186,23 @@ def test_bad_logits_are_rejected(rasterizer):
     logits[2, 5, 5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         lifter.lift(logits)
+
+
+def test_torch_tensors_lift_like_numpy(rasterizer):
+    """The torch sparse path (used on the GPU the masks come from) gives the scipy results."""
+    import torch
+
+    mesh, _ = shell_with_hidden_core()
+    lifter = Lifter.for_mesh(fragments_of(rasterizer, mesh), mesh.faces, mesh.num_vertices)
+    logits = np.random.default_rng(7).normal(0, 3, (4, SIZE, SIZE)).astype(np.float32)
+    for threshold in (None, 0.3):
+        expected = lifter.lift(logits, threshold)
+        got = lifter.lift(torch.from_numpy(logits), threshold)
+        assert isinstance(got, np.ndarray) and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    bad = torch.from_numpy(logits.copy())
+    bad[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        lifter.lift(bad)
+    with pytest.raises(ValueError, match="expected"):
+        lifter.lift(torch.zeros(3, SIZE, SIZE))

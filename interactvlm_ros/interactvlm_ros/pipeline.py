@@ -237,7 +237,7 @@ class InteractionEstimator:
             embeddings = self._view_embeddings(model, prepared)
         with timer("decode"):
             prompts = model.view_prompts(answer.seg_hidden, model.cameras(list(views), conditioning_dist))
-            logits = model.decode_masks(prompts, embeddings, self.render_size)
+            logits = model.decode_masks(prompts, embeddings, self.render_size, as_tensor=True)
         with timer("lift"):
             probabilities = prepared.lift(logits)
         return answer, probabilities

@@ -20,6 +20,7 @@ threshold is used).
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -76,6 +77,7 @@ class Lifter:
             inverse = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
             blocks.append(sp.diags((inverse * scale).astype(np.float32)) @ vote)
         self._averaging = sp.hstack(blocks, format="csr", dtype=np.float32)
+        self._on_device: dict[str, tuple] = {}
 
     @property
     def num_views(self) -> int:
@@ -152,7 +154,9 @@ class Lifter:
         """Per-vertex probabilities from per-view logits.
 
         Args:
-            logits: (num_views, S, S) mask logits, one image per view in the views' order.
+            logits: (num_views, S, S) mask logits, one image per view in the views' order: a
+                numpy array (scipy sparse products) or a torch tensor (torch sparse products on
+                the tensor's device).
             vote_threshold: None (every pixel votes: human contact, point clouds) or the
                 probability a pixel must exceed to vote (0.3 for InteractVLM's object meshes).
 
@@ -162,6 +166,8 @@ class Lifter:
         Raises:
             ValueError: logits of the wrong shape or with NaNs.
         """
+        if not isinstance(logits, np.ndarray) and hasattr(logits, "device") and hasattr(logits, "detach"):
+            return self._lift_tensor(logits, vote_threshold)
         p = self._probabilities(logits)
         if vote_threshold is None:
             return np.clip(self._averaging @ p.ravel(), 0.0, 1.0).astype(np.float32)
@@ -176,6 +182,55 @@ class Lifter:
             views += voted
         result = np.divide(total, views, out=np.zeros_like(total), where=views > 0)
         return np.clip(result, 0.0, 1.0).astype(np.float32)
+
+
+    def _device_matrices(self, device):
+        """The averaging and per-view vote matrices as torch sparse CSR tensors on ``device``
+        (converted once per device)."""
+        import torch
+
+        key = str(device)
+        if key not in self._on_device:
+            def convert(matrix):
+                matrix = matrix.tocsr(copy=True)
+                matrix.sum_duplicates()  # torch's CSR requires sorted, distinct column indices
+                matrix.sort_indices()
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                    return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                                   torch.from_numpy(matrix.indices.astype(np.int64)),
+                                                   torch.from_numpy(matrix.data.astype(np.float32)),
+                                                   size=matrix.shape, device=device, check_invariants=True)
+
+            self._on_device[key] = (convert(self._averaging), [convert(v) for v in self.votes])
+        return self._on_device[key]
+
+    def _lift_tensor(self, logits, vote_threshold):
+        """:meth:`lift` for a torch tensor, computed on its device (e.g. the GPU the masks were
+        decoded on, which avoids copying 4 full-resolution masks to the host)."""
+        import torch
+
+        expected = (self.num_views, self.image_size, self.image_size)
+        if tuple(logits.shape) != expected:
+            raise ValueError(f"logits of shape {tuple(logits.shape)}, expected {expected} (views, S, S)")
+        if bool(torch.isnan(logits).any()):
+            raise ValueError(f"logits contain {int(torch.isnan(logits).sum())} NaN values")
+        averaging, votes = self._device_matrices(logits.device)
+        p = torch.sigmoid(logits.float().clamp(-LOGIT_CLAMP, LOGIT_CLAMP)).reshape(self.num_views, -1)
+        if vote_threshold is None:
+            result = (averaging @ p.reshape(-1, 1)).squeeze(1)
+        else:
+            total = torch.zeros(self.num_targets, device=logits.device, dtype=torch.float64)
+            views = torch.zeros(self.num_targets, device=logits.device, dtype=torch.int64)
+            for vote, view_p in zip(votes, p):
+                confident = (view_p > vote_threshold).float()
+                numerator = (vote @ (view_p * confident).reshape(-1, 1)).squeeze(1).double()
+                denominator = (vote @ confident.reshape(-1, 1)).squeeze(1).double()
+                voted = denominator > 0
+                total[voted] += numerator[voted] / denominator[voted]
+                views += voted
+            result = torch.where(views > 0, total / views.clamp(min=1), torch.zeros_like(total))
+        return result.clamp(0.0, 1.0).float().cpu().numpy()
 
 
 def _image_size(fragments) -> int:

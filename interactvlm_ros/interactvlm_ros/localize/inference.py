@@ -177,7 +177,8 @@ class MVLoc:
         return embedding
 
     @torch.inference_mode()
-    def decode_masks(self, prompts: torch.Tensor, view_embeddings: torch.Tensor, output_size: int) -> np.ndarray:
+    def decode_masks(self, prompts: torch.Tensor, view_embeddings: torch.Tensor, output_size: int,
+                     as_tensor: bool = False):
         """Mask logits per view.
 
         Each view is decoded with all V view-conditioned embeddings as its sparse prompt (what
@@ -189,7 +190,8 @@ class MVLoc:
             prompts: (V, 256) from :meth:`view_prompts`; view_embeddings: (V, C, h, w).
 
         Returns:
-            (V, output_size, output_size) float32 logits.
+            (V, output_size, output_size) float32 logits: numpy, or a torch tensor on the
+            model's device when ``as_tensor`` (lifting can then stay on that device).
         """
         sam = self.model.sam
         num_views = prompts.shape[0]
@@ -212,7 +214,7 @@ class MVLoc:
                               align_corners=False)
         if output_size != self.sam_image_size:
             masks = F.interpolate(masks, size=(output_size, output_size), mode="bilinear", align_corners=False)
-        return masks[:, 0].cpu().numpy()
+        return masks[:, 0] if as_tensor else masks[:, 0].cpu().numpy()
 
     def cameras(self, views: list[ViewSpec], dist: float | None = None) -> list[list[float]]:
         """Normalised camera-conditioning inputs of the views (see ``normalized_camera``)."""
