@@ -1,0 +1,69 @@
+"""Tethered GPU layout on loopback: the camera in one process, interactvlm_node in another
+(separate DDS participants), JPEG-compressed images with best-effort QoS as over a network."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import rclpy
+from interactvlm_msgs.msg import InteractionArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage
+from vision_msgs.msg import Detection2DArray
+
+from interactvlm_ros.eval.bags import detections_msg
+
+
+def test_camera_and_node_in_separate_processes(tmp_path, ros_domain_id, ros_subprocess_env):
+    log = (tmp_path / "node.log").open("w")
+    node = subprocess.Popen(
+        [sys.executable, "-m", "interactvlm_ros.ros.node", "--ros-args", "-p", "use_tiny_checkpoint:=true",
+         "-p", "use_compressed:=true", "-p", "render_size:=96", "-p", f"cache_dir:={tmp_path / 'cache'}",
+         "-p", "publish_markers:=false", "-r", "image:=/camera/image_raw/compressed",
+         "-r", "detections:=/detector/detections"],
+        env=ros_subprocess_env, stdout=log, stderr=subprocess.STDOUT)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    camera = rclpy.create_node("tethered_camera", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(camera)
+    lossy = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)  # what a camera over Wi-Fi uses
+    images = camera.create_publisher(CompressedImage, "/camera/image_raw/compressed", lossy)
+    detections = camera.create_publisher(Detection2DArray, "/detector/detections",
+                                         QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    received = []
+    camera.create_subscription(InteractionArray, "/interactvlm_node/interactions", received.append, 10)
+    from skimage import data
+
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    try:
+        deadline = time.monotonic() + 120
+        stamp = 1_700_000_000_000_000_000
+        while not received and time.monotonic() < deadline and node.poll() is None:
+            stamp += 100_000_000
+            image = CompressedImage(format="jpeg", data=jpeg.tobytes())
+            image.header.stamp.sec, image.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+            image.header.frame_id = "camera"
+            images.publish(image)
+            detections.publish(detections_msg([("helmet", "helmet", 0.9, (420.0, 420.0, 150.0, 150.0))], stamp))
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end and not received:
+                executor.spin_once(timeout_sec=0.05)
+    finally:
+        node.terminate()
+        node.wait(timeout=30)
+        executor.shutdown()
+        camera.destroy_node()
+        context.try_shutdown()
+        log.close()
+    assert received, (tmp_path / "node.log").read_text()[-3000:]
+    message = received[0]
+    assert message.weights_are_random and message.header.frame_id == "camera"
+    assert message.interactions[0].detection.id == "helmet"
+    assert message.interactions[0].object_affordance.geometry_source == "proxy:sphere"
+    assert np.isfinite(message.inference_ms)
