@@ -336,3 +336,42 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id):
         assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
     finally:
         spinner.close()
+
+
+def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domain_id):
+    from sensor_msgs.msg import CameraInfo
+
+    spinner = Spinner(ros_domain_id, SingleThreadedExecutor)
+    try:
+        node = spinner.add(InteractVLMNode(context=spinner.context, parameter_overrides=[
+            Parameter(k, value=v) for k, v in {"use_tiny_checkpoint": True, "render_size": SIZE, "use_depth": True,
+                                               "depth_points": 512, "publish_markers": False,
+                                               "cache_dir": str(tmp_path / "c")}.items()]))
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        spinner.start()
+        client_side = Spinner(ros_domain_id, SingleThreadedExecutor)
+        client = Client(client_side)
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        depth_pub = client.node.create_publisher(Image, "depth", reliable)
+        info_pub = client.node.create_publisher(CameraInfo, "camera_info", reliable)
+        client_side.start()
+        assert wait_for(lambda: client.connected(node) and depth_pub.get_subscription_count() > 0)
+        rgb = photo("astronaut")
+        metres = np.full((512, 512), 2.5, np.float32)
+        metres[345:495, 345:495] = 0.9  # the helmet, 0.9 m away, in front of a wall
+        depth = Image(height=512, width=512, encoding="32FC1", step=512 * 4, data=metres.tobytes())
+        depth.header.stamp.sec, depth.header.frame_id = 9, "camera_depth_optical_frame"
+        info = CameraInfo(width=512, height=512, k=[400.0, 0.0, 255.5, 0.0, 400.0, 255.5, 0.0, 0.0, 1.0])
+        info_pub.publish(info)
+        depth_pub.publish(depth)
+        send(client, image_msg(rgb, 9), detections_msg(9, detection("h", "helmet", 0.9, (420, 420, 150, 150))))
+        assert wait_for(lambda: len(client.interactions) == 1, timeout=60), dict(node.stats.counts)
+        affordance = client.interactions[0].interactions[0].object_affordance
+        assert affordance.geometry_source == "depth"
+        assert affordance.header.frame_id == "camera_depth_optical_frame"
+        points, _ = affordance_from_cloud(affordance.points)
+        assert points.shape == (512, 3) and np.allclose(points[:, 2], 0.9)
+        client_side.close()
+    finally:
+        spinner.close()

@@ -127,3 +127,40 @@ def test_point_cloud_geometry_is_lifted_onto_its_points(estimator, camera_photo)
     np.testing.assert_array_equal(affordance.points, points)  # reported in the cloud's own frame
     assert affordance.probabilities.shape == (300,) and np.all(np.isfinite(affordance.probabilities))
     assert affordance.probabilities.max() > 0  # splats of the front points were seen and lifted
+
+
+def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo):
+    """Registered depth of a flat object 1.5 m away in front of a wall: the affordance is
+    estimated on 2048 points sampled from the object's depth, in the camera optical frame."""
+    from interactvlm_ros.geometry.depth import Intrinsics
+    from interactvlm_ros.ros.processing import DepthFrame, FrameProcessor, ProcessingSettings
+    from interactvlm_ros.eval.bags import detections_msg, image_msg
+
+    height, width = camera_photo.shape[:2]
+    depth = np.full((height, width), 3.0, np.float32)  # wall
+    depth[60:180, 230:360] = 1.5  # the camera on its tripod
+    depth[100:110, 250:260] = np.nan  # holes are ignored
+    intrinsics = Intrinsics(fx=500.0, fy=500.0, cx=255.5, cy=255.5, width=width, height=height)
+    reports = []
+    processor = FrameProcessor(estimator, lambda reason, detail: reports.append(reason))
+    image = image_msg(camera_photo, 5_000_000_000, frame_id="head_camera_color_optical_frame")
+    dets = detections_msg([("cam-1", "camera", 0.9, (295.0, 120.0, 140.0, 130.0))], 5_000_000_000)
+    message, _, result = processor.process(image, dets, ProcessingSettings(markers=False),
+                                           depth=DepthFrame(depth, intrinsics, "head_camera_depth_optical_frame"))
+    affordance = message.interactions[0].object_affordance
+    assert affordance.geometry_source == "depth"
+    assert affordance.header.frame_id == "head_camera_depth_optical_frame"
+    from interactvlm_ros.ros.conversions import affordance_from_cloud
+
+    points, values = affordance_from_cloud(affordance.points)
+    assert points.shape == (2048, 3) and np.allclose(points[:, 2], 1.5)  # only the object, not the wall
+    u = points[:, 0] * 500.0 / 1.5 + 255.5
+    assert u.min() >= 229 and u.max() <= 360  # inside the object's columns
+    # With a mesh preferred, the class's proxy is used instead.
+    message, _, _ = processor.process(image, dets, ProcessingSettings(markers=False, geometry_preference="mesh"),
+                                      depth=DepthFrame(depth, intrinsics, "x"))
+    assert message.interactions[0].object_affordance.geometry_source == "proxy:box"
+    # Depth of another size is refused: it must be registered to the colour image.
+    with pytest.raises(ValueError, match="registered"):
+        processor.process(image, dets, ProcessingSettings(markers=False),
+                          depth=DepthFrame(depth[:100], intrinsics, "x"))

@@ -67,3 +67,28 @@ def compressed_to_rgb(msg) -> np.ndarray:
     if bgr is None:
         raise ImageRejected("undecodable_image", f"{len(msg.data)} bytes of {msg.format!r} could not be decoded")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+#: Depth encodings accepted: bytes per pixel and numpy dtype (REP-118).
+DEPTH_ENCODINGS = {"16UC1": np.dtype(np.uint16), "32FC1": np.dtype(np.float32)}
+
+
+def depth_to_array(msg) -> np.ndarray:
+    """A sensor_msgs/Image depth image (16UC1 millimetres or 32FC1 metres) as (H, W) in its
+    own dtype and native byte order (row padding removed); convert with
+    ``geometry.depth.depth_to_metres(array, msg.encoding)``.
+
+    Raises:
+        ImageRejected: another encoding, or a buffer inconsistent with height/width/step.
+    """
+    if msg.encoding not in DEPTH_ENCODINGS:
+        raise ImageRejected("unsupported_depth_encoding",
+                            f"depth encoding {msg.encoding!r}; supported: {', '.join(DEPTH_ENCODINGS)}")
+    dtype = DEPTH_ENCODINGS[msg.encoding].newbyteorder(">" if msg.is_bigendian else "<")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row = width * dtype.itemsize
+    if height == 0 or width == 0 or step < row or len(msg.data) < step * height:
+        raise ImageRejected("bad_image_size", f"{len(msg.data)} bytes for a {width}x{height} {msg.encoding} "
+                                              f"depth image with step {step}")
+    rows = np.frombuffer(msg.data, np.uint8, count=step * height).reshape(height, step)[:, :row]
+    return np.ascontiguousarray(rows).view(dtype).reshape(height, width).astype(dtype.newbyteorder("="))

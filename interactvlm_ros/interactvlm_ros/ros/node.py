@@ -37,14 +37,14 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.task import Future as RclpyFuture
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 from visualization_msgs.msg import MarkerArray
 
-from .images import SUPPORTED_ENCODINGS, ImageRejected
+from .images import SUPPORTED_ENCODINGS, ImageRejected, depth_to_array
 from .parameters import PARAMETERS
-from .processing import QUIET_REASONS, FrameProcessor, ProcessingSettings
+from .processing import QUIET_REASONS, DepthFrame, FrameProcessor, ProcessingSettings
 from .sync import PairBuffer
 
 NODE_NAME = "interactvlm_node"
@@ -119,6 +119,8 @@ class InteractVLMNode(LifecycleNode):
         self._entities: list = []
         self._buffer = PairBuffer()
         self._processor: FrameProcessor | None = None
+        self._depth: deque = deque(maxlen=10)  # (stamp_ns, depth Image), registered to the colour images
+        self._camera_info = None
         self._tiny_dir = None  # temporary directory of a tiny checkpoint, kept while configured
 
     # --------------------------------------------------------------------------- parameters
@@ -164,6 +166,8 @@ class InteractVLMNode(LifecycleNode):
         depth = int(self.p("image_qos_depth"))
         events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
         image_type = CompressedImage if self.p("use_compressed") else Image
+        self._depth.clear()
+        self._camera_info = None
         # Wakes the executor when the worker finishes a service request (rclpy does not wake
         # it when a Future is completed from another thread).
         # Own callback groups: a pending service request must not hold the default group,
@@ -179,6 +183,13 @@ class InteractVLMNode(LifecycleNode):
                                 callback_group=MutuallyExclusiveCallbackGroup()),
             self.create_timer(float(self.p("diagnostics_period")), self._publish_diagnostics),
         ]
+        if self.p("use_depth"):
+            self._entities += [
+                self.create_subscription(Image, self.p("depth_topic"), self._on_depth,
+                                         _qos(self.p("image_qos"), depth), event_callbacks=events),
+                self.create_subscription(CameraInfo, self.p("camera_info_topic"), self._on_camera_info,
+                                         _qos("reliable", 1), event_callbacks=events),
+            ]
         self._interactions = self.create_publisher(InteractionArray, "~/interactions", 10)
         self._marker_pub = self.create_publisher(MarkerArray, "~/markers", 1)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -272,6 +283,36 @@ class InteractVLMNode(LifecycleNode):
         self._buffer.add_image(stamp, msg)
         self._schedule()
 
+    def _on_depth(self, msg: Image) -> None:
+        self.stats.count("depth_received")
+        self._depth.append((stamp_ns(msg.header.stamp), msg))
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _depth_for(self, image_msg):
+        """The registered depth of an image (same stamp, or nearest within sync_slop) as a
+        DepthFrame, or None (counted) when depth is configured but missing or unusable."""
+        if not self.p("use_depth"):
+            return None
+        from ..geometry.depth import Intrinsics, depth_to_metres
+
+        stamp = stamp_ns(image_msg.header.stamp)
+        slop = int(float(self.p("sync_slop")) * 1e9)
+        candidates = [(abs(s - stamp), m) for s, m in list(self._depth) if abs(s - stamp) <= slop]
+        if not candidates or self._camera_info is None:
+            self._report("no_depth_for_image", "no registered depth image or CameraInfo for this image's stamp")
+            return None
+        depth_msg = min(candidates, key=lambda c: c[0])[1]
+        info = self._camera_info
+        try:
+            metres = depth_to_metres(depth_to_array(depth_msg), depth_msg.encoding)
+            intrinsics = Intrinsics.from_camera_info(list(info.k), int(info.width), int(info.height))
+        except (ImageRejected, ValueError) as error:
+            self._report("bad_depth", str(error))
+            return None
+        return DepthFrame(metres, intrinsics, depth_msg.header.frame_id or image_msg.header.frame_id)
+
     def _on_detections(self, msg: Detection2DArray) -> None:
         self.stats.count("detections_received")
         stamp = stamp_ns(msg.header.stamp)
@@ -328,11 +369,13 @@ class InteractVLMNode(LifecycleNode):
         return ProcessingSettings(
             threshold=float(self.p("threshold")), max_detections=int(self.p("max_detections")),
             min_score=float(self.p("min_score")), ignore_classes=tuple(c for c in self.p("ignore_classes") if c),
-            markers=bool(self.p("publish_markers")), markers_frame_id=str(self.p("markers_frame_id")))
+            markers=bool(self.p("publish_markers")), markers_frame_id=str(self.p("markers_frame_id")),
+            geometry_preference=str(self.p("geometry_preference")), depth_points=int(self.p("depth_points")),
+            depth_cluster_gap=float(self.p("depth_cluster_gap")))
 
     def _estimate(self, image_msg, detections_msg: Detection2DArray):
         """Runs on the worker thread (see FrameProcessor.process)."""
-        return self._processor.process(image_msg, detections_msg, self._settings())
+        return self._processor.process(image_msg, detections_msg, self._settings(), depth=self._depth_for(image_msg))
 
     # ------------------------------------------------------------------------------ service
     async def _on_service(self, request, response):

@@ -67,6 +67,17 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("detections_qos", "reliable", "QoS profile of the detections subscription",
               choices=("sensor_data", "reliable", "best_effort")),
     Parameter("diagnostics_period", 1.0, "seconds between /diagnostics messages", range=(0.1, 60.0)),
+    # Object geometry from depth.
+    Parameter("use_depth", False, "subscribe to a registered depth image and its CameraInfo; object affordance "
+              "is then estimated on the object's points in the camera optical frame"),
+    Parameter("depth_topic", "depth", "registered depth image (16UC1 mm or 32FC1 m), aligned to the colour image"),
+    Parameter("camera_info_topic", "camera_info", "sensor_msgs/CameraInfo of the colour (= registered depth) camera"),
+    Parameter("geometry_preference", "depth", "with depth: use the depth points ('depth') or the class's mesh or "
+              "proxy when there is one ('mesh')", read_only=False, choices=("depth", "mesh")),
+    Parameter("depth_points", 2048, "points sampled from an object's depth (PIAD uses 2048)", read_only=False,
+              range=(64, 20000)),
+    Parameter("depth_cluster_gap", 0.05, "depth jump (metres) that separates an object from its background "
+              "inside its box", read_only=False, range=(0.005, 1.0)),
 )
 
 BY_NAME = {p.name: p for p in PARAMETERS}

@@ -34,6 +34,23 @@ class ProcessingSettings:
     ignore_classes: tuple[str, ...] = ()
     markers: bool = True
     markers_frame_id: str = "interactvlm"
+    geometry_preference: str = "depth"  # with depth available: "depth" or "mesh" (library mesh/proxy)
+    depth_points: int = 2048
+    depth_cluster_gap: float = 0.05
+
+
+@dataclass(frozen=True)
+class DepthFrame:
+    """A registered depth image for the colour image being processed.
+
+    Attributes:
+        metres: (H, W) float32 depth in metres, NaN where invalid; intrinsics: the colour
+        camera's (registered depth); frame_id: the optical frame the points are expressed in.
+    """
+
+    metres: np.ndarray
+    intrinsics: object
+    frame_id: str
 
 
 #: Reasons a detection is not used that are routine (counted, not warned about).
@@ -96,11 +113,31 @@ class FrameProcessor:
         """(H, W, 3) uint8 RGB; raises ``images.ImageRejected``."""
         return compressed_to_rgb(image_msg) if isinstance(image_msg, CompressedImage) else image_to_rgb(image_msg)
 
+    def depth_geometries(self, selected, depth: DepthFrame, settings: ProcessingSettings) -> dict:
+        """Per detection id, the object's points from depth (camera optical frame), when the
+        settings prefer depth or no mesh/proxy exists for the class; too few valid points are
+        reported (``too_few_depth_points``) and the detection falls back to the class map."""
+        from ..geometry.depth import object_points_from_depth
+        from ..geometry.objects import PointCloudGeometry
+
+        geometries = {}
+        for detection, _ in selected:
+            if settings.geometry_preference != "depth" and self.estimator.objects.get(detection.label) is not None:
+                continue
+            points = object_points_from_depth(depth.metres, depth.intrinsics, detection.box,
+                                              count=settings.depth_points, gap=settings.depth_cluster_gap)
+            if points is None:
+                self.report("too_few_depth_points", f"detection {detection.id!r}: not enough valid depth in its box")
+                continue
+            geometries[detection.id] = PointCloudGeometry(points, "depth")
+        return geometries
+
     def process(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings,
-                geometries=None):
+                geometries=None, depth: DepthFrame | None = None):
         """Returns (InteractionArray, MarkerArray or None, pipeline EstimateResult), or None when
         no detection is valid (reported as ``pairs_without_valid_detections``). ``geometries``
-        maps detection ids to geometry overrides (see ``InteractionEstimator.estimate``).
+        maps detection ids to geometry overrides (see ``InteractionEstimator.estimate``);
+        ``depth`` (registered to the image) gives objects their points from depth.
 
         Raises:
             images.ImageRejected: an image that cannot be decoded.
@@ -111,14 +148,20 @@ class FrameProcessor:
         if not selected:
             self.report("pairs_without_valid_detections", "no valid detection in the pair")
             return None
+        if depth is not None:
+            from ..geometry.depth import check_registered
+
+            check_registered(depth.metres.shape, rgb.shape[:2])
+            geometries = {**self.depth_geometries(selected, depth, settings), **(geometries or {})}
         self.estimator.threshold = settings.threshold
         result = self.estimator.estimate(rgb, [d for d, _ in selected], geometries=geometries)
         header = Header(stamp=image_msg.header.stamp, frame_id=image_msg.header.frame_id)
+        camera_frame = depth.frame_id if depth is not None and depth.frame_id else header.frame_id
         message = InteractionArray(header=header, model_id=result.model_id,
                                    weights_are_random=result.weights_are_random,
                                    inference_ms=float(result.timings_ms.get("total", 0.0)))
         for (_, det_msg), interaction in zip(selected, result.interactions):
-            message.interactions.append(self.interaction_msg(header, det_msg, interaction))
+            message.interactions.append(self.interaction_msg(header, det_msg, interaction, camera_frame))
             if interaction.object_affordance is None and self.estimator.affordance_model is not None:
                 self.report("affordance_skipped_unknown_class", interaction.detection.label)
         markers = None
@@ -130,10 +173,11 @@ class FrameProcessor:
         return message, markers, result
 
     @staticmethod
-    def interaction_msg(header: Header, det_msg, interaction) -> Interaction:
+    def interaction_msg(header: Header, det_msg, interaction, camera_frame: str = "") -> Interaction:
         """interactvlm_msgs/Interaction of one pipeline result. A missing part (no model, or no
         geometry for the class) becomes an empty HumanContact / ObjectAffordance (body_model
-        or geometry_source "")."""
+        or geometry_source "").  Affordance points from depth are in ``camera_frame`` (the
+        depth image's optical frame); mesh points in the frame "<label>_model"."""
         det = interaction.detection
         out = Interaction(detection=det_msg)
         contact = interaction.human_contact
@@ -144,7 +188,9 @@ class FrameProcessor:
         else:
             out.human_contact = HumanContact(header=header, object_label=det.label, detection_id=det.id)
         affordance = interaction.object_affordance
-        object_header = Header(stamp=header.stamp, frame_id=f"{det.label.replace(' ', '_')}_model")
+        from_depth = affordance is not None and affordance.geometry_source == "depth"
+        object_header = Header(stamp=header.stamp, frame_id=(camera_frame or header.frame_id) if from_depth
+                               else f"{det.label.replace(' ', '_')}_model")
         if affordance is not None:
             out.object_affordance = object_affordance_msg(object_header, det.id, det.label, affordance.affordance,
                                                           affordance.geometry_source, affordance.points,
