@@ -145,8 +145,11 @@ def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo)
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append(reason))
     image = image_msg(camera_photo, 5_000_000_000, frame_id="head_camera_color_optical_frame")
     dets = detections_msg([("cam-1", "camera", 0.9, (295.0, 120.0, 140.0, 130.0))], 5_000_000_000)
-    message, _, result = processor.process(image, dets, ProcessingSettings(markers=False),
-                                           depth=DepthFrame(depth, intrinsics, "head_camera_depth_optical_frame"))
+    message, markers, result = processor.process(image, dets, ProcessingSettings(),
+                                                 depth=DepthFrame(depth, intrinsics, "head_camera_depth_optical_frame"))
+    cloud = next(m for m in markers.markers if m.ns == "object")
+    assert cloud.header.frame_id == "head_camera_depth_optical_frame" and cloud.pose.orientation.w == 1.0
+    assert len(cloud.points) == 2048
     affordance = message.interactions[0].object_affordance
     assert affordance.geometry_source == "depth"
     assert affordance.header.frame_id == "head_camera_depth_optical_frame"

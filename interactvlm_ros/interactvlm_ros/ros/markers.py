@@ -5,7 +5,8 @@ Per interaction i, in ``frame_id`` (default "interactvlm"; set RViz's Fixed Fram
 * ``body``: the body mesh (TRIANGLE_LIST) with vertex colours from the contact probability,
   at (0, 2 i, 0), turned so the body stands along +Z and faces +X (REP-103);
 * ``object``: the object's points (POINTS, 1 cm) coloured by affordance, at (0.8, 2 i, 0),
-  turned the same way;
+  turned the same way; points from depth are drawn where they are instead, in the camera's
+  optical frame (RViz then needs the camera's TF to the fixed frame);
 * ``label``: a text above the body: class, detection id, affordance word, body parts, and
   "RANDOM WEIGHTS" when the model's weights are random.
 
@@ -56,7 +57,7 @@ class MarkerBuilder:
         return self._body_points
 
     def build(self, header: Header, interactions, body_vertices: np.ndarray, body_faces: np.ndarray,
-              weights_are_random: bool) -> MarkerArray:
+              weights_are_random: bool, camera_frame: str = "") -> MarkerArray:
         """MarkerArray for pipeline results.
 
         Args:
@@ -79,9 +80,12 @@ class MarkerBuilder:
                 markers.append(body)
             affordance = interaction.object_affordance
             if affordance is not None and len(affordance.points):
-                cloud = Marker(header=header, ns="object", id=i, type=Marker.POINTS, action=Marker.ADD,
-                               pose=Pose(position=Point(x=0.8, y=y), orientation=SMPL_TO_ROS),
-                               scale=Vector3(x=0.01, y=0.01, z=0.01), lifetime=Duration())
+                if affordance.geometry_source == "depth" and camera_frame:
+                    where = dict(header=Header(stamp=header.stamp, frame_id=camera_frame), pose=Pose())
+                else:
+                    where = dict(header=header, pose=Pose(position=Point(x=0.8, y=y), orientation=SMPL_TO_ROS))
+                cloud = Marker(ns="object", id=i, type=Marker.POINTS, action=Marker.ADD,
+                               scale=Vector3(x=0.01, y=0.01, z=0.01), lifetime=Duration(), **where)
                 cloud.points = [Point(x=px, y=py, z=pz) for px, py, pz in np.asarray(affordance.points, float).tolist()]
                 cloud.colors = self._colors(affordance.probabilities)
                 markers.append(cloud)

@@ -169,7 +169,7 @@ class FrameProcessor:
             body = self.estimator.body
             marker_header = Header(stamp=header.stamp, frame_id=settings.markers_frame_id or header.frame_id)
             markers = self.markers.build(marker_header, result.interactions, body.vertices, body.faces,
-                                         result.weights_are_random)
+                                         result.weights_are_random, camera_frame)
         return message, markers, result
 
     @staticmethod
