@@ -85,8 +85,9 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
     from .eval.report import sample_figure, write_report
     from .geometry.objects import PointCloudGeometry
     from .loading import build_estimator
-    from .ros.replay import replay, write_summary
+    from .ros.replay import check_inputs, replay, write_summary
 
+    check_inputs(in_bag, out_bag, image_topic, detections_topic)
     ground_truth = {}
     sidecar = sidecar_path(in_bag)
     if sidecar.is_file():

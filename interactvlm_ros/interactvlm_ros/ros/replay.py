@@ -67,6 +67,23 @@ def _pick(connections, wanted_types, topic: str | None, what: str):
     return [c for c in candidates if c.topic == topics[0]]
 
 
+def check_inputs(in_bag: str | Path, out_bag: str | Path, image_topic: str | None = None,
+                 detections_topic: str | None = None) -> None:
+    """Fail fast, before any model is loaded: the output must not exist and the input must
+    have exactly one image and one detections topic (or the named ones).
+
+    Raises:
+        ValueError: see above.
+    """
+    from rosbags.highlevel import AnyReader
+
+    if Path(out_bag).exists():
+        raise ValueError(f"output bag {out_bag} exists; choose a new path")
+    with AnyReader([Path(in_bag)]) as reader:
+        _pick(reader.connections, IMAGE_TYPES, image_topic, "image")
+        _pick(reader.connections, {DETECTIONS_TYPE}, detections_topic, "detections")
+
+
 def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: ProcessingSettings,
            image_topic: str | None = None, detections_topic: str | None = None, slop_ns: int = 0,
            geometries=None, storage: str = "mcap", progress: bool = True, keep_images: int = 6) -> ReplayResult:
