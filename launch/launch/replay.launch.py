@@ -80,7 +80,7 @@ def generate_launch_description():
     default_params = PathJoinSubstitution([FindPackageShare(BRINGUP), "config", "interactvlm.yaml"])
     arguments = [
         DeclareLaunchArgument("in_bag", description="input rosbag2 (images and detections)"),
-        DeclareLaunchArgument("out_bag", description="output rosbag2 (input topics plus interactions)"),
+        DeclareLaunchArgument("out_bag", description="output rosbag2 (InteractionArray and markers; must not exist)"),
         DeclareLaunchArgument("params_file", default_value=default_params,
                               description="interactvlm_node parameter file; empty: the command's defaults"),
         DeclareLaunchArgument("tiny", default_value="false", choices=["true", "false"],

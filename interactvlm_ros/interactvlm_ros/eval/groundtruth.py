@@ -40,6 +40,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from ..validation import unit_interval
+
 #: Version written to ``format_version``; :func:`load_ground_truth` rejects other versions.
 FORMAT_VERSION = 1
 
@@ -54,18 +56,6 @@ _SIDECAR_SUFFIX = ".groundtruth.npz"
 _INDEX_KEYS = ("stamps", "ids", "labels", "body_models", "affordance_types")
 _ARRAY_KEYS = ("contact", "affordance", "points")
 _MAX_STAMP_NS = 2**63 - 1
-
-
-def _unit_interval(values, name: str) -> np.ndarray:
-    """``values`` as a 1-D float32 array, checked finite and within [0, 1]."""
-    arr = np.asarray(values, dtype=np.float32)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains {int(np.sum(~np.isfinite(arr)))} non-finite values")
-    if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
-        raise ValueError(f"{name} must lie in [0, 1], got [{arr.min()}, {arr.max()}]")
-    return arr
 
 
 @dataclass(eq=False)
@@ -127,7 +117,7 @@ class GroundTruthSample:
     def _check_contact(self) -> None:
         if self.contact is None:
             return
-        self.contact = _unit_interval(self.contact, f"sample {self.key}: contact")
+        self.contact = unit_interval(self.contact, f"sample {self.key}: contact")
         if not self.body_model:
             raise ValueError(f"sample {self.key}: contact needs a body_model")
         expected = BODY_MODEL_VERTICES.get(self.body_model)
@@ -140,7 +130,7 @@ class GroundTruthSample:
             raise ValueError(f"sample {self.key}: affordance and points go together")
         if self.affordance is None:
             return
-        self.affordance = _unit_interval(self.affordance, f"sample {self.key}: affordance")
+        self.affordance = unit_interval(self.affordance, f"sample {self.key}: affordance")
         points = np.asarray(self.points, dtype=np.float32)
         if points.ndim != 2 or points.shape[1] != 3:
             raise ValueError(f"sample {self.key}: points must have shape (N, 3), got {points.shape}")

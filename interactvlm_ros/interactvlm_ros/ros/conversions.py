@@ -17,6 +17,8 @@ from interactvlm_msgs.msg import HumanContact, ObjectAffordance
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
+from ..validation import unit_interval
+
 #: numpy dtype of each sensor_msgs/PointField datatype constant.
 POINT_FIELD_DTYPES = {
     PointField.INT8: np.dtype(np.int8),
@@ -31,18 +33,6 @@ POINT_FIELD_DTYPES = {
 
 #: Field names of ObjectAffordance.points, in memory order (4 x float32, 16 bytes a point).
 AFFORDANCE_FIELDS = ("x", "y", "z", "affordance")
-
-
-def _probabilities(values, name: str) -> np.ndarray:
-    """Return ``values`` as a 1-D float32 array, checked to be finite and within [0, 1]."""
-    p = np.asarray(values, dtype=np.float32)
-    if p.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array, got shape {p.shape}")
-    if not np.all(np.isfinite(p)):
-        raise ValueError(f"{name} contains {int(np.sum(~np.isfinite(p)))} non-finite values")
-    if p.size and (p.min() < 0.0 or p.max() > 1.0):
-        raise ValueError(f"{name} must lie in [0, 1], got [{p.min()}, {p.max()}]")
-    return p
 
 
 def _threshold(threshold: float) -> float:
@@ -92,7 +82,7 @@ def human_contact_msg(
     """
     if not body_model:
         raise ValueError("body_model must name the body topology, e.g. 'smplh'")
-    p = _probabilities(vertex_probabilities, "vertex_probabilities")
+    p = unit_interval(vertex_probabilities, "vertex_probabilities")
     t = _threshold(threshold)
     msg = HumanContact()
     msg.header = header
@@ -127,7 +117,7 @@ def affordance_cloud(header: Header, points, affordance) -> PointCloud2:
         raise ValueError(f"points must have shape (N, 3), got {xyz.shape}")
     if not np.all(np.isfinite(xyz)):
         raise ValueError("points contain non-finite coordinates")
-    p = _probabilities(affordance, "affordance")
+    p = unit_interval(affordance, "affordance")
     if p.shape[0] != xyz.shape[0]:
         raise ValueError(f"{xyz.shape[0]} points but {p.shape[0]} affordance values")
     packed = np.empty((xyz.shape[0], 4), dtype=np.float32)
