@@ -237,3 +237,10 @@ def test_camera_conditioning(model):
     torch.testing.assert_close(prompts, base.expand(4, -1) * factors)
     assert torch.all((factors > 0) & (factors < 1))
     assert not torch.allclose(prompts[0], prompts[1])
+
+
+def test_quantization_is_refused_clearly_without_cuda(tiny):
+    with pytest.raises(ValueError, match="8bit quantisation needs a CUDA device"):
+        load_mvloc(tiny, tiny / "clip", device="cpu", quantization="8bit")
+    with pytest.raises(ValueError, match="quantization must be one of"):
+        load_mvloc(tiny, tiny / "clip", quantization="2bit")

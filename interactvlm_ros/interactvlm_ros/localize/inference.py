@@ -315,8 +315,58 @@ def check_device_memory(required_bytes: int, device: str | torch.device) -> None
             "GPU, or choose another device")
 
 
+#: Quantisation of the language model's decoder layers (bitsandbytes, CUDA only).
+QUANTIZATIONS = ("none", "8bit", "4bit")
+
+
+def quantize_language_model(model: MVLocModel, quantization: str, compute_dtype: torch.dtype, device) -> int:
+    """Replace the ``nn.Linear`` layers of the LLaMA decoder layers with bitsandbytes 8-bit
+    (``Linear8bitLt``, LLM.int8) or 4-bit NF4 (``Linear4bit``) layers on ``device``; the
+    embeddings, ``lm_head``, SAM, CLIP and the projections stay in ``compute_dtype``.
+
+    Returns:
+        the number of layers replaced.
+
+    Raises:
+        ValueError: unknown quantisation, or a device that is not CUDA.
+        ImportError: bitsandbytes is not installed (it is optional: ``pip install bitsandbytes``).
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    if quantization == "none":
+        return 0
+    if torch.device(device).type != "cuda":
+        raise ValueError(f"{quantization} quantisation needs a CUDA device (bitsandbytes), got {device}")
+    try:
+        import bitsandbytes as bnb
+    except ImportError as error:
+        raise ImportError(f"{quantization} quantisation needs bitsandbytes: pip install bitsandbytes") from error
+    replaced = 0
+    for layer in model.language_model.model.layers:
+        for parent in layer.modules():
+            for name, child in list(parent.named_children()):
+                if type(child) is not torch.nn.Linear:
+                    continue
+                bias = child.bias is not None
+                if quantization == "8bit":
+                    quantized = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=bias,
+                                                    has_fp16_weights=False, threshold=6.0)
+                    quantized.weight = bnb.nn.Int8Params(child.weight.data.to(torch.float16).cpu(),
+                                                         requires_grad=False, has_fp16_weights=False)
+                else:
+                    quantized = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=bias,
+                                                  compute_dtype=compute_dtype, quant_type="nf4")
+                    quantized.weight = bnb.nn.Params4bit(child.weight.data.to(compute_dtype).cpu(),
+                                                         requires_grad=False, quant_type="nf4")
+                if bias:
+                    quantized.bias = torch.nn.Parameter(child.bias.data.to(compute_dtype), requires_grad=False)
+                setattr(parent, name, quantized.to(device))  # moving to CUDA quantises the weights
+                replaced += 1
+    return replaced
+
+
 def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | None = None,
-               device: str | torch.device = "cpu", dtype: str = "float32") -> MVLoc:
+               device: str | torch.device = "cpu", dtype: str = "float32", quantization: str = "none") -> MVLoc:
     """Load an InteractVLM checkpoint directory and its separately stored CLIP tower.
 
     Args:
@@ -325,13 +375,16 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
             defaults to config.json's ``vision_tower`` when that is an existing directory.
         device: torch device, e.g. "cuda:0".
         dtype: "float32", "bfloat16" or "float16".
+        quantization: "none", "8bit" or "4bit" (the LLaMA decoder layers, with bitsandbytes on
+            CUDA; see :func:`quantize_language_model`).
 
     Raises:
         FileNotFoundError: missing directory, config, weights, tokenizer or CLIP tower.
         CheckpointError: keys that do not map, keys the model lacks or the checkpoint lacks
             (all listed), wrong shapes, inconsistent token ids.
         MemoryError: a CUDA device without enough free memory (checked before loading).
-        ValueError: unsupported configuration or dtype.
+        ValueError: unsupported configuration, dtype or quantisation.
+        ImportError: quantisation without bitsandbytes.
     """
     from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPVisionModel
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
@@ -341,6 +394,10 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    if quantization != "none" and torch.device(device).type != "cuda":
+        raise ValueError(f"{quantization} quantisation needs a CUDA device (bitsandbytes), got {device}")
     torch_dtype = DTYPES[dtype]
     checkpoint_dir = Path(checkpoint_dir)
     spec = MVLocSpec.from_config(read_config(checkpoint_dir))
@@ -348,7 +405,11 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
     plan = plan_checkpoint(checkpoint_dir)
     if plan.problems:
         raise CheckpointError(f"{checkpoint_dir}: " + " | ".join(plan.problems))
-    check_device_memory(plan.parameter_bytes(torch_dtype), device)
+    layer_bytes = sum(t.numel() for k, t in plan.model.state_dict().items() if ".layers." in k and
+                      k.startswith("language_model.") and k.endswith("proj.weight"))
+    saved = {"none": 0.0, "8bit": 1.0, "4bit": 1.5}[quantization]  # bytes per weight saved vs 2-byte dtypes
+    check_device_memory(int(plan.parameter_bytes(torch_dtype) - saved * layer_bytes * (
+        torch.tensor([], dtype=torch_dtype).element_size() / 2)), device)
     model = plan.model
     model.load_state_dict({k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in plan.mapped.items()},
                           strict=True, assign=True)
@@ -358,7 +419,19 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
         raise CheckpointError(f"CLIP tower {clip_path} has width {vision.config.hidden_size}, the checkpoint's "
                               f"projector expects mm_hidden_size {spec.mm_hidden_size}")
     model.vision_tower = vision
-    model.to(device=device, dtype=torch_dtype).eval()
+    if quantization == "none":
+        model.to(device=device, dtype=torch_dtype).eval()
+    else:
+        quantize_language_model(model, quantization, torch_dtype, device)
+        for module in model.modules():  # everything not quantised: the requested dtype, on the device
+            if module.__class__.__module__.startswith("bitsandbytes"):
+                continue
+            for name, parameter in list(module.named_parameters(recurse=False)):
+                setattr(module, name, torch.nn.Parameter(parameter.data.to(device, torch_dtype if
+                        parameter.is_floating_point() else parameter.dtype), requires_grad=False))
+            for name, buffer in list(module.named_buffers(recurse=False)):
+                module._buffers[name] = buffer.to(device)
+        model.eval()
     tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, local_files_only=True)
     for token in (SEG_TOKEN, IM_START_TOKEN, IM_END_TOKEN):
         if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
