@@ -29,7 +29,7 @@ def main() -> int:
         print("CUDA is not available")
         return 2
     try:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes  # noqa: F401 - only checking that it is installed
     except ImportError:
         print("bitsandbytes is not installed")
         return 2

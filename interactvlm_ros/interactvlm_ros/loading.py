@@ -82,9 +82,10 @@ def build_estimator(settings: Mapping[str, Any], log=print):
             raise FileNotFoundError("no model: set contact_checkpoint_dir and/or affordance_checkpoint_dir "
                                     "(or use_tiny_checkpoint for a random plumbing model)")
         clip = s["clip_dir"] or None
-        contact = load_mvloc(contact_dir, clip, device, dtype) if contact_dir else None
+        quantization = s["quantization"]
+        contact = load_mvloc(contact_dir, clip, device, dtype, quantization) if contact_dir else None
         affordance = contact if affordance_dir == contact_dir else (
-            load_mvloc(affordance_dir, clip, device, dtype) if affordance_dir else None)
+            load_mvloc(affordance_dir, clip, device, dtype, quantization) if affordance_dir else None)
     body_name = s["body_model"]
     body = load_body_model("smplh" if body_name == "smplx" else body_name, s["body_model_dir"] or None)
     matrix = None

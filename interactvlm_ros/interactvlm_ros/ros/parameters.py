@@ -43,6 +43,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("cache_dir", "", "render cache folder; empty: $XDG_CACHE_HOME/interactvlm_ros/renders"),
     Parameter("device", "cpu", "torch device, e.g. cuda:0"),
     Parameter("dtype", "float32", "model precision", choices=("float32", "bfloat16", "float16")),
+    Parameter("quantization", "none", "8-bit or 4-bit (NF4) LLaMA decoder layers with bitsandbytes (CUDA only; "
+              "pip install bitsandbytes)", choices=("none", "8bit", "4bit")),
     Parameter("render_size", 1024, "render and mask resolution in pixels (InteractVLM: 1024)", range=(64, 2048)),
     Parameter("max_new_tokens", 32, "generation limit per answer (stops earlier at [SEG])", range=(1, 512)),
     # Behaviour (may change at run time).
