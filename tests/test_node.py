@@ -322,12 +322,16 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id):
         client_side.start()
         assert wait_for(lambda: client.connected(node))
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(photo("astronaut"), cv2.COLOR_RGB2BGR))
-        compressed = CompressedImage(format="jpeg", data=jpeg.tobytes())
-        compressed.header.stamp.sec = 7
-        client.images.publish(compressed)
-        time.sleep(0.05)
-        client.detections.publish(detections_msg(7, detection("h", "sports ball", 0.9, (420, 420, 150, 150))))
-        assert wait_for(lambda: len(client.interactions) == 1)
+        # Best-effort images can be lost right after discovery: resend (new stamps) until one lands.
+        for stamp in range(7, 37):
+            compressed = CompressedImage(format="jpeg", data=jpeg.tobytes())
+            compressed.header.stamp.sec = stamp
+            client.images.publish(compressed)
+            time.sleep(0.05)
+            client.detections.publish(detections_msg(stamp, detection("h", "sports ball", 0.9, (420, 420, 150, 150))))
+            if wait_for(lambda: len(client.interactions) >= 1, timeout=2.0):
+                break
+        assert client.interactions, dict(node.stats.counts)
         client_side.close()
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert wait_for(lambda: node.count_subscribers("/image") == 0)
@@ -346,6 +350,7 @@ def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domai
         node = spinner.add(InteractVLMNode(context=spinner.context, parameter_overrides=[
             Parameter(k, value=v) for k, v in {"use_tiny_checkpoint": True, "render_size": SIZE, "use_depth": True,
                                                "depth_points": 512, "publish_markers": False,
+                                               "image_qos": "reliable",  # single messages: no loss at matching
                                                "cache_dir": str(tmp_path / "c")}.items()]))
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS

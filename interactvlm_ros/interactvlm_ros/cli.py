@@ -64,12 +64,13 @@ def _settings(args) -> dict:
 
 
 def _processing_settings(settings: dict):
+    import dataclasses
+
     from .ros.processing import ProcessingSettings
 
-    return ProcessingSettings(threshold=float(settings["threshold"]), max_detections=100,
-                              min_score=float(settings["min_score"]),
-                              ignore_classes=tuple(c for c in settings["ignore_classes"] if c), markers=True,
-                              markers_frame_id=str(settings["markers_frame_id"]))
+    # Offline nothing is dropped for being too many, and the markers are always written.
+    return dataclasses.replace(ProcessingSettings.from_parameters(settings.__getitem__), max_detections=100,
+                               markers=True)
 
 
 def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, image_topic=None,

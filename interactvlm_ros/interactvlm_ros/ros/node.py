@@ -44,14 +44,10 @@ from visualization_msgs.msg import MarkerArray
 
 from .images import SUPPORTED_ENCODINGS, ImageRejected, depth_to_array
 from .parameters import PARAMETERS
-from .processing import QUIET_REASONS, DepthFrame, FrameProcessor, ProcessingSettings
+from .processing import QUIET_REASONS, DepthFrame, FrameProcessor, ProcessingSettings, stamp_ns
 from .sync import PairBuffer
 
 NODE_NAME = "interactvlm_node"
-
-
-def stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def _descriptor(parameter) -> ParameterDescriptor:
@@ -366,12 +362,7 @@ class InteractVLMNode(LifecycleNode):
             self.stats.inference_ms.append(message.inference_ms)
 
     def _settings(self) -> ProcessingSettings:
-        return ProcessingSettings(
-            threshold=float(self.p("threshold")), max_detections=int(self.p("max_detections")),
-            min_score=float(self.p("min_score")), ignore_classes=tuple(c for c in self.p("ignore_classes") if c),
-            markers=bool(self.p("publish_markers")), markers_frame_id=str(self.p("markers_frame_id")),
-            geometry_preference=str(self.p("geometry_preference")), depth_points=int(self.p("depth_points")),
-            depth_cluster_gap=float(self.p("depth_cluster_gap")))
+        return ProcessingSettings.from_parameters(self.p)
 
     def _estimate(self, image_msg, detections_msg: Detection2DArray):
         """Runs on the worker thread (see FrameProcessor.process)."""

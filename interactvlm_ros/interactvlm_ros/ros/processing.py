@@ -38,6 +38,20 @@ class ProcessingSettings:
     depth_points: int = 2048
     depth_cluster_gap: float = 0.05
 
+    @classmethod
+    def from_parameters(cls, get: Callable[[str], object]) -> "ProcessingSettings":
+        """From node parameter values, ``get(name)`` (see ros/parameters.py)."""
+        return cls(threshold=float(get("threshold")), max_detections=int(get("max_detections")),
+                   min_score=float(get("min_score")), ignore_classes=tuple(c for c in get("ignore_classes") if c),
+                   markers=bool(get("publish_markers")), markers_frame_id=str(get("markers_frame_id")),
+                   geometry_preference=str(get("geometry_preference")), depth_points=int(get("depth_points")),
+                   depth_cluster_gap=float(get("depth_cluster_gap")))
+
+
+def stamp_ns(stamp) -> int:
+    """A builtin_interfaces/Time as integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
 
 @dataclass(frozen=True)
 class DepthFrame:

@@ -25,16 +25,12 @@ from vision_msgs.msg import Detection2DArray
 
 from ..eval.bags import project_typestore
 from .images import ImageRejected
-from .processing import FrameProcessor, ProcessingSettings
+from .processing import FrameProcessor, ProcessingSettings, stamp_ns
 
 IMAGE_TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage}
 DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
 INTERACTIONS_TOPIC = "/interactvlm/interactions"
 MARKERS_TOPIC = "/interactvlm/markers"
-
-
-def stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 @dataclass
@@ -120,7 +116,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
         pending: dict[int, list[Detection2DArray]] = {}
         for _, _, raw in reader.messages(connections=detection_connections):
             msg = deserialize_message(bytes(raw), Detection2DArray)
-            pending.setdefault(stamp_ns(msg.header), []).append(msg)
+            pending.setdefault(stamp_ns(msg.header.stamp), []).append(msg)
         total = sum(c.msgcount for c in image_connections)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         with Writer(out_bag, version=Writer.VERSION_LATEST if hasattr(Writer, "VERSION_LATEST") else 9,
@@ -131,7 +127,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
             for _, _, raw in tqdm(reader.messages(connections=image_connections), total=total, unit="image",
                                   desc="replay", disable=not progress):
                 image = deserialize_message(bytes(raw), image_type)
-                stamp = stamp_ns(image.header)
+                stamp = stamp_ns(image.header.stamp)
                 matches = [s for s in pending if abs(s - stamp) <= slop_ns]
                 for match in sorted(matches, key=lambda s: abs(s - stamp))[:1]:
                     for detections in pending.pop(match):
