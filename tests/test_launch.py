@@ -314,7 +314,8 @@ def test_launch_file_parses_and_defines_generate_launch_description(path):
 
 
 MAIN_ARGUMENTS = {"params_file", "image_topic", "detections_topic", "use_compressed", "contact_checkpoint_dir",
-                  "affordance_checkpoint_dir", "clip_dir", "use_tiny_checkpoint", "device", "namespace",
+                  "affordance_checkpoint_dir", "clip_dir", "use_tiny_checkpoint", "device", "dtype", "quantization",
+                  "device_map", "max_memory", "namespace",
                   "log_level", "rviz"}
 
 
@@ -362,6 +363,7 @@ def test_main_launch_parameters_start_with_the_params_file(fake_launch):
 def test_main_launch_overrides_follow_the_params_file(fake_launch):
     given = {"contact_checkpoint_dir": "/models/hcontact", "affordance_checkpoint_dir": "/models/oafford",
              "clip_dir": "2024", "device": "cuda:0", "use_compressed": "true", "use_tiny_checkpoint": "False",
+             "dtype": "bfloat16", "quantization": "4bit", "device_map": "auto", "max_memory": "cuda:0=20GiB",
              "params_file": "/robot/interactvlm.yaml", "namespace": "robot1", "log_level": "debug"}
     context, _, node, _ = _main(given)
     parameters = node.kwargs["parameters"]
@@ -369,7 +371,8 @@ def test_main_launch_overrides_follow_the_params_file(fake_launch):
     assert len(parameters) == 2 and isinstance(parameters[1], dict)
     overrides = parameters[1]
     assert set(overrides) == {"contact_checkpoint_dir", "affordance_checkpoint_dir", "clip_dir", "device",
-                              "use_compressed", "use_tiny_checkpoint"}
+                              "dtype", "quantization", "device_map", "max_memory", "use_compressed",
+                              "use_tiny_checkpoint"}
     for name, value in overrides.items():
         assert name in BY_NAME, f"override of undeclared parameter {name}"
         default = BY_NAME[name].default

@@ -240,7 +240,7 @@ def test_camera_conditioning(model):
 
 
 def test_quantization_is_refused_clearly_without_cuda(tiny):
-    with pytest.raises(ValueError, match="8bit quantisation needs a CUDA device"):
+    with pytest.raises(ValueError, match="8bit quantisation needs the decoder layers on CUDA devices"):
         load_mvloc(tiny, tiny / "clip", device="cpu", quantization="8bit")
     with pytest.raises(ValueError, match="quantization must be one of"):
         load_mvloc(tiny, tiny / "clip", quantization="2bit")

@@ -307,6 +307,10 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id):
         missing = spinner.add(InteractVLMNode("missing_node", context=spinner.context, parameter_overrides=[
             Parameter("contact_checkpoint_dir", value=str(tmp_path / "nowhere")), Parameter("clip_dir", value="x")]))
         assert missing.trigger_configure() == TransitionCallbackReturn.FAILURE
+        absent_gpu = spinner.add(InteractVLMNode("absent_gpu_node", context=spinner.context, parameter_overrides=[
+            Parameter("autostart", value=False), Parameter("use_tiny_checkpoint", value=True),
+            Parameter("device_map", value="sam=cuda:63")]))
+        assert absent_gpu.trigger_configure() == TransitionCallbackReturn.FAILURE  # a clear error, no crash
         node = spinner.add(InteractVLMNode(context=spinner.context, parameter_overrides=[
             Parameter(k, value=v) for k, v in {"use_tiny_checkpoint": True, "render_size": SIZE,
                                                "use_compressed": True, "cache_dir": str(tmp_path / "c")}.items()]))

@@ -42,6 +42,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--params-file", help="node parameter YAML (launch/config/interactvlm.yaml format)")
     group.add_argument("--device")
     group.add_argument("--dtype", choices=("float32", "bfloat16", "float16"))
+    group.add_argument("--quantization", choices=("none", "8bit", "4bit"))
+    group.add_argument("--device-map", help="'auto' or 'block=device,...' (see the device_map parameter)")
+    group.add_argument("--max-memory", help="with --device-map auto, e.g. 'cuda:0=20GiB,cuda:1=10GiB'")
     group.add_argument("--body-model", choices=("anny", "smplh", "smplx"))
     group.add_argument("--body-model-dir")
     group.add_argument("--render-size", type=int)
@@ -56,6 +59,7 @@ def _settings(args) -> dict:
         settings.update(read_parameters_file(args.params_file))
     overrides = {"contact_checkpoint_dir": args.checkpoint_dir, "affordance_checkpoint_dir": args.affordance_checkpoint_dir,
                  "clip_dir": args.clip_dir, "device": args.device, "dtype": args.dtype, "body_model": args.body_model,
+                 "quantization": args.quantization, "device_map": args.device_map, "max_memory": args.max_memory,
                  "body_model_dir": args.body_model_dir, "render_size": args.render_size}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if args.tiny:

@@ -68,13 +68,15 @@ def build_estimator(settings: Mapping[str, Any], log=print):
 
     s = {**default_settings(), **settings}
     device, dtype = s["device"], s["dtype"]
+    device_map, max_memory = s["device_map"], s["max_memory"]
     keepalive = None
     if s["use_tiny_checkpoint"]:
         from .localize.tiny import write_tiny_checkpoint
 
         keepalive = tempfile.TemporaryDirectory(prefix="interactvlm-tiny-")
         tiny = write_tiny_checkpoint(Path(keepalive.name) / "tiny-random")
-        contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype)
+        contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype, device_map=device_map,
+                                          max_memory=max_memory)
         log("use_tiny_checkpoint: the model has RANDOM weights; outputs are meaningless")
     else:
         contact_dir, affordance_dir = s["contact_checkpoint_dir"], s["affordance_checkpoint_dir"]
@@ -82,10 +84,11 @@ def build_estimator(settings: Mapping[str, Any], log=print):
             raise FileNotFoundError("no model: set contact_checkpoint_dir and/or affordance_checkpoint_dir "
                                     "(or use_tiny_checkpoint for a random plumbing model)")
         clip = s["clip_dir"] or None
-        quantization = s["quantization"]
-        contact = load_mvloc(contact_dir, clip, device, dtype, quantization) if contact_dir else None
-        affordance = contact if affordance_dir == contact_dir else (
-            load_mvloc(affordance_dir, clip, device, dtype, quantization) if affordance_dir else None)
+        def load(checkpoint):
+            return load_mvloc(checkpoint, clip, device, dtype, s["quantization"], device_map, max_memory)
+
+        contact = load(contact_dir) if contact_dir else None
+        affordance = contact if affordance_dir == contact_dir else (load(affordance_dir) if affordance_dir else None)
     body_name = s["body_model"]
     body = load_body_model("smplh" if body_name == "smplx" else body_name, s["body_model_dir"] or None)
     matrix = None

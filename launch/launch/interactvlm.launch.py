@@ -7,7 +7,8 @@
 
 Parameters come from ``params_file`` (default: this package's config/interactvlm.yaml, every
 parameter at its default). The launch arguments that mirror a parameter (checkpoint
-directories, device, use_compressed, use_tiny_checkpoint) override the file only when they are
+directories, device, dtype, quantization, device_map, max_memory, use_compressed,
+use_tiny_checkpoint) override the file only when they are
 given: left empty, the file's value stays. The node configures and activates itself (its
 ``autostart`` parameter, true by default); with ``autostart: false`` in the params file it waits
 for ``ros2 lifecycle set /interactvlm_node configure`` / ``activate``.
@@ -32,7 +33,8 @@ NODE_NAME = "interactvlm_node"
 BRINGUP = "interactvlm_bringup"
 
 #: Launch arguments that override a string parameter of the params file when not empty.
-STRING_OVERRIDES = ("contact_checkpoint_dir", "affordance_checkpoint_dir", "clip_dir", "device")
+STRING_OVERRIDES = ("contact_checkpoint_dir", "affordance_checkpoint_dir", "clip_dir", "device", "dtype",
+                    "quantization", "device_map", "max_memory")
 #: Launch arguments that override a bool parameter of the params file when not empty.
 BOOL_OVERRIDES = ("use_compressed", "use_tiny_checkpoint")
 
@@ -124,6 +126,17 @@ def generate_launch_description():
                                           "empty: params file"),
         DeclareLaunchArgument("device", default_value="",
                               description="torch device (cpu, cuda:0...); empty: params file"),
+        DeclareLaunchArgument("dtype", default_value="",
+                              description="float32, bfloat16 or float16; empty: params file"),
+        DeclareLaunchArgument("quantization", default_value="",
+                              description="none, 8bit or 4bit LLaMA decoder layers (bitsandbytes, CUDA); "
+                                          "empty: params file"),
+        DeclareLaunchArgument("device_map", default_value="",
+                              description="split the model over GPUs: auto or block=device,... "
+                                          "(e.g. sam=cuda:1); empty: params file"),
+        DeclareLaunchArgument("max_memory", default_value="",
+                              description="with device_map auto, e.g. cuda:0=20GiB,cuda:1=10GiB; "
+                                          "empty: params file"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
         DeclareLaunchArgument("log_level", default_value="info",
                               choices=["debug", "info", "warn", "error", "fatal"],

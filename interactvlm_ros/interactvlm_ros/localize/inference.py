@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from ..geometry.camera import ViewSpec
 from .checkpoint import SAM_PREFIX, CheckpointError, map_checkpoint_keys, read_config, read_state_dict
 from .model import MVLocModel, MVLocSpec, normalized_camera
+from .placement import (balanced_device_map, block_bytes, bytes_per_device, check_device_memory, check_devices_exist,
+                        describe, explicit_device_map, gpu_budgets, model_blocks, normalize_device)
 from .prompts import IMAGE_TOKEN, IMAGE_TOKEN_INDEX, IM_END_TOKEN, IM_START_TOKEN, SEG_TOKEN, conversation
 from .sam_keys import hf_config_from_sam_state_dict
 
@@ -63,7 +65,9 @@ class MVLoc:
     """A loaded MV-Loc model with its tokenizer and CLIP preprocessing.
 
     Attributes:
-        model: the :class:`MVLocModel` (eval mode) on ``device`` in ``dtype``.
+        model: the :class:`MVLocModel` (eval mode) in ``dtype``, its blocks on the devices of
+            ``device_map``.
+        device_map: block name -> device (see :mod:`.placement`), read from the loaded model.
         spec: its architecture fields; config: the raw config.json.
         model_id: the checkpoint directory's name.
         weights_are_random: True for checkpoints written by ``make-tiny-checkpoint``.
@@ -77,13 +81,19 @@ class MVLoc:
         self.config = config
         self.model_id = model_id
         self.weights_are_random = bool(config.get(RANDOM_WEIGHTS_KEY, False))
-        parameter = next(model.parameters())
-        self.device, self.dtype = parameter.device, parameter.dtype
+        self.dtype = next(model.sam.parameters()).dtype  # SAM is never quantised
+        self.device_map = {block: str(_device_of(model.get_submodule(block))) for block in model_blocks(model)}
         if tokenizer.convert_tokens_to_ids(SEG_TOKEN) != self.spec.seg_token_idx:
             raise CheckpointError(
                 f"tokenizer id of {SEG_TOKEN} is {tokenizer.convert_tokens_to_ids(SEG_TOKEN)} but config.json "
                 f"says seg_token_idx = {self.spec.seg_token_idx}")
         self.sam_image_size = int(model.sam.config.vision_config.image_size)
+
+    @property
+    def placement(self) -> str:
+        """Where the blocks are, e.g. "cuda:0" or "cuda:0: vision_tower..language_model.model.layers.19;
+        cuda:1: language_model.model.layers.20..sam"."""
+        return describe(self.device_map)
 
     # ----------------------------------------------------------------------------- image side
     @torch.inference_mode()
@@ -97,10 +107,10 @@ class MVLoc:
             (1, N, H) tensor: N = CLIP patch tokens (256 for ViT-L/14 at 224), H = LLM width.
         """
         pixels = self.image_processor(images=rgb, return_tensors="pt")["pixel_values"]
-        pixels = pixels.to(self.device, self.dtype)
+        pixels = pixels.to(_device_of(self.model.vision_tower), self.dtype)
         out = self.model.vision_tower(pixels, output_hidden_states=True)
         features = out.hidden_states[self.spec.mm_vision_select_layer][:, 1:]
-        return self.model.mm_projector(features)
+        return self.model.mm_projector(features.to(_device_of(self.model.mm_projector)))
 
     @torch.inference_mode()
     def encode_views(self, images: np.ndarray) -> torch.Tensor:
@@ -122,7 +132,7 @@ class MVLoc:
             pixels = F.pad(pixels, (0, size - new[1], 0, size - new[0]))
         mean = torch.tensor(SAM_PIXEL_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(SAM_PIXEL_STD).view(1, 3, 1, 1)
-        pixels = ((pixels - mean) / std).to(self.device, self.dtype)
+        pixels = ((pixels - mean) / std).to(_device_of(self.model.sam), self.dtype)
         return torch.cat([self.model.sam.get_image_embeddings(pixels[i:i + 1]) for i in range(len(pixels))])
 
     # ------------------------------------------------------------------------------ text side
@@ -143,9 +153,11 @@ class MVLoc:
         ids = self.prompt_ids(question)
         position = ids.index(IMAGE_TOKEN_INDEX)
         embed = self.model.language_model.get_input_embeddings()
-        text_ids = torch.tensor([i for i in ids if i != IMAGE_TOKEN_INDEX], device=self.device)[None]
+        embed_device = _device_of(embed)
+        text_ids = torch.tensor([i for i in ids if i != IMAGE_TOKEN_INDEX], device=embed_device)[None]
         text = embed(text_ids)
-        inputs = torch.cat([text[:, :position], image_features.to(text.dtype), text[:, position:]], dim=1)
+        image_features = image_features.to(text.device, text.dtype)
+        inputs = torch.cat([text[:, :position], image_features, text[:, position:]], dim=1)
         lm = self.model.language_model
         out = lm(inputs_embeds=inputs, use_cache=True, output_hidden_states=True)
         generated: list[int] = []
@@ -159,7 +171,7 @@ class MVLoc:
                 break
             if next_id == eos:
                 break
-            out = lm(input_ids=torch.tensor([[next_id]], device=self.device), past_key_values=out.past_key_values,
+            out = lm(input_ids=torch.tensor([[next_id]], device=embed_device), past_key_values=out.past_key_values,
                      use_cache=True, output_hidden_states=True)
         return Answer(self.tokenizer.decode(generated, skip_special_tokens=False), generated, seg_hidden)
 
@@ -168,12 +180,14 @@ class MVLoc:
     def view_prompts(self, seg_hidden: torch.Tensor, cameras: list[list[float]]) -> torch.Tensor:
         """(V, 256) per-view prompt embeddings: text_hidden_fcs([SEG] state), multiplied by the
         camera encoding of each view when the model is camera-conditioned."""
-        embedding = self.model.text_hidden_fcs[0](seg_hidden[None])  # (1, 256)
+        head = self.model.text_hidden_fcs[0]
+        embedding = head(seg_hidden[None].to(_device_of(head)))  # (1, 256)
         num_views = len(cameras)
         embedding = embedding.expand(num_views, -1)
-        if self.model.cam_pose_encoder is not None:
-            cams = torch.tensor(cameras, device=self.device, dtype=embedding.dtype)
-            embedding = embedding * self.model.cam_pose_encoder(cams)
+        encoder = self.model.cam_pose_encoder
+        if encoder is not None:
+            cams = torch.tensor(cameras, device=_device_of(encoder), dtype=embedding.dtype)
+            embedding = embedding * encoder(cams).to(embedding.device)
         return embedding
 
     @torch.inference_mode()
@@ -190,10 +204,11 @@ class MVLoc:
             prompts: (V, 256) from :meth:`view_prompts`; view_embeddings: (V, C, h, w).
 
         Returns:
-            (V, output_size, output_size) float32 logits: numpy, or a torch tensor on the
-            model's device when ``as_tensor`` (lifting can then stay on that device).
+            (V, output_size, output_size) float32 logits: numpy, or a torch tensor on SAM's
+            device when ``as_tensor`` (lifting can then stay on that device).
         """
         sam = self.model.sam
+        device = _device_of(sam)
         num_views = prompts.shape[0]
         if view_embeddings.shape[0] != num_views:
             raise ValueError(f"{num_views} prompts for {view_embeddings.shape[0]} views")
@@ -203,10 +218,10 @@ class MVLoc:
                                                                                         height, width)
         positional = sam.get_image_wide_positional_embeddings().expand(num_views, -1, -1, -1)
         low_res, _ = sam.mask_decoder(
-            image_embeddings=view_embeddings.to(self.dtype),
-            image_positional_embeddings=positional.to(self.dtype),
-            sparse_prompt_embeddings=sparse.to(self.dtype),
-            dense_prompt_embeddings=dense.to(self.dtype),
+            image_embeddings=view_embeddings.to(device, self.dtype),
+            image_positional_embeddings=positional.to(device, self.dtype),
+            sparse_prompt_embeddings=sparse.to(device, self.dtype),
+            dense_prompt_embeddings=dense.to(device, self.dtype),
             multimask_output=False,
         )[:2]
         masks = low_res[:, 0, :1].float()  # (V, 1, h', w')
@@ -219,6 +234,15 @@ class MVLoc:
     def cameras(self, views: list[ViewSpec], dist: float | None = None) -> list[list[float]]:
         """Normalised camera-conditioning inputs of the views (see ``normalized_camera``)."""
         return [normalized_camera(v, dist) for v in views]
+
+
+def _device_of(module: torch.nn.Module) -> torch.device:
+    """Device of a module's first parameter (or buffer)."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _resolve_clip_dir(clip_dir, spec: MVLocSpec) -> Path:
@@ -254,9 +278,7 @@ class CheckpointPlan:
 
     def parameter_bytes(self, dtype: torch.dtype) -> int:
         """Bytes of every parameter and buffer in ``dtype`` (floating point ones), CLIP excluded."""
-        size = torch.tensor([], dtype=dtype).element_size()
-        return sum(t.numel() * (size if t.is_floating_point() else t.element_size())
-                   for t in self.model.state_dict().values())
+        return sum(block_bytes(self.model, dtype).values())
 
 
 def plan_checkpoint(checkpoint_dir: str | os.PathLike) -> CheckpointPlan:
@@ -293,36 +315,15 @@ def plan_checkpoint(checkpoint_dir: str | os.PathLike) -> CheckpointPlan:
     return CheckpointPlan(checkpoint_dir, config, spec, llama_config, mapped, model, problems)
 
 
-#: Headroom over the parameter bytes for activations, KV cache and SAM embeddings.
-MEMORY_HEADROOM = 1.25
-
-
-def check_device_memory(required_bytes: int, device: str | torch.device) -> None:
-    """Refuse early when a CUDA device cannot hold the model.
-
-    Raises:
-        MemoryError: ``required_bytes`` x MEMORY_HEADROOM exceeds the device's free memory.
-    """
-    device = torch.device(device)
-    if device.type != "cuda" or not torch.cuda.is_available():
-        return
-    free, total = torch.cuda.mem_get_info(device)
-    needed = int(required_bytes * MEMORY_HEADROOM)
-    if needed > free:
-        raise MemoryError(
-            f"the model needs about {needed / 2**30:.1f} GiB on {device} (parameters x {MEMORY_HEADROOM}); "
-            f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB are free. Use dtype bfloat16/float16, free the "
-            "GPU, or choose another device")
-
-
 #: Quantisation of the language model's decoder layers (bitsandbytes, CUDA only).
 QUANTIZATIONS = ("none", "8bit", "4bit")
 
 
-def quantize_language_model(model: MVLocModel, quantization: str, compute_dtype: torch.dtype, device) -> int:
-    """Replace the ``nn.Linear`` layers of the LLaMA decoder layers with bitsandbytes 8-bit
-    (``Linear8bitLt``, LLM.int8) or 4-bit NF4 (``Linear4bit``) layers on ``device``; the
-    embeddings, ``lm_head``, SAM, CLIP and the projections stay in ``compute_dtype``.
+def quantize_linear_layers(module: torch.nn.Module, quantization: str, compute_dtype: torch.dtype, device) -> int:
+    """Replace the ``nn.Linear`` layers inside ``module`` (a LLaMA decoder layer) with
+    bitsandbytes 8-bit (``Linear8bitLt``, LLM.int8, outlier threshold 6.0) or 4-bit NF4
+    (``Linear4bit``) layers on the CUDA ``device``; :func:`load_mvloc` applies it to the decoder
+    layers only (embeddings, ``lm_head``, SAM, CLIP and the projections stay in ``compute_dtype``).
 
     Returns:
         the number of layers replaced.
@@ -342,31 +343,73 @@ def quantize_language_model(model: MVLocModel, quantization: str, compute_dtype:
     except ImportError as error:
         raise ImportError(f"{quantization} quantisation needs bitsandbytes: pip install bitsandbytes") from error
     replaced = 0
-    for layer in model.language_model.model.layers:
-        for parent in layer.modules():
-            for name, child in list(parent.named_children()):
-                if type(child) is not torch.nn.Linear:
-                    continue
-                bias = child.bias is not None
-                if quantization == "8bit":
-                    quantized = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=bias,
-                                                    has_fp16_weights=False, threshold=6.0)
-                    quantized.weight = bnb.nn.Int8Params(child.weight.data.to(torch.float16).cpu(),
-                                                         requires_grad=False, has_fp16_weights=False)
-                else:
-                    quantized = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=bias,
-                                                  compute_dtype=compute_dtype, quant_type="nf4")
-                    quantized.weight = bnb.nn.Params4bit(child.weight.data.to(compute_dtype).cpu(),
-                                                         requires_grad=False, quant_type="nf4")
-                if bias:
-                    quantized.bias = torch.nn.Parameter(child.bias.data.to(compute_dtype), requires_grad=False)
-                setattr(parent, name, quantized.to(device))  # moving to CUDA quantises the weights
-                replaced += 1
+    for parent in module.modules():
+        for name, child in list(parent.named_children()):
+            if type(child) is not torch.nn.Linear:
+                continue
+            bias = child.bias is not None
+            if quantization == "8bit":
+                quantized = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=bias,
+                                                has_fp16_weights=False, threshold=6.0)
+                quantized.weight = bnb.nn.Int8Params(child.weight.data.to(torch.float16).cpu(),
+                                                     requires_grad=False, has_fp16_weights=False)
+            else:
+                quantized = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=bias,
+                                              compute_dtype=compute_dtype, quant_type="nf4")
+                quantized.weight = bnb.nn.Params4bit(child.weight.data.to(compute_dtype).cpu(),
+                                                     requires_grad=False, quant_type="nf4")
+            if bias:
+                quantized.bias = torch.nn.Parameter(child.bias.data.to(compute_dtype), requires_grad=False)
+            setattr(parent, name, quantized.to(device))  # moving to CUDA quantises the weights
+            replaced += 1
     return replaced
 
 
+def _move(module: torch.nn.Module, device: str, dtype: torch.dtype) -> None:
+    """Parameters and buffers of ``module`` to ``device``, floating ones in ``dtype``;
+    bitsandbytes layers (already placed and quantised) are left alone."""
+    for submodule in module.modules():
+        if submodule.__class__.__module__.startswith("bitsandbytes"):
+            continue
+        for name, parameter in list(submodule.named_parameters(recurse=False)):
+            data = parameter.data.to(device, dtype if parameter.is_floating_point() else parameter.dtype)
+            setattr(submodule, name, torch.nn.Parameter(data, requires_grad=False))
+        for name, buffer in list(submodule.named_buffers(recurse=False)):
+            submodule._buffers[name] = buffer.to(device)
+
+
+def plan_device_map(sizes: dict[str, int], device: str | torch.device,
+                    device_map: str | dict[str, str] | None = None,
+                    max_memory: dict[str, int] | None = None) -> dict[str, str]:
+    """Block -> device for :func:`load_mvloc` (see :mod:`.placement`).
+
+    Args:
+        sizes: block -> bytes (:func:`~.placement.block_bytes`), in execution order.
+        device: the device of every block (``device_map`` None) or of the blocks an explicit
+            map does not name.
+        device_map: None, "auto" (balanced over the CUDA devices, see
+            :func:`~.placement.gpu_budgets`) or {block or module: device}.
+        max_memory: device -> bytes, caps for "auto" (and the devices it may use).
+
+    Raises:
+        ValueError: bad names or devices, max_memory without "auto", "auto" without CUDA.
+        MemoryError: "auto" and the model does not fit.
+    """
+    if max_memory and device_map != "auto":
+        raise ValueError("max_memory applies to device_map auto only")
+    if device_map is None:
+        return {block: str(torch.device(device)) for block in sizes}
+    if device_map == "auto":
+        return balanced_device_map(sizes, gpu_budgets(max_memory or {}))
+    if isinstance(device_map, str):
+        raise ValueError(f"device_map must be None, 'auto' or a mapping, got {device_map!r}")
+    return explicit_device_map(list(sizes), device_map, normalize_device(device))
+
+
 def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | None = None,
-               device: str | torch.device = "cpu", dtype: str = "float32", quantization: str = "none") -> MVLoc:
+               device: str | torch.device = "cpu", dtype: str = "float32", quantization: str = "none",
+               device_map: str | dict[str, str] | None = None, max_memory: str | dict[str, int] | None = None
+               ) -> MVLoc:
     """Load an InteractVLM checkpoint directory and its separately stored CLIP tower.
 
     Args:
@@ -376,19 +419,29 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
         device: torch device, e.g. "cuda:0".
         dtype: "float32", "bfloat16" or "float16".
         quantization: "none", "8bit" or "4bit" (the LLaMA decoder layers, with bitsandbytes on
-            CUDA; see :func:`quantize_language_model`).
+            CUDA; see :func:`quantize_linear_layers`).
+        device_map: split the model over devices (see :mod:`.placement`): None (all on
+            ``device``), "auto", {block or module: device} or its text form
+            "sam=cuda:1,vision_tower=cuda:1". Tensors cross devices between blocks through
+            accelerate's ``dispatch_model`` hooks; a "cpu" entry runs that block on the CPU.
+        max_memory: with "auto": {device: bytes} or "cuda:0=20GiB,cuda:1=10GiB", the devices to
+            use and a cap on each one's parameters.
 
     Raises:
         FileNotFoundError: missing directory, config, weights, tokenizer or CLIP tower.
         CheckpointError: keys that do not map, keys the model lacks or the checkpoint lacks
-            (all listed), wrong shapes, inconsistent token ids.
-        MemoryError: a CUDA device without enough free memory (checked before loading).
-        ValueError: unsupported configuration, dtype or quantisation.
+            (all listed), wrong shapes, inconsistent token ids, a CLIP tower of the wrong width.
+        MemoryError: a CUDA device without enough free memory for its blocks (checked before
+            loading), or a model that does not fit the "auto" budgets.
+        ValueError: unsupported configuration, dtype, quantisation, device map or max_memory, or
+            a CUDA device this machine does not have.
         ImportError: quantisation without bitsandbytes.
     """
-    from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPVisionModel
+    from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
     from transformers.utils import logging as transformers_logging
+
+    from .placement import parse_device_map, parse_max_memory
 
     transformers_logging.disable_progress_bar()
 
@@ -396,8 +449,10 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
-    if quantization != "none" and torch.device(device).type != "cuda":
-        raise ValueError(f"{quantization} quantisation needs a CUDA device (bitsandbytes), got {device}")
+    if isinstance(device_map, str):
+        device_map = parse_device_map(device_map)
+    if isinstance(max_memory, str):
+        max_memory = parse_max_memory(max_memory)
     torch_dtype = DTYPES[dtype]
     checkpoint_dir = Path(checkpoint_dir)
     spec = MVLocSpec.from_config(read_config(checkpoint_dir))
@@ -405,33 +460,56 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
     plan = plan_checkpoint(checkpoint_dir)
     if plan.problems:
         raise CheckpointError(f"{checkpoint_dir}: " + " | ".join(plan.problems))
-    layer_bytes = sum(t.numel() for k, t in plan.model.state_dict().items() if ".layers." in k and
-                      k.startswith("language_model.") and k.endswith("proj.weight"))
-    saved = {"none": 0.0, "8bit": 1.0, "4bit": 1.5}[quantization]  # bytes per weight saved vs 2-byte dtypes
-    check_device_memory(int(plan.parameter_bytes(torch_dtype) - saved * layer_bytes * (
-        torch.tensor([], dtype=torch_dtype).element_size() / 2)), device)
+    clip_config = CLIPVisionConfig.from_pretrained(clip_path, local_files_only=True)
+    if clip_config.hidden_size != spec.mm_hidden_size:
+        raise CheckpointError(f"CLIP tower {clip_path} has width {clip_config.hidden_size}, the checkpoint's "
+                              f"projector expects mm_hidden_size {spec.mm_hidden_size}")
     model = plan.model
+    with torch.device("meta"):
+        model.vision_tower = CLIPVisionModel(clip_config)  # sizes only; replaced by the loaded tower
+    sizes = block_bytes(model, torch_dtype, quantization)
+    placement = plan_device_map(sizes, device, device_map, max_memory)
+    not_cuda = sorted({d for b, d in placement.items() if ".layers." in b and torch.device(d).type != "cuda"})
+    if quantization != "none" and not_cuda:
+        raise ValueError(f"{quantization} quantisation needs the decoder layers on CUDA devices (bitsandbytes), "
+                         f"got {', '.join(not_cuda)}")
+    check_devices_exist(placement.values())
+    check_device_memory(bytes_per_device(sizes, placement))
+    model.vision_tower = None  # the checkpoint has no CLIP weights; the loaded tower is attached below
+
     model.load_state_dict({k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in plan.mapped.items()},
                           strict=True, assign=True)
     model.language_model.model.rotary_emb = LlamaRotaryEmbedding(config=plan.llama_config)  # non-persistent
-    vision = CLIPVisionModel.from_pretrained(clip_path, local_files_only=True, dtype=torch_dtype)
-    if vision.config.hidden_size != spec.mm_hidden_size:
-        raise CheckpointError(f"CLIP tower {clip_path} has width {vision.config.hidden_size}, the checkpoint's "
-                              f"projector expects mm_hidden_size {spec.mm_hidden_size}")
-    model.vision_tower = vision
-    if quantization == "none":
-        model.to(device=device, dtype=torch_dtype).eval()
-    else:
-        quantize_language_model(model, quantization, torch_dtype, device)
-        for module in model.modules():  # everything not quantised: the requested dtype, on the device
-            if module.__class__.__module__.startswith("bitsandbytes"):
-                continue
-            for name, parameter in list(module.named_parameters(recurse=False)):
-                setattr(module, name, torch.nn.Parameter(parameter.data.to(device, torch_dtype if
-                        parameter.is_floating_point() else parameter.dtype), requires_grad=False))
-            for name, buffer in list(module.named_buffers(recurse=False)):
-                module._buffers[name] = buffer.to(device)
-        model.eval()
+    model.vision_tower = CLIPVisionModel.from_pretrained(clip_path, local_files_only=True, dtype=torch_dtype)
+    for block, block_device in placement.items():
+        module = model.get_submodule(block)
+        if ".layers." in block and quantization != "none":
+            quantize_linear_layers(module, quantization, torch_dtype, block_device)
+            _move(module, block_device, torch_dtype)
+        else:
+            module.to(device=block_device, dtype=torch_dtype)
+    if len(set(placement.values())) > 1:
+        import logging
+
+        from accelerate import dispatch_model
+
+        # Hooks move each block's inputs to its device. main_device "cpu" keeps "cpu" blocks
+        # running on the CPU (accelerate would otherwise stream their weights to the GPU); its
+        # warning that "cpu" parameters were offloaded to the meta device is then wrong, so it is
+        # muted and the claim checked below instead.
+        devices = list(dict.fromkeys(placement.values()))
+        accelerate_logger = logging.getLogger("accelerate.big_modeling")
+        level = accelerate_logger.level
+        accelerate_logger.setLevel(logging.ERROR)
+        try:
+            dispatch_model(model, placement, main_device="cpu" if "cpu" in devices else devices[0])
+        finally:
+            accelerate_logger.setLevel(level)
+        offloaded = [name for name, tensor in model.state_dict().items() if tensor.device.type == "meta"]
+        if offloaded:
+            raise RuntimeError(f"accelerate left {len(offloaded)} tensors on the meta device "
+                               f"(e.g. {offloaded[0]}); device map: {describe(placement)}")
+    model.eval()
     tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, local_files_only=True)
     for token in (SEG_TOKEN, IM_START_TOKEN, IM_END_TOKEN):
         if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):

@@ -139,7 +139,7 @@ class InteractVLMNode(LifecycleNode):
         self._worker = self._worker or ThreadPoolExecutor(max_workers=1, thread_name_prefix="interactvlm_model")
         try:
             self._worker.submit(self._load).result()
-        except (FileNotFoundError, ValueError, RuntimeError) as error:
+        except (FileNotFoundError, ValueError, RuntimeError, MemoryError, ImportError) as error:
             self.get_logger().error(f"configure failed: {error}")
             self.estimator = None
             return TransitionCallbackReturn.FAILURE
@@ -154,7 +154,7 @@ class InteractVLMNode(LifecycleNode):
         settings = {p.name: self.p(p.name) for p in PARAMETERS}
         estimator, self._tiny_dir = build_estimator(settings, log=self.get_logger().warning)
         self.estimator, self.body = estimator, estimator.body
-        self.device = f"{settings['device']} ({settings['dtype']})"
+        self.device = f"{' | '.join(m.placement for m in estimator.models)} ({settings['dtype']})"
         self.get_logger().info(f"configured: model {estimator.model_id}, body {estimator.body_model_name}, "
                                f"device {self.device}, renderer {estimator.renderer.rasterizer.renderer_name}")
 

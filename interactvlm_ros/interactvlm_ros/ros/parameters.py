@@ -45,6 +45,11 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("dtype", "float32", "model precision", choices=("float32", "bfloat16", "float16")),
     Parameter("quantization", "none", "8-bit or 4-bit (NF4) LLaMA decoder layers with bitsandbytes (CUDA only; "
               "pip install bitsandbytes)", choices=("none", "8bit", "4bit")),
+    Parameter("device_map", "", "split each model over devices: '' (all on device), 'auto' (balanced over the "
+              "CUDA devices by free memory) or 'block=device,...', e.g. 'sam=cuda:1,vision_tower=cuda:1' "
+              "(unnamed blocks on device; see README)"),
+    Parameter("max_memory", "", "with device_map auto: the devices to use and a cap on each one's parameters, "
+              "e.g. 'cuda:0=20GiB,cuda:1=10GiB'; '': every visible GPU, free memory / 1.25"),
     Parameter("render_size", 1024, "render and mask resolution in pixels (InteractVLM: 1024)", range=(64, 2048)),
     Parameter("max_new_tokens", 32, "generation limit per answer (stops earlier at [SEG])", range=(1, 512)),
     # Behaviour (may change at run time).
