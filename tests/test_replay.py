@@ -4,6 +4,7 @@ against a ground-truth sidecar, the demo. Tiny checkpoint (random weights: plumb
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -106,10 +107,15 @@ def test_cli_replay_and_errors(tmp_path, capsys):
     assert cli_main(["replay", str(in_bag), str(tmp_path / "out"), "--tiny", "--render-size", "96", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "RANDOM weights" in printed and "no_image_with_this_stamp: 1" in printed
-    with pytest.raises(ValueError, match="exists"):
-        cli_main(["replay", str(in_bag), str(tmp_path / "out"), "--tiny", "--quiet"])
-    with pytest.raises(ValueError, match="image topic named /nope"):
-        cli_main(["replay", str(in_bag), str(tmp_path / "out2"), "--tiny", "--quiet", "--image-topic", "/nope"])
+    # Configuration errors: exit code 2 and one line on stderr, no traceback.
+    for extra, message in ((["out"], "ValueError: .*exists"),
+                           (["out2", "--image-topic", "/nope"], "ValueError: .*image topic named /nope"),
+                           (["out3", "--device-map", "sam=cuda:63"], "ValueError: device cuda:63 requested"),
+                           (["out4", "--device-map", "auto", "--max-memory", "cuda:0=lots"],
+                            "ValueError: not a memory size: 'lots'")):
+        assert cli_main(["replay", str(in_bag), str(tmp_path / extra[0]), "--tiny", "--quiet", *extra[1:]]) == 2
+        error = capsys.readouterr().err
+        assert re.match(f"interactvlm-ros replay: {message}", error) and "Traceback" not in error, error
 
 
 def test_demo_writes_bags_report_and_figures(tmp_path, capsys):

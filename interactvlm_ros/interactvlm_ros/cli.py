@@ -226,7 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(run=_demo)
 
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (FileNotFoundError, ValueError, MemoryError, ImportError) as error:
+        # Configuration problems (missing files, bad parameters, a GPU too small): one line, no traceback.
+        print(f"interactvlm-ros {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
