@@ -55,7 +55,7 @@ def generate_without_cache(model, features, steps):
     text_ids = [i for i in ids if i != IMAGE_TOKEN_INDEX]
     embed = model.model.language_model.get_input_embeddings()
     for _ in range(steps):
-        embedded = embed(torch.tensor([text_ids], device=model.device))
+        embedded = embed(torch.tensor([text_ids], device=embed.weight.device))
         inputs = torch.cat([embedded[:, :position], features, embedded[:, position:]], dim=1)
         out = model.model.language_model(inputs_embeds=inputs, use_cache=False, output_hidden_states=True)
         text_ids.append(int(out.logits[0, -1].argmax()))
