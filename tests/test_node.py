@@ -127,7 +127,7 @@ def running(module_domain_id, tmp_path_factory):
         Parameter(k, value=v) for k, v in {"use_tiny_checkpoint": True, "render_size": SIZE,
                                            "cache_dir": str(tmp_path_factory.mktemp("cache")),
                                            "diagnostics_period": 0.2, "autostart": False,
-                                           "ignore_classes": ["person"],
+                                           "ignore_classes": ["person"], "markers_max_rate": 0.0,
                                            # reliable images: the burst test counts pairs, not DDS losses
                                            "image_qos": "reliable", "image_qos_depth": 100}.items()])
     server.add(node)
@@ -190,6 +190,28 @@ def test_real_photos_give_one_interaction_array_per_pair(running):
     body = next(m for m in markers if m.ns == "body")
     assert len(body.points) == len(body.colors) == 3 * 27420 and body.header.frame_id == "interactvlm"
     assert "RANDOM WEIGHTS" in next(m for m in markers if m.ns == "label").text
+
+
+def test_markers_are_rate_limited_and_follow_the_interactions(running):
+    node, client = running
+    period = 3.0
+    node.set_parameters([Parameter("markers_max_rate", value=1.0 / period)])
+    try:
+        assert wait_for(lambda: time.monotonic() - node._markers_published > period + 0.05, timeout=period + 1)
+        interactions, markers = len(client.interactions), len(client.markers)
+        astronaut = photo("astronaut")
+        for sec in (300, 301):  # back to back: the second output comes well within the period
+            send(client, image_msg(astronaut, sec), detections_msg(sec, detection("h", "sports ball", 0.8,
+                                                                                  (420, 420, 150, 150))))
+            assert wait_for(lambda: len(client.interactions) > interactions)
+            interactions = len(client.interactions)
+        assert wait_for(lambda: len(client.markers) > markers)
+        time.sleep(0.5)
+        assert len(client.markers) == markers + 1
+        assert client.markers[-1].markers[1].header.stamp.sec == 300  # the first output's markers
+        assert time.monotonic() - node._markers_published < period
+    finally:
+        node.set_parameters([Parameter("markers_max_rate", value=0.0)])
 
 
 def test_bad_input_is_counted_and_never_crashes(running):

@@ -145,8 +145,9 @@ def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo)
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append(reason))
     image = image_msg(camera_photo, 5_000_000_000, frame_id="head_camera_color_optical_frame")
     dets = detections_msg([("cam-1", "camera", 0.9, (295.0, 120.0, 140.0, 130.0))], 5_000_000_000)
-    message, markers, result = processor.process(image, dets, ProcessingSettings(),
-                                                 depth=DepthFrame(depth, intrinsics, "head_camera_depth_optical_frame"))
+    message, result = processor.process(image, dets, ProcessingSettings(),
+                                        depth=DepthFrame(depth, intrinsics, "head_camera_depth_optical_frame"))
+    markers = processor.markers(message, result, ProcessingSettings())
     cloud = next(m for m in markers.markers if m.ns == "object")
     assert cloud.header.frame_id == "head_camera_depth_optical_frame" and cloud.pose.orientation.w == 1.0
     assert len(cloud.points) == 2048
@@ -160,8 +161,8 @@ def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo)
     u = points[:, 0] * 500.0 / 1.5 + 255.5
     assert u.min() >= 229 and u.max() <= 360  # inside the object's columns
     # With a mesh preferred, the class's proxy is used instead.
-    message, _, _ = processor.process(image, dets, ProcessingSettings(markers=False, geometry_preference="mesh"),
-                                      depth=DepthFrame(depth, intrinsics, "x"))
+    message, _ = processor.process(image, dets, ProcessingSettings(markers=False, geometry_preference="mesh"),
+                                   depth=DepthFrame(depth, intrinsics, "x"))
     assert message.interactions[0].object_affordance.geometry_source == "proxy:box"
     # Depth of another size is refused: it must be registered to the colour image.
     with pytest.raises(ValueError, match="registered"):

@@ -110,6 +110,7 @@ class InteractVLMNode(LifecycleNode):
         self.device = "unconfigured"
         self._worker: ThreadPoolExecutor | None = None
         self._scheduled = False
+        self._markers_published = -float("inf")  # monotonic time of the last MarkerArray
         self._schedule_lock = threading.Lock()
         self._active = False
         self._entities: list = []
@@ -339,8 +340,9 @@ class InteractVLMNode(LifecycleNode):
         if pair is None or not self._active or self.estimator is None:
             return
         received = time.monotonic()
+        settings = self._settings()
         try:
-            result = self._estimate(pair.image, pair.detections)
+            result = self._estimate(pair.image, pair.detections, settings)
         except ImageRejected as error:
             self._reject(error.reason, str(error))
             return
@@ -350,23 +352,29 @@ class InteractVLMNode(LifecycleNode):
             return
         if result is None:
             return
-        message, markers, _ = result
-        if self._active:
-            self._interactions.publish(message)
-            if markers is not None:
-                self._marker_pub.publish(markers)
+        message, estimate = result
+        if not self._active:
+            return
+        self._interactions.publish(message)
+        published = time.monotonic()
         with self.stats.lock:
             self.stats.counts["pairs_processed"] += 1
-            self.stats.outputs.append(time.monotonic())
-            self.stats.latencies_ms.append((time.monotonic() - received) * 1e3)
+            self.stats.outputs.append(published)
+            self.stats.latencies_ms.append((published - received) * 1e3)
             self.stats.inference_ms.append(message.inference_ms)
+        # Markers after the interactions (planners first), at most markers_max_rate per second.
+        rate = float(self.p("markers_max_rate"))
+        if settings.markers and (rate <= 0.0 or published - self._markers_published >= 1.0 / rate):
+            self._markers_published = published
+            self._marker_pub.publish(self._processor.markers(message, estimate, settings))
 
     def _settings(self) -> ProcessingSettings:
         return ProcessingSettings.from_parameters(self.p)
 
-    def _estimate(self, image_msg, detections_msg: Detection2DArray):
+    def _estimate(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings | None = None):
         """Runs on the worker thread (see FrameProcessor.process)."""
-        return self._processor.process(image_msg, detections_msg, self._settings(), depth=self._depth_for(image_msg))
+        return self._processor.process(image_msg, detections_msg, settings or self._settings(),
+                                       depth=self._depth_for(image_msg))
 
     # ------------------------------------------------------------------------------ service
     async def _on_service(self, request, response):

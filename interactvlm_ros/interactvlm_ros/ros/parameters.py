@@ -62,6 +62,9 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("min_score", 0.0, "detections scoring lower are skipped", read_only=False, range=(0.0, 1.0)),
     Parameter("ignore_classes", [""], "detection classes never processed (e.g. person)", read_only=False),
     Parameter("publish_markers", True, "publish visualization_msgs/MarkerArray on ~/markers", read_only=False),
+    Parameter("markers_max_rate", 2.0, "most marker publications per second, Hz (a body mesh costs ~45 ms "
+              "to convert and publish, on the worker, after the interactions); 0: with every output",
+              read_only=False, range=(0.0, 100.0)),
     Parameter("markers_frame_id", "interactvlm", "frame of the markers, a display frame independent of the "
               "camera (set RViz's Fixed Frame to it)", read_only=False),
     # Topics and QoS (read at activate).

@@ -17,6 +17,7 @@ from interactvlm_msgs.msg import HumanContact, Interaction, InteractionArray, Ob
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
+from visualization_msgs.msg import MarkerArray
 
 from ..pipeline import Detection, InteractionEstimator
 from .conversions import affordance_cloud, human_contact_msg, object_affordance_msg
@@ -82,7 +83,7 @@ class FrameProcessor:
     def __init__(self, estimator: InteractionEstimator, report: Callable[[str, str], None]):
         self.estimator = estimator
         self.report = report
-        self.markers = MarkerBuilder()
+        self.marker_builder = MarkerBuilder()
 
     def select(self, msg: Detection2DArray, width: int, height: int, settings: ProcessingSettings):
         """(Detection, Detection2D) pairs to process, input order, at most max_detections
@@ -148,8 +149,7 @@ class FrameProcessor:
 
     def process(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings,
                 geometries=None, depth: DepthFrame | None = None):
-        """Returns (InteractionArray, MarkerArray or None, pipeline EstimateResult), or None when
-        no detection is valid (reported as ``pairs_without_valid_detections``). ``geometries``
+        """Returns (InteractionArray, pipeline EstimateResult), or None when no detection is valid (reported as ``pairs_without_valid_detections``). ``geometries``
         maps detection ids to geometry overrides (see ``InteractionEstimator.estimate``);
         ``depth`` (registered to the image) gives objects their points from depth.
 
@@ -178,13 +178,20 @@ class FrameProcessor:
             message.interactions.append(self.interaction_msg(header, det_msg, interaction, camera_frame))
             if interaction.object_affordance is None and self.estimator.affordance_model is not None:
                 self.report("affordance_skipped_unknown_class", interaction.detection.label)
-        markers = None
-        if settings.markers:
-            body = self.estimator.body
-            marker_header = Header(stamp=header.stamp, frame_id=settings.markers_frame_id or header.frame_id)
-            markers = self.markers.build(marker_header, result.interactions, body.vertices, body.faces,
+        return message, result
+
+    def markers(self, message: InteractionArray, result, settings: ProcessingSettings) -> MarkerArray:
+        """RViz markers of a processed pair (see ``markers.py``), in ``settings.markers_frame_id``
+        (the image's frame when empty); object points from depth stay in their optical frame.
+        Separate from :meth:`process` so the node can publish the interactions first: the
+        markers of a full body mesh take tens of milliseconds to convert and publish."""
+        depth_frames = [i.object_affordance.header.frame_id for i in message.interactions
+                        if i.object_affordance.geometry_source == "depth"]
+        camera_frame = depth_frames[0] if depth_frames else message.header.frame_id
+        body = self.estimator.body
+        header = Header(stamp=message.header.stamp, frame_id=settings.markers_frame_id or message.header.frame_id)
+        return self.marker_builder.build(header, result.interactions, body.vertices, body.faces,
                                          result.weights_are_random, camera_frame)
-        return message, markers, result
 
     @staticmethod
     def interaction_msg(header: Header, det_msg, interaction, camera_frame: str = "") -> Interaction:

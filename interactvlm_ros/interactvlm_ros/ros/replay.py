@@ -169,10 +169,10 @@ def _process(processor, settings, image, detections, stamp, geometries, result, 
         result.counts["no_valid_detection"] += 1
         result.records.append(record)
         return
-    message, marker_array, estimate = output
+    message, estimate = output
     writer.write(interactions, stamp, serialize_message(message))
-    if marker_array is not None:
-        writer.write(markers, stamp, serialize_message(marker_array))
+    if settings.markers:
+        writer.write(markers, stamp, serialize_message(processor.markers(message, estimate, settings)))
     result.counts["processed"] += 1
     record.update(outcome="processed", skipped=skipped, inference_ms=round(message.inference_ms, 1))
     result.records.append(record)
