@@ -71,7 +71,8 @@ def main() -> int:
             prompts = model.view_prompts(answer.seg_hidden, model.cameras(list(BODY_VIEWS)))
             decode_s, _ = _timed(lambda m=model: m.decode_masks(prompts, views, 256))
             baseline = baseline or (held, answer_s, decode_s)
-            print(f"[{name}] {model.placement}\n    cuda:0 holds {held:.0f} MiB ({held / baseline[0]:.2f}x of one GPU); "
+            print(f"[{name}] {model.placement}")
+            print(f"    cuda:0 holds {held:.0f} MiB ({held / baseline[0]:.2f}x of one GPU); "
                   f"answer ({len(answer.token_ids)} tokens) {answer_s * 1e3:.1f} ms ({answer_s / baseline[1]:.2f}x), "
                   f"mask decode {decode_s * 1e3:.1f} ms ({decode_s / baseline[2]:.2f}x)")
             del model

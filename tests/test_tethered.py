@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -67,3 +68,42 @@ def test_camera_and_node_in_separate_processes(tmp_path, ros_domain_id, ros_subp
     assert message.interactions[0].detection.id == "helmet"
     assert message.interactions[0].object_affordance.geometry_source == "proxy:sphere"
     assert np.isfinite(message.inference_ms)
+
+
+def _start_node(tmp_path, env, name: str):
+    log_path = tmp_path / f"{name}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "interactvlm_ros.ros.node", "--ros-args", "-p", "use_tiny_checkpoint:=true",
+         "-p", "render_size:=96", "-p", f"cache_dir:={tmp_path / 'cache'}"],
+        env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+    return process, log_path
+
+
+def _wait_for_line(log_path, text: str, process, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if text in log_path.read_text():
+            return True
+        time.sleep(0.01)
+    return text in log_path.read_text()
+
+
+def test_the_node_process_stops_cleanly_on_signals(tmp_path, ros_subprocess_env):
+    """SIGTERM (what ros2 launch sends after SIGINT) while the model loads, and SIGINT while
+    running: exit code 0, no "could not configure" fatal error, no abort."""
+    loading, log = _start_node(tmp_path, ros_subprocess_env, "loading")
+    try:
+        # Printed when the tiny checkpoint is written, before the model, body and renders load.
+        assert _wait_for_line(log, "RANDOM weights", loading), log.read_text()
+        loading.send_signal(signal.SIGTERM)
+        assert loading.wait(timeout=60) == 0, log.read_text()
+    finally:
+        loading.kill()
+    assert "could not configure" not in log.read_text() and "terminate called" not in log.read_text()
+    running, log = _start_node(tmp_path, ros_subprocess_env, "running")
+    try:
+        assert _wait_for_line(log, "activated", running), log.read_text()
+        running.send_signal(signal.SIGINT)
+        assert running.wait(timeout=60) == 0, log.read_text()
+    finally:
+        running.kill()

@@ -192,6 +192,9 @@ class InteractVLMNode(LifecycleNode):
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._entities += [self._interactions, self._marker_pub, self._diagnostics]
         self._active = True
+        image_topic = self.resolve_topic_name(self.p("image_topic"))
+        self.get_logger().info(f"activated: {image_type.__name__} on {image_topic} ({self.p('image_qos')} QoS), "
+                               f"detections on {self.resolve_topic_name(self.p('detections_topic'))}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -461,6 +464,8 @@ def main(args=None) -> int:
     try:
         if node.p("autostart"):
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                if not rclpy.ok():  # SIGINT / SIGTERM while loading: a requested stop, not an error
+                    return 0
                 node.get_logger().fatal("could not configure; see the error above")
                 return 1
             node.trigger_activate()
