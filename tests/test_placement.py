@@ -210,6 +210,11 @@ def test_a_model_split_between_gpu_and_cpu_answers_as_on_one_device(small):
     assert placement["language_model.model.layers.0"] == "cuda:0" and placement["mm_projector"] == "cuda:0"
     assert model.placement.startswith("cpu: vision_tower; cuda:0: mm_projector..")
     _assert_same(_run(model), reference)
+    del model
+    # "auto" with the one GPU named in max_memory: every block there, by the real free memory.
+    auto = load_mvloc(small, small / "clip", "cpu", "float32", device_map="auto", max_memory="cuda:0=100GiB")
+    assert auto.placement == "cuda:0"
+    _assert_same(_run(auto), reference)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

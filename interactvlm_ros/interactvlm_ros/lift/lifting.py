@@ -197,6 +197,9 @@ class Lifter:
                 matrix.sort_indices()
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                    # torch 2.11 warns that checks are "implicitly disabled" even though this call
+                    # asks for them (check_invariants=True below).
+                    warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
                     return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
                                                    torch.from_numpy(matrix.indices.astype(np.int64)),
                                                    torch.from_numpy(matrix.data.astype(np.float32)),
