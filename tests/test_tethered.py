@@ -91,19 +91,14 @@ def _wait_for_line(log_path, text: str, process, timeout: float = 120.0) -> bool
 def test_the_node_process_stops_cleanly_on_signals(tmp_path, ros_subprocess_env):
     """SIGTERM (what ros2 launch sends after SIGINT) while the model loads, and SIGINT while
     running: exit code 0, no "could not configure" fatal error, no abort."""
-    loading, log = _start_node(tmp_path, ros_subprocess_env, "loading")
-    try:
-        # Printed when the tiny checkpoint is written, before the model, body and renders load.
-        assert _wait_for_line(log, "RANDOM weights", loading), log.read_text()
-        loading.send_signal(signal.SIGTERM)
-        assert loading.wait(timeout=60) == 0, log.read_text()
-    finally:
-        loading.kill()
-    assert "could not configure" not in log.read_text() and "terminate called" not in log.read_text()
-    running, log = _start_node(tmp_path, ros_subprocess_env, "running")
-    try:
-        assert _wait_for_line(log, "activated", running), log.read_text()
-        running.send_signal(signal.SIGINT)
-        assert running.wait(timeout=60) == 0, log.read_text()
-    finally:
-        running.kill()
+    # "RANDOM weights" is logged once the tiny model is loaded, before the body and its renders.
+    for name, line, signum in (("loading", "RANDOM weights", signal.SIGTERM), ("running", "activated", signal.SIGINT)):
+        process, log = _start_node(tmp_path, ros_subprocess_env, name)
+        try:
+            assert _wait_for_line(log, line, process), log.read_text()
+            process.send_signal(signum)
+            assert process.wait(timeout=60) == 0, log.read_text()
+        finally:
+            process.kill()
+        text = log.read_text()
+        assert "could not configure" not in text and "terminate called" not in text, text
