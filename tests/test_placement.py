@@ -77,6 +77,7 @@ def test_sizes_and_maps_parse():
             parse_bytes(bad)
     assert parse_max_memory("cuda:0=20GiB, 1=10GB") == {"cuda:0": 20 * GiB, "cuda:1": 10**10}
     assert parse_max_memory("") == {}
+    assert parse_max_memory({0: "20GiB", "cuda:1": 10**10}) == {"cuda:0": 20 * GiB, "cuda:1": 10**10}
     assert parse_device_map("") is None and parse_device_map(" auto ") == "auto"
     assert parse_device_map("sam=1, vision_tower=cuda") == {"sam": "cuda:1", "vision_tower": "cuda:0"}
     assert parse_device_map("language_model=cpu") == {"language_model": "cpu"}

@@ -451,8 +451,7 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
         raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
     if isinstance(device_map, str):
         device_map = parse_device_map(device_map)
-    if isinstance(max_memory, str):
-        max_memory = parse_max_memory(max_memory)
+    max_memory = parse_max_memory(max_memory) if max_memory else None
     torch_dtype = DTYPES[dtype]
     checkpoint_dir = Path(checkpoint_dir)
     spec = MVLocSpec.from_config(read_config(checkpoint_dir))

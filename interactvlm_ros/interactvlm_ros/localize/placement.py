@@ -123,13 +123,15 @@ def normalize_device(device: str | int | torch.device) -> str:
     raise ValueError(f"device map entries must be cpu or cuda devices, got {device}")
 
 
-def parse_max_memory(text: str) -> dict[str, int]:
+def parse_max_memory(value: str | Mapping) -> dict[str, int]:
     """"cuda:0=20GiB,cuda:1=10GiB" -> {"cuda:0": 20 * 2**30, "cuda:1": 10 * 2**30}; "" -> {}.
+    A mapping is normalised the same way ({0: "20GiB", "cuda:1": 10**10} is accepted).
 
     Raises:
         ValueError: malformed entries, sizes or devices.
     """
-    return {normalize_device(key): parse_bytes(value) for key, value in _pairs(text, "max_memory")}
+    pairs = value.items() if isinstance(value, Mapping) else _pairs(value, "max_memory")
+    return {normalize_device(key): parse_bytes(str(size)) for key, size in pairs}
 
 
 def parse_device_map(text: str) -> str | dict[str, str] | None:
