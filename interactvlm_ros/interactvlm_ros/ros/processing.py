@@ -149,9 +149,11 @@ class FrameProcessor:
 
     def process(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings,
                 geometries=None, depth: DepthFrame | None = None):
-        """Returns (InteractionArray, pipeline EstimateResult), or None when no detection is valid (reported as ``pairs_without_valid_detections``). ``geometries``
-        maps detection ids to geometry overrides (see ``InteractionEstimator.estimate``);
-        ``depth`` (registered to the image) gives objects their points from depth.
+        """Returns (InteractionArray, pipeline EstimateResult), or None when no detection is
+        valid (reported as ``pairs_without_valid_detections``); :meth:`markers` builds the RViz
+        markers from them. ``geometries`` maps detection ids to geometry overrides (see
+        ``InteractionEstimator.estimate``); ``depth`` (registered to the image) gives objects
+        their points from depth.
 
         Raises:
             images.ImageRejected: an image that cannot be decoded.
