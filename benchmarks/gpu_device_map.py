@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from interactvlm_ros.geometry.camera import BODY_VIEWS
-from interactvlm_ros.localize.inference import load_mvloc
+from interactvlm_ros.localize.inference import load_mvloc, plan_checkpoint
 from interactvlm_ros.localize.prompts import HUMAN_CONTACT_PROMPT
 from interactvlm_ros.localize.tiny import write_tiny_checkpoint
 
@@ -51,7 +51,7 @@ def main() -> int:
     question = HUMAN_CONTACT_PROMPT.format(object="helmet")
     with tempfile.TemporaryDirectory() as work:
         checkpoint = write_tiny_checkpoint(Path(work) / "small", preset="small")
-        layers = 6  # PRESETS["small"]
+        layers = plan_checkpoint(checkpoint).llama_config.num_hidden_layers
         maps = {"single GPU": None,
                 "CLIP, SAM, layers 3-5 on cpu": ",".join(
                     ["vision_tower=cpu", "sam=cpu"] + [f"language_model.model.layers.{i}=cpu"

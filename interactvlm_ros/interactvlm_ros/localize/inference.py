@@ -25,7 +25,7 @@ from ..geometry.camera import ViewSpec
 from .checkpoint import SAM_PREFIX, CheckpointError, map_checkpoint_keys, read_config, read_state_dict
 from .model import MVLocModel, MVLocSpec, normalized_camera
 from .placement import (balanced_device_map, block_bytes, bytes_per_device, check_device_memory, check_devices_exist,
-                        describe, explicit_device_map, gpu_budgets, model_blocks, normalize_device)
+                        describe, explicit_device_map, gpu_budgets, model_blocks)
 from .prompts import IMAGE_TOKEN, IMAGE_TOKEN_INDEX, IM_END_TOKEN, IM_START_TOKEN, SEG_TOKEN, conversation
 from .sam_keys import hf_config_from_sam_state_dict
 
@@ -403,7 +403,7 @@ def plan_device_map(sizes: dict[str, int], device: str | torch.device,
         return balanced_device_map(sizes, gpu_budgets(max_memory or {}))
     if isinstance(device_map, str):
         raise ValueError(f"device_map must be None, 'auto' or a mapping, got {device_map!r}")
-    return explicit_device_map(list(sizes), device_map, normalize_device(device))
+    return explicit_device_map(list(sizes), device_map, device)
 
 
 def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | None = None,

@@ -149,7 +149,8 @@ def parse_device_map(text: str) -> str | dict[str, str] | None:
     return {key: normalize_device(value) for key, value in _pairs(text, "device_map")}
 
 
-def explicit_device_map(blocks: list[str], overrides: Mapping[str, str], default: str) -> dict[str, str]:
+def explicit_device_map(blocks: list[str], overrides: Mapping[str, str],
+                        default: str | torch.device) -> dict[str, str]:
     """Blocks on ``default`` except those named in ``overrides`` (a block name, or a module
     containing blocks: "language_model" moves all of LLaMA, "language_model.model.layers.3"
     one layer). A longer (more specific) name wins over a shorter one.
