@@ -9,10 +9,11 @@ path that does what InteractVLM's ``evaluate`` does:
   so every step re-runs the whole sequence) up to the end of the answer ("[SEG]", ".", EOS:
   two tokens past [SEG]), and SAM's image encoder re-run on the 4 renders for every detection.
 
-Weights are random, so the "answer" is made realistic in length: the benchmark runs free for
-24 tokens and declares the token at position ~20 the [SEG] token (InteractVLM's answers, e.g.
-"The contacting body parts are left hand, right hand, and the contact region is [SEG]", are
-about 20 LLaMA tokens). Medians of --repeats runs; ratios are the figures to compare.
+Weights are random, so the "answer" is made realistic in length: both paths generate exactly
+20 tokens (InteractVLM's answers, e.g. "The contacting body parts are left hand, right hand,
+and the contact region is [SEG]", are about 20 LLaMA tokens; fewer if the random model emits
+EOS, as printed), the reference 2 more, and the masks are decoded from a fixed random state.
+Medians of --repeats runs; ratios are the figures to compare.
 
     python benchmarks/pipeline.py [--presets tiny small] [--repeats 3] [--render-size 1024]
 """
@@ -36,6 +37,9 @@ from interactvlm_ros.multiview import prepare_body_views
 from interactvlm_ros.render.views import Renderer
 
 QUESTION = HUMAN_CONTACT_PROMPT.format(object="helmet")
+#: Tokens of a typical answer up to [SEG] ("The contacting body parts are left hand, right hand,
+#: and the contact region is [SEG]" is about 20 LLaMA tokens).
+ANSWER_TOKENS = 20
 
 
 def median_ms(function, repeats):
@@ -69,18 +73,18 @@ def run(preset, repeats, render_size, prepared, directory):
     from skimage import data
 
     photo = data.astronaut()
+    # Random weights never say [SEG]: generate exactly ANSWER_TOKENS tokens (no [SEG] id
+    # matches), the length of a real answer, and decode masks from a fixed state instead.
     model.spec = dataclasses.replace(model.spec, seg_token_idx=-1)
-    free = model.answer(model.encode_image(photo), QUESTION, max_new_tokens=24).token_ids
-    stop = next(i for i in range(min(19, len(free) - 1), -1, -1) if free[i] not in free[:i])
-    model.spec = dataclasses.replace(model.spec, seg_token_idx=free[stop])
-
+    features = model.encode_image(photo)
     t_clip, features = median_ms(lambda: model.encode_image(photo), repeats)
-    t_gen, answer = median_ms(lambda: model.answer(features, QUESTION, max_new_tokens=64), repeats)
+    t_gen, answer = median_ms(lambda: model.answer(features, QUESTION, max_new_tokens=ANSWER_TOKENS), repeats)
     t_gen_ref, _ = median_ms(lambda: generate_without_cache(model, features, len(answer.token_ids) + 2), repeats)
+    seg_hidden = torch.randn(model.spec.hidden_size, generator=torch.Generator().manual_seed(0))
     t_sam, embeddings = median_ms(lambda: model.encode_views(prepared.images), max(1, repeats // 2))
     cameras = model.cameras(list(BODY_VIEWS))
     t_dec, logits = median_ms(
-        lambda: model.decode_masks(model.view_prompts(answer.seg_hidden, cameras), embeddings, render_size), repeats)
+        lambda: model.decode_masks(model.view_prompts(seg_hidden, cameras), embeddings, render_size), repeats)
     t_lift, _ = median_ms(lambda: prepared.lift(logits), repeats)
     ours = t_gen + t_dec + t_lift
     reference = t_gen_ref + t_sam + t_dec + t_lift
@@ -92,6 +96,7 @@ def run(preset, repeats, render_size, prepared, directory):
     print(f"  mask decode 4 views             {t_dec:9.1f} ms")
     print(f"  lift                            {t_lift:9.1f} ms")
     print(f"  per detection: project {ours:9.1f} ms, reference {reference:9.1f} ms, ratio {reference / ours:5.1f}")
+    return reference / ours
 
 
 def main():
@@ -106,8 +111,9 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         from pathlib import Path
 
-        for preset in args.presets:
-            run(preset, args.repeats, args.render_size, prepared, Path(directory))
+        ratios = {preset: run(preset, args.repeats, args.render_size, prepared, Path(directory))
+                  for preset in args.presets}
+    print("RESULT " + " ".join(f"{preset}_ratio={ratio:.2f}" for preset, ratio in ratios.items()))
 
 
 if __name__ == "__main__":

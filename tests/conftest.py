@@ -58,3 +58,12 @@ def ros_subprocess_env(ros_domain_id) -> dict[str, str]:
     env = dict(os.environ)
     env["ROS_DOMAIN_ID"] = str(ros_domain_id)
     return env
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """The default tiny RANDOM checkpoint (seed 0), written once per test session. Tests must
+    not modify it: copy it first."""
+    from interactvlm_ros.localize.tiny import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-session") / "tiny")

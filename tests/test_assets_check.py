@@ -55,6 +55,24 @@ def test_problems_are_listed(tiny, tmp_path, capsys):
     assert cli_main(["check-assets", str(broken)]) == 1
 
 
+def test_release_config_keys(tiny, tmp_path):
+    """The tiny checkpoint writes every key of a released config.json; check-assets names the
+    keys InteractVLM's own loader cannot do without, and the optional ones that are absent."""
+    from interactvlm_ros.localize.checkpoint import RELEASE_CONFIG_KEYS, REFERENCE_REQUIRED_CONFIG_KEYS
+
+    config = json.loads((tiny / "config.json").read_text())
+    assert len(RELEASE_CONFIG_KEYS) == 55 and set(REFERENCE_REQUIRED_CONFIG_KEYS) <= set(RELEASE_CONFIG_KEYS)
+    assert set(RELEASE_CONFIG_KEYS) <= set(config)
+    assert (config["hseg_token_idx"], config["oseg_token_idx"], config["use_fusion"]) == (None, None, False)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny, broken)
+    (broken / "config.json").write_text(json.dumps({k: v for k, v in config.items()
+                                                    if k not in ("use_fusion", "out_dim", "image_grid_pinpoints")}))
+    (report,) = check_assets([broken])
+    assert report.problems == ["config.json lacks keys InteractVLM's own loader needs: use_fusion, out_dim"]
+    assert "config.json lacks 1 optional keys of a released config: image_grid_pinpoints" in report.facts
+
+
 def test_body_models_and_official_assets(tmp_path):
     import test_smpl  # the synthetic SMPL-H files of the body-model tests
 

@@ -207,10 +207,11 @@ def test_generation_stops_at_seg_with_the_state_that_predicted_it(tmp_path, phot
     model.spec = dataclasses.replace(model.spec, seg_token_idx=-1)  # nothing stops it
     free = model.answer(features, QUESTION, max_new_tokens=12)
     assert len(free.token_ids) >= 5 and free.seg_hidden is None
+    assert free.stop_reason == ("eos" if free.token_ids[-1] == model.tokenizer.eos_token_id else "max_new_tokens")
     stop_at = next(i for i in range(2, len(free.token_ids)) if free.token_ids[i] not in free.token_ids[:i])
     model.spec = dataclasses.replace(model.spec, seg_token_idx=free.token_ids[stop_at])
     stopped = model.answer(features, QUESTION, max_new_tokens=12)
-    assert stopped.token_ids == free.token_ids[: stop_at + 1]
+    assert stopped.token_ids == free.token_ids[: stop_at + 1] and stopped.stop_reason == "seg"
     # Reference: the whole sequence in one uncached pass; the state before the [SEG] token.
     ids = model.prompt_ids(QUESTION)
     position = ids.index(IMAGE_TOKEN_INDEX)
@@ -223,7 +224,10 @@ def test_generation_stops_at_seg_with_the_state_that_predicted_it(tmp_path, phot
     torch.testing.assert_close(stopped.seg_hidden, hidden[0, -2], rtol=1e-4, atol=1e-5)
     # max_new_tokens bounds a run without [SEG].
     model.spec = dataclasses.replace(model.spec, seg_token_idx=-1)
-    assert len(model.answer(features, QUESTION, max_new_tokens=3).token_ids) <= 3
+    limited = model.answer(features, QUESTION, max_new_tokens=3)
+    assert limited.token_ids == free.token_ids[:3] and limited.stop_reason == "max_new_tokens"
+    with pytest.raises(ValueError, match="max_new_tokens must be at least 1"):
+        model.answer(features, QUESTION, max_new_tokens=0)
 
 
 def test_camera_conditioning(model):

@@ -168,3 +168,31 @@ def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo)
     with pytest.raises(ValueError, match="registered"):
         processor.process(image, dets, ProcessingSettings(markers=False),
                           depth=DepthFrame(depth[:100], intrinsics, "x"))
+
+
+def test_answer_without_seg_gives_no_mask_and_says_why(tmp_path, camera_photo):
+    """Plainly random weights do not answer [SEG]: with a 2-token limit both answers stop at
+    the limit, carry no mask (all zeros) and report stop_reason "max_new_tokens"."""
+    directory = write_tiny_checkpoint(tmp_path / "plain", emit_seg=False)
+    plain = load_mvloc(directory, directory / "clip")
+    objects = ObjectLibrary(proxies={"camera": ["box", 0.25]})
+    estimator = InteractionEstimator(plain, plain, load_body_model("anny"), objects, render_size=64,
+                                     max_new_tokens=2)
+    (interaction,) = estimator.estimate(camera_photo, [CAMERA]).interactions
+    for part, values in ((interaction.human_contact, interaction.human_contact.vertex_probabilities),
+                         (interaction.object_affordance, interaction.object_affordance.probabilities)):
+        assert part.stop_reason == "max_new_tokens" and not part.has_mask and not values.any()
+    assert InteractionEstimator(plain, None, load_body_model("anny"), objects).max_new_tokens == 512
+    # The node and replay count such answers apart (diagnostics / replay_summary.json).
+    from interactvlm_ros.eval.bags import detections_msg, image_msg
+    from interactvlm_ros.ros.processing import FrameProcessor, ProcessingSettings
+
+    reports = []
+    processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
+    processor.process(image_msg(camera_photo, 1, frame_id="camera"),
+                      detections_msg([("cam-1", "camera", 0.9, (295.0, 120.0, 140.0, 130.0))], 1),
+                      ProcessingSettings(markers=False))
+    assert reports == [("answer_limit_reached", "contact answer for 'camera' (cam-1) reached max_new_tokens (2) "
+                                                "without [SEG]"),
+                       ("answer_limit_reached", "affordance answer for 'camera' (cam-1) reached max_new_tokens (2) "
+                                                "without [SEG]")]

@@ -154,3 +154,69 @@ def test_alpha_compositing_of_one_splat(rasterizer):
     np.testing.assert_allclose(image[row, col], np.round(np.array([0.2, 0.4, 0.6]) * alpha * 255), atol=1)
     assert np.all(image[0, 0] == 255)
     assert not layers[1].mask.any()
+
+
+def test_colours_are_truncated_to_8_bit_like_interactvlm(rasterizer):
+    """InteractVLM stores renders as ``(image * 255).astype(np.uint8)``: 0.3 * 255 = 76.5 must
+    become 76 (rounding would give 77), white background 255; the splat compositor too."""
+    from interactvlm_ros.render.gl import to_uint8
+
+    assert to_uint8(np.array([0.3, 0.5, 1.0, 0.0, 1.2, -0.1, 0.999], np.float32)).tolist() == [76, 127, 255, 0, 255,
+                                                                                              0, 254]
+    camera = view_camera(ViewSpec("front", 2.0, 0.0, 0.0), 64)
+    big = TriangleMesh(np.array([[-5.0, -5.0, 0.0], [5.0, -5.0, 0.0], [0.0, 8.0, 0.0]]), np.array([[0, 1, 2]]))
+    color, fragments = rasterizer.rasterize_mesh(big.vertices, big.faces, camera, np.full((3, 3), 0.3))
+    assert (fragments.face_ids == 0).all() and (color == 76).all()
+    color, fragments = rasterizer.rasterize_mesh(big.vertices * 0.1, big.faces, camera, np.full((3, 3), 0.3))
+    assert set(np.unique(color)) == {76, 255} and (color[fragments.face_ids < 0] == 255).all()
+    points = np.zeros((1, 3), np.float32)
+    layers = rasterizer.rasterize_points(points, camera, 0.2, 1)
+    image = alpha_composite(layers, points, np.full((1, 3), 0.3, np.float32), camera, 0.2)
+    # PyTorch3D composites covered pixels without the background: 0.3 * alpha, alpha = 1 - d^2/r^2
+    # at the pixel centres nearest the point (d^2 = 2 half-pixels^2 in NDC): 75.57 -> 75.
+    centre_alpha = 1.0 - ((0.5 * 2 / 64) ** 2 * 2) / 0.04
+    assert image[31, 31, 0] == 75 == int(np.float32(0.3 * centre_alpha) * np.float32(255))
+
+
+def test_barycentrics_are_non_negative_and_renormalised():
+    from interactvlm_ros.render.fragments import clamp_barycentric
+
+    raw = np.array([[[-3.3e-3, 0.5, 0.5033], [0.2, 0.3, 0.5]], [[0.7, 0.3, 0.0], [0.1, 0.1, 0.1]]], np.float32)
+    hit = np.array([[True, True], [True, False]])
+    clamped = clamp_barycentric(raw, hit)
+    np.testing.assert_allclose(clamped[0, 0], [0.0, 0.5 / 1.0033, 0.5033 / 1.0033], rtol=1e-6)
+    np.testing.assert_allclose(clamped[0, 1], raw[0, 1], rtol=1e-6)
+    np.testing.assert_array_equal(clamped[1, 1], [0, 0, 0])  # background
+
+
+def test_face_seen_edge_on(rasterizer):
+    """Two triangles sharing an edge: one faces the camera at (0, 0, 2), the other lies in the
+    plane y = 0, which contains the camera centre (seen exactly edge-on). The edge-on face
+    covers no pixel, every weight is >= 0 and sums to 1, and its own vertex (3) is not seen
+    from this view: the lift does not count the view for it (InteractVLM: weight sum <= 0)."""
+    from interactvlm_ros.lift.lifting import Lifter
+
+    vertices = np.array([[0, 0, 0], [0.5, 0, 0], [0, -0.5, 0], [0, 0, 1.0]])
+    faces = np.array([[0, 1, 2], [0, 1, 3]])
+    camera = view_camera(ViewSpec("front", 2.0, 0.0, 0.0), 128)
+    _, fragments = rasterizer.rasterize_mesh(vertices, faces, camera)
+    assert (fragments.face_ids == 0).sum() > 300 and not (fragments.face_ids == 1).any()
+    hit = fragments.mask
+    assert (fragments.barycentric >= 0).all()
+    np.testing.assert_allclose(fragments.barycentric[hit].sum(axis=1), 1.0, atol=1e-6)
+    lifter = Lifter.for_mesh([fragments], faces, 4)
+    assert lifter.visible[0].tolist() == [True, True, True, False]
+    lifted = lifter.lift(np.full((1, 128, 128), 20.0, np.float32))
+    np.testing.assert_allclose(lifted, [1, 1, 1, 0], atol=1e-6)
+
+
+def test_body_barycentrics_at_full_size(rasterizer):
+    """On the open body at InteractVLM's 1024 px (where the GL interpolation gave weights down
+    to -3.3e-3 before clamping) every weight is >= 0 and each hit pixel's sum is 1."""
+    from interactvlm_ros.geometry.open_body import load_open_body
+
+    body = load_open_body()
+    _, fragments = rasterizer.rasterize_mesh(body.vertices, body.faces, view_camera(BODY_VIEWS[0], 1024))
+    weights = fragments.barycentric[fragments.mask]
+    assert len(weights) > 50_000 and weights.min() >= 0.0
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)

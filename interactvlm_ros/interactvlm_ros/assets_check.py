@@ -64,15 +64,24 @@ def _check_checkpoint(report: AssetReport) -> None:
                         f"bfloat16, CLIP tower not included)")
     report.facts.append(f"camera encoder: {plan.spec.cam_encoder_type if plan.spec.multiview_cam_cond else 'none'}; "
                         f"seg_token_idx {plan.spec.seg_token_idx}; vision tower {plan.spec.vision_tower}")
+    from .localize.checkpoint import RELEASE_CONFIG_KEYS, REFERENCE_REQUIRED_CONFIG_KEYS
+
+    missing = [k for k in REFERENCE_REQUIRED_CONFIG_KEYS if k not in plan.config]
+    if missing:
+        report.problems.append(f"config.json lacks keys InteractVLM's own loader needs: {', '.join(missing)}")
+    absent = [k for k in RELEASE_CONFIG_KEYS if k not in plan.config and k not in missing]
+    if absent:
+        report.facts.append(f"config.json lacks {len(absent)} optional keys of a released config: {', '.join(absent)}")
     if plan.config.get("interactvlm_ros_random_weights"):
         report.facts.append("RANDOM weights (written by make-tiny-checkpoint)")
-    if not any((report.path / n).is_file() for n in ("tokenizer.model", "tokenizer.json")):
-        report.problems.append("no tokenizer (tokenizer.model or tokenizer.json)")
+    if not (report.path / "tokenizer.model").is_file():
+        report.problems.append("no tokenizer.model (the SentencePiece model InteractVLM's slow LlamaTokenizer reads)")
     else:
-        from transformers import AutoTokenizer
+        from .localize.tokenizer import LlamaSlowTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(report.path, local_files_only=True)
+        tokenizer = LlamaSlowTokenizer.from_pretrained(report.path)
         seg = tokenizer.convert_tokens_to_ids("[SEG]")
+        report.facts.append(f"tokenizer: {len(tokenizer)} tokens, added {', '.join(tokenizer.added_tokens)}")
         if seg != plan.spec.seg_token_idx:
             report.problems.append(f"tokenizer id of [SEG] is {seg}, config.json says {plan.spec.seg_token_idx}")
 

@@ -48,6 +48,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--body-model", choices=("anny", "smplh", "smplx"))
     group.add_argument("--body-model-dir")
     group.add_argument("--render-size", type=int)
+    group.add_argument("--max-new-tokens", type=int, help="generation limit per answer (default 512, InteractVLM's)")
 
 
 def _settings(args) -> dict:
@@ -60,7 +61,8 @@ def _settings(args) -> dict:
     overrides = {"contact_checkpoint_dir": args.checkpoint_dir, "affordance_checkpoint_dir": args.affordance_checkpoint_dir,
                  "clip_dir": args.clip_dir, "device": args.device, "dtype": args.dtype, "body_model": args.body_model,
                  "quantization": args.quantization, "device_map": args.device_map, "max_memory": args.max_memory,
-                 "body_model_dir": args.body_model_dir, "render_size": args.render_size}
+                 "body_model_dir": args.body_model_dir, "render_size": args.render_size,
+                 "max_new_tokens": args.max_new_tokens}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if args.tiny:
         settings["use_tiny_checkpoint"] = True

@@ -17,7 +17,7 @@ import torch
 from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS, ViewSpec
 from .geometry.mesh import TriangleMesh
 from .geometry.objects import ObjectGeometry, ObjectLibrary, PointCloudGeometry
-from .localize.inference import MVLoc
+from .localize.inference import MAX_NEW_TOKENS, MVLoc
 from .localize.prompts import HUMAN_CONTACT_PROMPT, OBJECT_AFFORDANCE_PROMPT, object_name, parse_answer
 from .multiview import PreparedViews, prepare_body_views, prepare_object_views, prepare_point_views
 from .render.views import POINT_VIEWS
@@ -49,7 +49,8 @@ class HumanContactResult:
         contact_vertices: (K,) int64 ids with probability >= threshold, ascending;
         threshold: the decision threshold; body_parts: parts named in the answer;
         answer: the model's text; has_mask: False when the answer produced no [SEG] (then all
-        probabilities are 0).
+        probabilities are 0); stop_reason: "seg", "eos" or "max_new_tokens" (see
+        ``localize.inference.Answer``).
     """
 
     body_model: str
@@ -59,6 +60,7 @@ class HumanContactResult:
     body_parts: tuple[str, ...]
     answer: str
     has_mask: bool
+    stop_reason: str = "seg"
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ class ObjectAffordanceResult:
     Attributes:
         geometry_source: "mesh:<uri>" or "proxy:<shape>"; points: (N, 3) float32 vertices in
         the object's own frame (metres); probabilities: (N,) float32 in [0, 1]; threshold;
-        affordance: the affordance word of the answer ("" if none); answer; has_mask.
+        affordance: the affordance word of the answer ("" if none); answer; has_mask;
+        stop_reason: as for :class:`HumanContactResult`.
     """
 
     geometry_source: str
@@ -78,6 +81,7 @@ class ObjectAffordanceResult:
     affordance: str
     answer: str
     has_mask: bool
+    stop_reason: str = "seg"
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,8 @@ class InteractionEstimator:
         renderer: shared renderer (one is created if None); cache: disk cache of renders.
         render_size: S of the renders and of the lifted masks (InteractVLM: 1024).
         threshold: decision threshold of the reported contact vertices (InteractVLM: 0.5).
-        max_new_tokens: generation limit per answer (generation stops earlier at [SEG]).
+        max_new_tokens: generation limit per answer (InteractVLM's 512; generation stops
+            earlier at [SEG]).
         body_views: prepared body views to use instead of rendering ``body`` (e.g. the
             official InteractVLM assets from ``multiview.load_official_body_views``).
         smplx_matrix: optional (10475, 6890) SMPL-H -> SMPL-X matrix; contact is then
@@ -151,7 +156,7 @@ class InteractionEstimator:
 
     def __init__(self, contact_model: MVLoc | None, affordance_model: MVLoc | None, body: TriangleMesh,
                  objects: ObjectLibrary, renderer: Renderer | None = None, cache: RenderCache | None = None,
-                 render_size: int = 1024, threshold: float = 0.5, max_new_tokens: int = 32,
+                 render_size: int = 1024, threshold: float = 0.5, max_new_tokens: int = MAX_NEW_TOKENS,
                  body_views: PreparedViews | None = None, smplx_matrix=None):
         if contact_model is None and affordance_model is None:
             raise ValueError("at least one of the human-contact and object-affordance models is needed")
@@ -308,6 +313,7 @@ class InteractionEstimator:
             body_parts=parsed.body_parts,
             answer=answer.text,
             has_mask=answer.seg_hidden is not None,
+            stop_reason=answer.stop_reason,
         )
 
     def _affordance(self, name: str, geometry: ObjectGeometry | PointCloudGeometry, prepared: PreparedViews,
@@ -327,4 +333,5 @@ class InteractionEstimator:
             affordance=parsed.affordance,
             answer=answer.text,
             has_mask=answer.seg_hidden is not None,
+            stop_reason=answer.stop_reason,
         )

@@ -55,6 +55,38 @@ WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
+#: The keys of a released checkpoint's ``config.json`` (transformers 4.31 ``save_pretrained`` of
+#: ``InteractVLMForCausalLM`` after InteractVLM's merge script): LLaMA / PretrainedConfig,
+#: LLaVA's ``mm_*`` and InteractVLM's own. Read from InteractVLM's ``model/InteractVLM.py``,
+#: ``train.py``, ``merge_lora_weights_and_save_hf_model.py`` and LLaVA's ``llava_arch.py``.
+RELEASE_CONFIG_KEYS: tuple[str, ...] = (
+    # transformers 4.31 / LlamaConfig
+    "_name_or_path", "architectures", "bos_token_id", "eos_token_id", "pad_token_id", "hidden_act", "hidden_size",
+    "initializer_range", "intermediate_size", "max_position_embeddings", "model_type", "num_attention_heads",
+    "num_hidden_layers", "num_key_value_heads", "pretraining_tp", "rms_norm_eps", "rope_scaling",
+    "tie_word_embeddings", "torch_dtype", "transformers_version", "use_cache", "vocab_size",
+    # LLaVA (llava_arch.initialize_vision_modules and InteractVLM's defaults)
+    "vision_tower", "mm_vision_tower", "mm_hidden_size", "mm_vision_select_layer", "mm_vision_select_feature",
+    "use_mm_proj", "mm_use_im_start_end", "mm_use_im_patch_token", "image_aspect_ratio", "image_grid_pinpoints",
+    "tune_mm_mlp_adapter", "freeze_mm_mlp_adapter", "pretrain_mm_mlp_adapter", "mm_resampler_type",
+    "tune_mm_vision_resampler",
+    # InteractVLM
+    "train_mask_decoder", "out_dim", "use_fusion", "use_uncertainty", "img_emb_len", "seg_token_idx",
+    "hseg_token_idx", "oseg_token_idx", "token_type", "hC_sam_view_type", "oC_sam_view_type", "hC_loss_weight",
+    "oC_loss_weight", "hC_question_type", "oC_question_type", "multiview_channels", "multiview_cam_cond",
+    "cam_encoder_type",
+)
+
+#: The keys without which InteractVLM's own ``InteractVLMForCausalLM.from_pretrained(dir)``
+#: fails (AttributeError / KeyError in its ``__init__``, ``llava_arch`` or the CLIP encoder).
+REFERENCE_REQUIRED_CONFIG_KEYS: tuple[str, ...] = (
+    "vision_tower", "hC_sam_view_type", "oC_sam_view_type", "hC_loss_weight", "oC_loss_weight", "seg_token_idx",
+    "hseg_token_idx", "oseg_token_idx", "token_type", "img_emb_len", "multiview_channels", "multiview_cam_cond",
+    "use_fusion", "use_uncertainty", "mm_vision_select_layer", "mm_hidden_size", "train_mask_decoder", "out_dim",
+    "cam_encoder_type",
+)
+
+
 class CheckpointError(ValueError):
     """A checkpoint directory that cannot be loaded; the message says exactly why."""
 

@@ -26,12 +26,16 @@ from .checkpoint import SAM_PREFIX, CheckpointError, map_checkpoint_keys, read_c
 from .model import MVLocModel, MVLocSpec, normalized_camera
 from .placement import (balanced_device_map, block_bytes, bytes_per_device, check_device_memory, check_devices_exist,
                         describe, explicit_device_map, gpu_budgets, model_blocks)
-from .prompts import IMAGE_TOKEN, IMAGE_TOKEN_INDEX, IM_END_TOKEN, IM_START_TOKEN, SEG_TOKEN, conversation
+from .prompts import IMAGE_TOKEN_INDEX, IM_END_TOKEN, IM_START_TOKEN, SEG_TOKEN, conversation
 from .sam_keys import hf_config_from_sam_state_dict
+from .tokenizer import LlamaSlowTokenizer
 
 #: SAM's pixel normalisation (segment_anything ``Sam.pixel_mean`` / ``pixel_std``), 0-255 RGB.
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
 SAM_PIXEL_STD = (58.395, 57.12, 57.375)
+
+#: Generation limit per answer: InteractVLM's (``run_demo.py``, ``max_new_tokens=512``).
+MAX_NEW_TOKENS = 512
 
 #: Marker InteractVLM-ros writes into config.json of randomly initialised checkpoints.
 RANDOM_WEIGHTS_KEY = "interactvlm_ros_random_weights"
@@ -51,14 +55,18 @@ class Answer:
     """One generated answer.
 
     Attributes:
-        text: the generated text (special tokens kept, e.g. ending in "[SEG]").
+        text: the generated text (special tokens kept, e.g. ending in "[SEG]"), decoded as
+            transformers 4.31 decodes it (see :mod:`.tokenizer`).
         token_ids: the generated token ids.
         seg_hidden: (H,) last-layer hidden state that predicted [SEG], or None without [SEG].
+        stop_reason: why generation ended: "seg" (the [SEG] token), "eos" (end of sequence
+            without [SEG]) or "max_new_tokens" (the limit reached without [SEG]).
     """
 
     text: str
     token_ids: list[int]
     seg_hidden: torch.Tensor | None
+    stop_reason: str = "seg"
 
 
 class MVLoc:
@@ -137,19 +145,26 @@ class MVLoc:
 
     # ------------------------------------------------------------------------------ text side
     def prompt_ids(self, question: str) -> list[int]:
-        """Token ids of the llava_v1 prompt with IMAGE_TOKEN_INDEX where the image goes
-        (LLaVA's ``tokenizer_image_token``: BOS once, then the chunks around ``<image>``)."""
-        before, after = conversation(question, self.spec.mm_use_im_start_end).split(IMAGE_TOKEN)
-        first = self.tokenizer(before).input_ids
-        second = self.tokenizer(after).input_ids
-        bos = self.tokenizer.bos_token_id
-        if bos is not None and second and second[0] == bos:
-            second = second[1:]
-        return first + [IMAGE_TOKEN_INDEX] + second
+        """Token ids of the llava_v1 prompt with IMAGE_TOKEN_INDEX where the image goes, as
+        InteractVLM builds them (transformers 4.31's slow LlamaTokenizer and LLaVA's
+        ``tokenizer_image_token``; see :mod:`.tokenizer`)."""
+        return self.tokenizer.image_prompt_ids(conversation(question, self.spec.mm_use_im_start_end))
 
     @torch.inference_mode()
-    def answer(self, image_features: torch.Tensor, question: str, max_new_tokens: int = 32) -> Answer:
-        """Greedy answer to ``question`` about the image, stopping at [SEG], EOS or max_new_tokens."""
+    def answer(self, image_features: torch.Tensor, question: str, max_new_tokens: int = MAX_NEW_TOKENS) -> Answer:
+        """Greedy answer to ``question`` about the image, stopping at [SEG], EOS or
+        ``max_new_tokens`` (default 512, InteractVLM's; generation normally stops at [SEG]
+        long before, so the limit costs nothing then).
+
+        Args:
+            image_features: (1, N, H) from :meth:`encode_image`; question: the user turn.
+            max_new_tokens: most tokens generated (>= 1).
+
+        Raises:
+            ValueError: max_new_tokens < 1.
+        """
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         ids = self.prompt_ids(question)
         position = ids.index(IMAGE_TOKEN_INDEX)
         embed = self.model.language_model.get_input_embeddings()
@@ -162,18 +177,22 @@ class MVLoc:
         out = lm(inputs_embeds=inputs, use_cache=True, output_hidden_states=True)
         generated: list[int] = []
         seg_hidden = None
+        stop_reason = "max_new_tokens"
         eos = self.tokenizer.eos_token_id
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             next_id = int(out.logits[0, -1].argmax())
             generated.append(next_id)
             if next_id == self.spec.seg_token_idx:
                 seg_hidden = out.hidden_states[-1][0, -1]
+                stop_reason = "seg"
                 break
             if next_id == eos:
+                stop_reason = "eos"
                 break
-            out = lm(input_ids=torch.tensor([[next_id]], device=embed_device), past_key_values=out.past_key_values,
-                     use_cache=True, output_hidden_states=True)
-        return Answer(self.tokenizer.decode(generated, skip_special_tokens=False), generated, seg_hidden)
+            if step + 1 < max_new_tokens:
+                out = lm(input_ids=torch.tensor([[next_id]], device=embed_device),
+                         past_key_values=out.past_key_values, use_cache=True, output_hidden_states=True)
+        return Answer(self.tokenizer.decode(generated, skip_special_tokens=False), generated, seg_hidden, stop_reason)
 
     # ------------------------------------------------------------------------------ mask side
     @torch.inference_mode()
@@ -437,7 +456,7 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
             a CUDA device this machine does not have.
         ImportError: quantisation without bitsandbytes.
     """
-    from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
     from transformers.utils import logging as transformers_logging
 
@@ -509,9 +528,9 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
             raise RuntimeError(f"accelerate left {len(offloaded)} tensors on the meta device "
                                f"(e.g. {offloaded[0]}); device map: {describe(placement)}")
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, local_files_only=True)
+    tokenizer = LlamaSlowTokenizer.from_pretrained(checkpoint_dir)
     for token in (SEG_TOKEN, IM_START_TOKEN, IM_END_TOKEN):
-        if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
+        if tokenizer.convert_tokens_to_ids(token) == tokenizer.unk_token_id:
             raise CheckpointError(f"the tokenizer in {checkpoint_dir} lacks the token {token}")
     image_processor = CLIPImageProcessorPil.from_pretrained(clip_path, local_files_only=True)
     return MVLoc(model, tokenizer, image_processor, plan.config, checkpoint_dir.name)

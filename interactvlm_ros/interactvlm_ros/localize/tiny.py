@@ -36,6 +36,7 @@ from .prompts import (
     SEG_TOKEN,
     SYSTEM_PROMPT,
 )
+from .tokenizer import LlamaSlowTokenizer
 from ..geometry.body_parts import BODY_PARTS
 
 #: Sizes of the tiny model: a 2-layer LLaMA of width 64, a 2-layer CLIP ViT of width 32 at
@@ -89,15 +90,23 @@ def _write_tokenizer(directory: Path) -> None:
         sentence_iterator=iter(corpus), model_writer=model, vocab_size=400, model_type="bpe", unk_id=0, bos_id=1,
         eos_id=2, pad_id=-1, byte_fallback=True, character_coverage=1.0, num_threads=1, minloglevel=2)
     (directory / "tokenizer.model").write_bytes(model.getvalue())
+    # The files transformers 4.31's save_pretrained writes for InteractVLM's tokenizer
+    # (LlamaTokenizer, pad = unk, [SEG] then <im_start>, <im_end> added with add_tokens).
     added = {SEG_TOKEN: 400, IM_START_TOKEN: 401, IM_END_TOKEN: 402}
-    (directory / "added_tokens.json").write_text(json.dumps(added, indent=2))
+    (directory / "added_tokens.json").write_text(json.dumps(added, indent=2, sort_keys=True))
+
+    def token(content: str, marked: bool) -> dict:
+        return {**({"__type": "AddedToken"} if marked else {}), "content": content, "lstrip": False,
+                "normalized": True, "rstrip": False, "single_word": False}
+
+    special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
     (directory / "special_tokens_map.json").write_text(json.dumps(
-        {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<unk>",
-         "additional_special_tokens": [IM_START_TOKEN, IM_END_TOKEN]}, indent=2))
+        {**{k: token(v, False) for k, v in special.items()}, "pad_token": "<unk>"}, indent=2, sort_keys=True))
     (directory / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False, "legacy": True,
-         "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<unk>",
-         "clean_up_tokenization_spaces": False, "model_max_length": 2048, "padding_side": "right"}, indent=2))
+        {"add_bos_token": True, "add_eos_token": False, "clean_up_tokenization_spaces": False, "legacy": True,
+         "model_max_length": 512, "pad_token": None, "padding_side": "right", "sp_model_kwargs": {},
+         "tokenizer_class": "LlamaTokenizer", **{k: token(v, True) for k, v in special.items()}},
+        indent=2, sort_keys=True))
 
 
 def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_format: str = "bin",
@@ -132,21 +141,28 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     _write_tokenizer(directory)
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    tokenizer = LlamaSlowTokenizer.from_pretrained(directory)
     seg = tokenizer.convert_tokens_to_ids(SEG_TOKEN)
+    # Every key of a released config.json (checkpoint.RELEASE_CONFIG_KEYS), with the values
+    # InteractVLM's training script gives its 3D human-contact model, so that InteractVLM's own
+    # InteractVLMForCausalLM can read this config too; the project's own keys last.
+    clip_name = "openai/clip-vit-large-patch14"
     config = {
-        "architectures": ["InteractVLMForCausalLM"], "model_type": "llava",
-        **llama_sizes, "vocab_size": max(len(tokenizer), vocab_size or 0), "hidden_act": "silu",
-        "tie_word_embeddings": False,
+        "_name_or_path": "interactvlm_ros/tiny-random", "architectures": ["InteractVLMForCausalLM"],
+        "model_type": "llava", **llama_sizes, "vocab_size": max(len(tokenizer), vocab_size or 0), "hidden_act": "silu",
+        "initializer_range": 0.02, "pretraining_tp": 1, "rope_scaling": None, "tie_word_embeddings": False,
         "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": 0,
-        "mm_hidden_size": clip_sizes["hidden_size"], "mm_vision_select_layer": -2, "mm_use_im_start_end": True,
-        "mm_use_im_patch_token": False, "mm_vision_select_feature": "patch", "image_aspect_ratio": "square",
-        "vision_tower": "openai/clip-vit-large-patch14", "use_cache": False,
-        "out_dim": 256, "seg_token_idx": seg, "img_emb_len": 255, "multiview_channels": 4,
-        "multiview_cam_cond": camera_conditioned, "cam_encoder_type": "vi_v1", "token_type": "Gen",
-        "hC_sam_view_type": "4MV-Z_Vitru", "oC_sam_view_type": "4MV-Z_HM", "train_mask_decoder": True,
+        "torch_dtype": "bfloat16", "transformers_version": "4.31.0", "use_cache": False,
+        "vision_tower": clip_name, "mm_vision_tower": clip_name, "mm_hidden_size": clip_sizes["hidden_size"],
+        "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch", "use_mm_proj": True,
+        "mm_use_im_start_end": True, "mm_use_im_patch_token": False, "image_aspect_ratio": "square",
+        "image_grid_pinpoints": None, "tune_mm_mlp_adapter": False, "freeze_mm_mlp_adapter": True,
+        "pretrain_mm_mlp_adapter": None, "mm_resampler_type": None, "tune_mm_vision_resampler": False,
+        "train_mask_decoder": True, "out_dim": 256, "use_fusion": False, "use_uncertainty": False,
+        "img_emb_len": 255, "seg_token_idx": seg, "hseg_token_idx": None, "oseg_token_idx": None, "token_type": "Gen",
+        "hC_sam_view_type": "4MV-Z_Vitru", "oC_sam_view_type": "4MV-Z_HM", "hC_loss_weight": 3.0,
+        "oC_loss_weight": 0.0, "hC_question_type": "parts", "oC_question_type": "afford_obj",
+        "multiview_channels": 4, "multiview_cam_cond": camera_conditioned, "cam_encoder_type": "vi_v1",
         RANDOM_WEIGHTS_KEY: True, "interactvlm_ros_tiny_seed": seed, "interactvlm_ros_preset": preset,
     }
     spec = MVLocSpec.from_config(config)

@@ -21,7 +21,7 @@ import numpy as np
 from ..geometry.camera import ViewSpec
 
 #: Part of every cache key; bump when a change alters rendered pixels or fragments.
-RENDER_VERSION = 1
+RENDER_VERSION = 2  # 2: colours truncated to 8 bit, barycentrics clamped to >= 0
 
 
 def default_cache_dir() -> Path:

@@ -7,6 +7,25 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def clamp_barycentric(barycentric: np.ndarray, hit: np.ndarray) -> np.ndarray:
+    """Barycentric weights made what PyTorch3D gives inside a face: negative weights (the GL
+    rasteriser's interpolation gives a few of about -1e-3 at triangle edges) set to 0 and
+    the three renormalised to sum 1; background pixels all 0.
+
+    Args:
+        barycentric: (S, S, 3) float weights; hit: (S, S) bool, pixels that hit a face.
+
+    Returns:
+        (S, S, 3) float32, >= 0, summing to 1 where ``hit``.
+    """
+    weights = np.clip(np.asarray(barycentric, np.float32), 0.0, None)
+    weights[~hit] = 0.0
+    sums = weights.sum(axis=-1, keepdims=True)
+    # A hit pixel always keeps a positive weight (three clamped weights cannot all be 0 when
+    # they summed to 1); the guard only avoids 0 / 0 on background.
+    return np.divide(weights, sums, out=np.zeros_like(weights), where=sums > 0)
+
+
 @dataclass(frozen=True)
 class MeshFragments:
     """What the nearest triangle under each pixel centre is, for one S x S view.
@@ -15,8 +34,8 @@ class MeshFragments:
         face_ids: (S, S) int32 index of the face hit at the pixel centre, -1 for background.
             Row 0 is the top of the image.
         barycentric: (S, S, 3) float32 perspective-correct barycentric coordinates of the hit
-            point with respect to the face's three vertices (in the order of ``faces``); zero
-            on background pixels.
+            point with respect to the face's three vertices (in the order of ``faces``),
+            >= 0 and summing to 1 (:func:`clamp_barycentric`); zero on background pixels.
         depth: (S, S) float32 view-frame z of the hit point (mesh units), +inf on background.
     """
 

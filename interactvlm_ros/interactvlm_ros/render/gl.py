@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry.camera import Camera
-from .fragments import MeshFragments, PointFragments
+from .fragments import MeshFragments, PointFragments, clamp_barycentric
 
 _MESH_VERTEX_SHADER = """
 #version 330
@@ -132,6 +132,21 @@ void main() {
 """
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """InteractVLM's conversion of a [0, 1] float render to 8 bit: ``(image * 255).astype(np.uint8)``
+    on PyTorch3D's float32 image, i.e. multiplication in float32, then TRUNCATION (not
+    rounding); values outside [0, 255] are clipped first (``astype`` would wrap them).
+
+    Args:
+        image: float array in [0, 1] (any shape).
+
+    Returns:
+        uint8 array of the same shape.
+    """
+    scaled = np.asarray(image, np.float32) * np.float32(255.0)
+    return np.clip(np.floor(scaled), 0, 255).astype(np.uint8)
+
+
 def _depth_range(camera: Camera, points: np.ndarray) -> tuple[float, float]:
     """Near and far planes enclosing every point in front of the camera, with margin."""
     z = camera.world_to_view(points)[:, 2]
@@ -191,7 +206,7 @@ class GLRasterizer:
 
     def _target(self, size: int):
         if size not in self._targets:
-            color = self.ctx.texture((size, size), 4, dtype="f1")
+            color = self.ctx.texture((size, size), 4, dtype="f4")  # float, truncated on read-back
             ids = self.ctx.texture((size, size), 1, dtype="i4")
             barycentric_depth = self.ctx.texture((size, size), 4, dtype="f4")
             peeled = self.ctx.texture((size, size), 1, dtype="f4")
@@ -199,7 +214,7 @@ class GLRasterizer:
             depth = self.ctx.depth_renderbuffer((size, size))
             framebuffer = self.ctx.framebuffer([color, ids, barycentric_depth], depth)
             blank = (
-                np.full(size * size * 4, 255, np.uint8).tobytes(),  # white background
+                np.ones(size * size * 4, np.float32).tobytes(),  # white background
                 np.full(size * size, -1, np.int32).tobytes(),
                 np.tile(np.array([0, 0, 0, np.inf], np.float32), size * size).tobytes(),
             )
@@ -229,7 +244,7 @@ class GLRasterizer:
             vao.release()
             for buffer, _, _ in buffers:
                 buffer.release()
-        color = np.frombuffer(textures[0].read(), np.uint8).reshape(size, size, 4)[::-1, :, :3]
+        color = to_uint8(np.frombuffer(textures[0].read(), np.float32).reshape(size, size, 4)[::-1, :, :3])
         ids = np.frombuffer(textures[1].read(), np.int32).reshape(size, size)[::-1]
         barycentric_depth = np.frombuffer(textures[2].read(), np.float32).reshape(size, size, 4)[::-1]
         return color.copy(), ids.copy(), barycentric_depth.copy()
@@ -253,7 +268,8 @@ class GLRasterizer:
             vertex_normals: (V, 3) normals for the lighting (required with ``lighting``).
 
         Returns:
-            color: (S, S, 3) uint8 RGB, white background; fragments: face ids, barycentric
+            color: (S, S, 3) uint8 RGB, white background, quantised by truncation as InteractVLM's
+            renders are (:func:`to_uint8`); fragments: face ids, barycentric
             coordinates and view depth per pixel.
 
         Raises:
@@ -281,9 +297,8 @@ class GLRasterizer:
             ("in_color", np.asarray(vertex_colors, np.float32)[faces].reshape(-1, 3)),
         ]
         color, ids, barycentric_depth = self._draw(program, camera.image_size, content, self._gl.TRIANGLES)
-        barycentric = barycentric_depth[:, :, :3]
-        barycentric[ids < 0] = 0.0
-        return color, MeshFragments(ids, np.ascontiguousarray(barycentric), np.ascontiguousarray(barycentric_depth[:, :, 3]))
+        barycentric = clamp_barycentric(barycentric_depth[:, :, :3], ids >= 0)
+        return color, MeshFragments(ids, barycentric, np.ascontiguousarray(barycentric_depth[:, :, 3]))
 
     def rasterize_points(
         self, points: np.ndarray, camera: Camera, radius: float, layers: int = 1

@@ -17,7 +17,7 @@ import numpy as np
 from ..geometry.camera import BODY_VIEWS, OBJECT_VIEWS, Camera, ViewSpec, view_camera
 from ..geometry.mesh import TriangleMesh
 from .fragments import MeshFragments, PointFragments
-from .gl import GLRasterizer, PhongLighting
+from .gl import GLRasterizer, PhongLighting, to_uint8
 
 #: Splat radius (NDC) and points per pixel of InteractVLM's point-cloud renders.
 POINT_RADIUS = 0.05
@@ -69,7 +69,7 @@ def alpha_composite(
     without any point are white.
 
     Returns:
-        (S, S, 3) uint8 RGB.
+        (S, S, 3) uint8 RGB, truncated as InteractVLM's renders (:func:`~.gl.to_uint8`).
     """
     size = camera.image_size
     uv, _ = camera.project(points)
@@ -87,7 +87,7 @@ def alpha_composite(
         image[rows, cols] += (transmittance[rows, cols] * alpha)[:, None] * colors[ids]
         transmittance[rows, cols] *= 1.0 - alpha
     image[~layers[0].mask] = 1.0
-    return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
+    return to_uint8(image)
 
 
 class Renderer:

@@ -429,6 +429,9 @@ class InteractVLMNode(LifecycleNode):
             level, text = DiagnosticStatus.WARN, ("detections arrive but no images: check the image topic, its QoS "
                                                   "and, for large raw images between processes, the DDS transport "
                                                   "(README: large images)")
+        if counts.get("answer_limit_reached"):
+            level, text = DiagnosticStatus.WARN, (f"{counts['answer_limit_reached']} answers reached max_new_tokens "
+                                                  "without [SEG] (no mask): raise max_new_tokens")
         if counts.get("inference_errors"):
             level, text = DiagnosticStatus.ERROR if not counts.get("pairs_processed") else DiagnosticStatus.WARN, \
                 f"{counts['inference_errors']} inference errors"

@@ -51,7 +51,9 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("max_memory", "", "with device_map auto: the devices to use and a cap on each one's parameters, "
               "e.g. 'cuda:0=20GiB,cuda:1=10GiB'; '': every visible GPU, free memory / 1.25"),
     Parameter("render_size", 1024, "render and mask resolution in pixels (InteractVLM: 1024)", range=(64, 2048)),
-    Parameter("max_new_tokens", 32, "generation limit per answer (stops earlier at [SEG])", range=(1, 512)),
+    Parameter("max_new_tokens", 512, "generation limit per answer (InteractVLM's 512; generation stops at [SEG] "
+              "long before, so a large limit costs nothing; answers reaching it have no mask and are counted as "
+              "answer_limit_reached)", range=(1, 2048)),
     # Behaviour (may change at run time).
     Parameter("threshold", 0.5, "contact / affordance decision threshold", read_only=False, range=(0.0, 1.0)),
     Parameter("sync_slop", 0.0, "largest |image stamp - detections stamp| paired, seconds (0: exact)",

@@ -180,7 +180,23 @@ class FrameProcessor:
             message.interactions.append(self.interaction_msg(header, det_msg, interaction, camera_frame))
             if interaction.object_affordance is None and self.estimator.affordance_model is not None:
                 self.report("affordance_skipped_unknown_class", interaction.detection.label)
+            self.report_answers(interaction)
         return message, result
+
+    def report_answers(self, interaction) -> None:
+        """Report the answers of one detection that ended without [SEG] (no mask): at the
+        generation limit (``answer_limit_reached``: raise ``max_new_tokens``) or at the end of
+        the sequence (``answer_without_seg``)."""
+        for kind, part in (("contact", interaction.human_contact), ("affordance", interaction.object_affordance)):
+            if part is None or part.stop_reason == "seg":
+                continue
+            detection = interaction.detection
+            if part.stop_reason == "max_new_tokens":
+                self.report("answer_limit_reached", f"{kind} answer for {detection.label!r} ({detection.id}) reached "
+                                                    f"max_new_tokens ({self.estimator.max_new_tokens}) without [SEG]")
+            else:
+                self.report("answer_without_seg", f"{kind} answer for {detection.label!r} ({detection.id}) ended "
+                                                  "without [SEG]")
 
     def markers(self, message: InteractionArray, result, settings: ProcessingSettings) -> MarkerArray:
         """RViz markers of a processed pair (see ``markers.py``), in ``settings.markers_frame_id``

@@ -107,7 +107,9 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
     if out_bag.exists():
         raise ValueError(f"output bag {out_bag} exists; choose a new path")
     result = ReplayResult()
-    processor = FrameProcessor(estimator, lambda reason, detail: result.counts.update([f"skipped:{reason}"]))
+    # Answers without [SEG] are processed (no mask); everything else reported was not used.
+    processor = FrameProcessor(estimator, lambda reason, detail: result.counts.update(
+        [reason if reason.startswith("answer_") else f"skipped:{reason}"]))
     typestore = project_typestore()
     with AnyReader([Path(in_bag)]) as reader:
         image_connections = _pick(reader.connections, IMAGE_TYPES, image_topic, "image")
