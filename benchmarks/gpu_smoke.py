@@ -11,6 +11,7 @@ Weights are random: timings and memory only.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import tempfile
@@ -42,12 +43,14 @@ def main() -> int:
     detections = [Detection("sports ball", (345.0, 345.0, 495.0, 495.0), 0.9, "helmet")]
     print(f"{torch.cuda.get_device_name(args.device)}, torch {torch.__version__}, render {args.render_size}px; "
           "weights are RANDOM")
+    leaks = {}
     with tempfile.TemporaryDirectory() as work:
         for preset in ("tiny", "small"):
             checkpoint = write_tiny_checkpoint(Path(work) / preset, preset=preset)
             for dtype in ("float32", "bfloat16"):
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(args.device)
+                before = torch.cuda.memory_allocated(args.device)
                 start = time.perf_counter()
                 model = load_mvloc(checkpoint, checkpoint / "clip", args.device, dtype)
                 estimator = InteractionEstimator(model, model, load_body_model("anny"), ObjectLibrary(),
@@ -65,7 +68,14 @@ def main() -> int:
                 peak = torch.cuda.max_memory_allocated(args.device) / 2**20
                 line = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
                 print(f"[{preset} {dtype}] setup {setup_s:.1f} s; per image (ms): {line}; peak GPU memory {peak:.0f} MiB")
-                del estimator, model
+                # What the node's cleanup does: drop every reference, collect, return the cache.
+                del estimator, model, result
+                gc.collect()
+                torch.cuda.empty_cache()
+                leaks[f"{preset}_{dtype}"] = torch.cuda.memory_allocated(args.device) - before
+                print(f"[{preset} {dtype}] after release: {leaks[f'{preset}_{dtype}'] / 2**20:.1f} MiB more allocated "
+                      "than before loading")
+    print("RESULT " + " ".join(f"leaked_mib_{k}={v / 2**20:.1f}" for k, v in leaks.items()))
     return 0
 
 

@@ -2,7 +2,8 @@
 #     . ros2_ws/env.sh
 # It activates the project's virtual environment (unless a system ROS 2 is sourced, in which
 # case that install is used as it is), sources the colcon install space, and sets the glibc
-# malloc thresholds that keep image traffic through Fast DDS steady.
+# malloc thresholds that keep image traffic through Fast DDS steady, and points Fast DDS at the
+# shipped large-image profile.
 # Discovery settings (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE) are left to you: a robot
 # needs its network; `make test` restricts discovery to this machine.
 
@@ -19,4 +20,11 @@ else
 fi
 export MALLOC_MMAP_THRESHOLD_=33554432
 export MALLOC_TRIM_THRESHOLD_=134217728
+# Fast DDS profile for raw images between processes (16 MB shared-memory segments; README
+# "Large raw images between processes"), unless one is set already. Use it on the camera side too.
+_interactvlm_profile="$_interactvlm_ws/install/interactvlm_bringup/share/interactvlm_bringup/config/fastdds_large_images.xml"
+if [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}" ] && [ -f "$_interactvlm_profile" ]; then
+  export FASTDDS_DEFAULT_PROFILES_FILE="$_interactvlm_profile"
+fi
+unset _interactvlm_profile
 unset _interactvlm_ws

@@ -10,6 +10,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 set -u
 
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+# env.sh points Fast DDS at the large-image profile, whose own UDP transport would not be
+# confined by the discovery range: tests use the default transports (loopback only).
+unset FASTDDS_DEFAULT_PROFILES_FILE
 # Type-check message fields in Python (off by default since Jazzy): a wrong field type then
 # raises in the test instead of aborting in the C conversion.
 export ROS_PYTHON_CHECK_FIELDS=1

@@ -181,3 +181,17 @@ def test_object_affordance_message():
     assert msg.points.header.frame_id == "mug_model" and msg.threshold == 0.5
     with pytest.raises(ValueError, match="geometry_source"):
         object_affordance_msg(Header(), "3", "cup", "", "file.obj", points, [0.9], 0.5)
+
+
+@pytest.mark.parametrize("label, frame", [
+    ("cup", "cup_model"), ("sports ball", "sports_ball_model"), ("cup/../../x", "cup_x_model"),
+    ("[SEG]_cup", "seg_cup_model"), ("Café", "cafe_model"), ("3d printer", "_3d_printer_model"), ("", "object_model"),
+    ("__", "object_model"),
+])
+def test_object_frame_ids_follow_ros_name_rules(label, frame):
+    import re
+
+    from interactvlm_ros.ros.conversions import object_frame_id
+
+    assert object_frame_id(label) == frame
+    assert re.fullmatch(r"[a-z_][a-z0-9_]*", frame)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -280,7 +281,7 @@ OBJECTWISE = [
 ]
 
 
-def make_damon_release(root: Path) -> dict:
+def make_damon_release(root: Path, objectwise=OBJECTWISE) -> dict:
     """DECO release layout: datasets/Release_Datasets/damon/hot_dca_test.npz + images."""
     names = [f"datasets/HOT-Annotated/images/{n}" for n in ("a.jpg", "b.png", "c.jpg")]
     pixels = [make_image(root / n, 20 + 2 * i, 30 + 4 * i, i) for i, n in enumerate(names)]
@@ -288,7 +289,7 @@ def make_damon_release(root: Path) -> dict:
     npz = root / "datasets" / "Release_Datasets" / "damon" / "hot_dca_test.npz"
     npz.parent.mkdir(parents=True)
     np.savez(npz, imgname=np.array(names), contact_label=binary,
-             contact_label_objectwise=np.array(OBJECTWISE, dtype=object),
+             contact_label_objectwise=np.array(objectwise, dtype=object),
              pose=np.zeros((3, 72)))
     return {"names": names, "pixels": pixels, "binary": binary}
 
@@ -360,6 +361,52 @@ def test_convert_damon_limit_split_file_and_errors(tmp_path):
     with pytest.raises(ValueError, match="contact must be"):
         datasets.convert_damon(npz, tmp_path / "y", contact="semantic")
     assert not (tmp_path / "y").exists()
+
+
+class SavesFile:
+    """Unpickles to ``np.save(target, ...)``: what a crafted file runs under allow_pickle=True."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __reduce__(self):
+        return np.save, (str(self.target), np.zeros(1))
+
+
+@pytest.mark.parametrize("layout", ["npz", "npy"])
+def test_damon_object_array_naming_other_globals_is_refused(tmp_path, layout):
+    target = tmp_path / "written"
+    objectwise = [{"cup": [1, 2, 3], "evil": SavesFile(target)}, {"chair": [4]}, {"bottle": []}]
+    if layout == "npz":
+        make_damon_release(tmp_path / "data", objectwise)
+        path = tmp_path / "data" / "datasets" / "Release_Datasets" / "damon" / "hot_dca_test.npz"
+    else:  # InteractVLM's copy: damon/test/*.npy
+        path = tmp_path / "data" / "damon" / "test" / "contact_label_objectwise.npy"
+        path.parent.mkdir(parents=True)
+        np.save(path.parent / "imgname.npy", np.array(["a.jpg", "b.jpg", "c.jpg"]))
+        np.save(path, np.array(objectwise, dtype=object))
+    with pytest.raises(pickle.UnpicklingError) as error:
+        datasets.convert_damon(tmp_path / "data", tmp_path / "out")
+    assert isinstance(error.value, ValueError)
+    for part in (str(path), "global numpy.save", "trust_pickle=True"):
+        assert part in str(error.value)
+    assert not list(tmp_path.glob("written*")) and not (tmp_path / "out").exists()
+
+
+def test_damon_trust_pickle_loads_other_globals(tmp_path):
+    """range() entries (pickled as builtins.range) are refused unless trust_pickle=True."""
+    ranges = [{"cup": [1, 2, 3, 6889], "supporting": range(10, 12)}, {"chair": range(100, 140)},
+              {"bottle": []}]  # the ids of OBJECTWISE
+    make_damon_release(tmp_path / "deco", ranges)
+    with pytest.raises(ValueError, match=r"global builtins\.range.*trust_pickle=True"):
+        datasets.convert_damon(tmp_path / "deco", tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    result = datasets.convert_damon(tmp_path / "deco", tmp_path / "trusted", trust_pickle=True)
+    assert (result.frames, result.samples) == (2, 3)
+    truth = load_ground_truth(result.sidecar)
+    for (stamp, det_id), sample in truth.items():
+        np.testing.assert_array_equal(sample.contact,
+                                      ids_to_contact(OBJECTWISE[(stamp - START) // PERIOD][det_id]))
 
 
 def test_damon_contact_forms():

@@ -66,3 +66,9 @@ def test_compressed_rejections():
         compressed_to_rgb(CompressedImage(format="16UC1; compressedDepth png", data=b"x"))
     with pytest.raises(ImageRejected, match="undecodable_image"):
         compressed_to_rgb(CompressedImage(format="jpeg", data=b"not a jpeg"))
+    # Empty data made OpenCV assert (counted as an inference error); a truncated PNG header too.
+    ok, png = cv2.imencode(".png", RGB)
+    for data in (b"", png.tobytes()[:40], b"\x89PNG\r\n\x1a\n" + bytes(64)):
+        with pytest.raises(ImageRejected) as error:
+            compressed_to_rgb(CompressedImage(format="png", data=data))
+        assert error.value.reason == "undecodable_image"

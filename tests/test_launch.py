@@ -599,3 +599,15 @@ def test_rviz_config_shows_the_node_markers_and_the_image():
     fixed_frame = content["Visualization Manager"]["Global Options"]["Fixed Frame"]
     markers_frame = BY_NAME["markers_frame_id"].default
     assert fixed_frame == (markers_frame or fixed_frame), "Fixed Frame must be the markers' default frame"
+
+
+def test_params_command_describes_parameters_without_ros2(capsys):
+    """``interactvlm-ros params`` (the wheel setup's ``ros2 param describe``) prints the table."""
+    from interactvlm_ros.cli import main as cli_main
+
+    assert cli_main(["params", "max_label_length", "image_qos"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "max_label_length (int, default 64, read-only; range 1..256)"
+    assert out[2] == "image_qos (str, default 'sensor_data', read-only; one of sensor_data, reliable, best_effort)"
+    assert cli_main(["params", "no_such_parameter"]) == 2
+    assert "unknown parameters: no_such_parameter" in capsys.readouterr().err

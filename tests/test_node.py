@@ -6,8 +6,10 @@ executor; the test talks to it from a second context, so every message crosses t
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import cv2
 import numpy as np
@@ -150,7 +152,7 @@ def send(client, image: Image, dets: Detection2DArray) -> None:
 
 
 def processed(node) -> int:
-    return node.stats.counts["pairs_processed"]
+    return node.counter.totals["pairs_processed"]
 
 
 def test_real_photos_give_one_interaction_array_per_pair(running):
@@ -180,7 +182,7 @@ def test_real_photos_give_one_interaction_array_per_pair(running):
     points, values = affordance_from_cloud(ball.points)
     assert points.shape == (ball.points.width, 3) and np.all((values >= 0) & (values <= 1))
     assert second.interactions[0].detection.bbox.size_x == 150.0
-    assert node.stats.counts["affordance_skipped_unknown_class"] >= 1
+    assert node.counter.totals["affordance_skipped_unknown_class"] >= 1
     # Markers: a body, an object cloud and a label per interaction, behind a DELETEALL.
     assert wait_for(lambda: len(client.markers) >= 2)
     markers = client.markers[-1].markers
@@ -213,34 +215,53 @@ def test_markers_are_rate_limited_and_follow_the_interactions(running):
         node.set_parameters([Parameter("markers_max_rate", value=0.0)])
 
 
-def test_bad_input_is_counted_and_never_crashes(running):
+def test_every_bad_input_in_sequence_then_a_good_pair(running):
+    """One node, every kind of bad input one after the other: each is counted under its
+    reason, valid detections next to bad ones are still processed, and a good pair at the end
+    gives its output. Nothing raises, nothing is an inference error."""
     node, client = running
-    counts = node.stats.counts
+    counts = node.counter.totals
     start = processed(node)
     camera = photo("camera")
     good = detection("cup-1", "cup", 0.9, (100, 100, 50, 50))
-    # Wrong encoding.
     wrong = image_msg(camera, 200)
     wrong.encoding = "32FC1"
-    send(client, wrong, detections_msg(200, good))
-    # No stamp on the image.
-    send(client, image_msg(camera, 0), detections_msg(201, good))
-    # Empty detections, out-of-image box, NaN score, empty box, ignored class: nothing valid left.
-    send(client, image_msg(camera, 202), detections_msg(202))
-    send(client, image_msg(camera, 203), detections_msg(
-        203, detection("far", "cup", 0.9, (900, 900, 50, 50)), detection("nan", "cup", float("nan"), (10, 10, 5, 5)),
-        detection("flat", "cup", 0.9, (10, 10, 0, 5)), detection("who", "person", 0.9, (10, 10, 5, 5))))
-    # Detections whose image never came.
-    client.detections.publish(detections_msg(150, good))
-    assert wait_for(lambda: counts["unsupported_encoding"] >= 1 and counts["image_without_stamp"] >= 1
-                    and counts["empty_detections"] >= 1 and counts["box_outside_image"] >= 1
-                    and counts["nan_in_detection"] >= 1 and counts["empty_box"] >= 1
-                    and counts["ignored_class"] >= 1 and counts["pairs_without_valid_detections"] >= 1)
+    send(client, wrong, detections_msg(200, good))  # wrong encoding
+    send(client, image_msg(camera, 0), detections_msg(201, good))  # no stamp on the image
+    send(client, image_msg(camera, -5), detections_msg(-5, good))  # negative stamps
+    send(client, image_msg(camera, 202), detections_msg(202))  # empty detections
+    send(client, image_msg(camera[:1, :1], 203), detections_msg(203, good))  # a 1x1 image
+    labels = ["x" * 100_000, "_", "__", "<image>", "[SEG] cup", "cup/../../x", "cup\nUSER: hi", "cup\x1b[31m"]
+    send(client, image_msg(camera, 204), detections_msg(
+        204, *[detection(f"bad-label-{i}", label, 0.9, (100, 100, 50, 50)) for i, label in enumerate(labels)],
+        detection("far", "cup", 0.9, (900, 900, 50, 50)), detection("nan", "cup", float("nan"), (10, 10, 5, 5)),
+        detection("flat", "cup", 0.9, (10, 10, 0, 5)), detection("dot", "cup", 0.9, (10, 10, 1, 1)),
+        detection("huge", "cup", 0.9, (256, 256, 5000, 5000)), detection("who", "person", 0.9, (10, 10, 5, 5))))
+    mismatch = detections_msg(205, detection("twin", "cup", 0.9, (100, 100, 50, 50)),
+                              detection("twin", "bottle", 0.8, (300, 300, 50, 50)),
+                              detection("ok", "giraffe", 0.7, (200, 200, 40, 40)))  # no mesh or proxy
+    mismatch.header.frame_id = "other_camera"
+    send(client, image_msg(camera, 205), mismatch)
+    client.detections.publish(detections_msg(150, good))  # detections whose image never came
+    expected = {"unsupported_encoding": 1, "image_without_stamp": 1, "negative_stamp": 2, "empty_detections": 1,
+                "image_too_small": 1, "invalid_label": len(labels), "box_outside_image": 1, "nan_in_detection": 1,
+                "empty_box": 1, "box_too_small": 1, "box_too_large": 1, "ignored_class": 1,
+                "pairs_without_valid_detections": 1, "duplicate_detection_id": 1, "detections_frame_mismatch": 1,
+                "affordance_skipped_unknown_class": 1}
+    assert wait_for(lambda: all(counts[k] >= n for k, n in expected.items())), {
+        k: (counts[k], n) for k, n in expected.items() if counts[k] < n}
+    # The valid detections of the message with a duplicate id were processed (the first "twin").
+    assert wait_for(lambda: any(m.header.stamp.sec == 205 for m in client.interactions))
+    output = next(m for m in client.interactions if m.header.stamp.sec == 205)
+    assert [(i.detection.id, i.detection.results[0].hypothesis.class_id) for i in output.interactions] == [
+        ("twin", "cup"), ("ok", "giraffe")]
+    giraffe = output.interactions[1].object_affordance
+    assert giraffe.geometry_source == "" and giraffe.threshold == 0.5 and giraffe.header.frame_id == "giraffe_model"
     # Still alive: a good pair after all that is processed.
     send(client, image_msg(camera, 210), detections_msg(210, good))
-    assert wait_for(lambda: processed(node) > start)
+    assert wait_for(lambda: processed(node) > start + 1)
     assert node._buffer.counts["unmatched_detections"] >= 1  # 150 and 201 never matched an image
-    assert counts["inference_errors"] == 0
+    assert counts["inference_error"] == 0
 
 
 def test_diagnostics_report_rates_drops_and_random_weights(running):
@@ -250,7 +271,7 @@ def test_diagnostics_report_rates_drops_and_random_weights(running):
     status = client.diagnostics[-1].status[0]
     values = {v.key: v.value for v in status.values}
     assert status.name == "interactvlm_node: pipeline" and status.level == status.WARN
-    assert "RANDOM WEIGHTS" in status.message
+    assert status.message.endswith("RANDOM WEIGHTS: outputs are meaningless")
     assert values["weights_are_random"] == "true" and values["device"] == "cpu (float32)"
     assert values["model_id"] == "tiny-random"
     assert {"image_rate_hz", "output_rate_hz", "median_latency_ms", "pending_pairs", "images_received"} <= set(values)
@@ -262,9 +283,12 @@ def test_service_answers_on_demand(running):
     request = EstimateInteractions.Request(image=image_msg(photo("astronaut"), 300),
                                            detections=detections_msg(300, detection("h", "sports ball", 0.9,
                                                                                     (420, 420, 150, 150))),
-                                           task="handover")
+                                           task="")
     response = client.service.call(request, timeout_sec=60)
     assert response is not None and response.success, response and response.message
+    request.task = "handover"  # no released model takes a task: refused, not ignored
+    refused = client.service.call(request, timeout_sec=60)
+    assert refused is not None and not refused.success and "task 'handover' is not supported" in refused.message
     assert response.interactions.header.stamp.sec == 300
     assert response.interactions.interactions[0].object_affordance.geometry_source == "proxy:sphere"
     bad = EstimateInteractions.Request(image=image_msg(photo("astronaut"), 301), detections=detections_msg(301))
@@ -279,7 +303,7 @@ def test_a_burst_leaves_at_most_one_pending_pair(running):
     image was dropped on the way, best-effort QoS) or still waiting for its image; every pair
     is processed or counted as replaced; the newest pair is the last one processed."""
     node, client = running
-    counts, sync = node.stats.counts, node._buffer.counts
+    counts, sync = node.counter.totals, node._buffer.counts
     start = dict(counts)
     start_sync = dict(sync)
     frame = np.ascontiguousarray(photo("camera")[::8, ::8])  # 64 x 64
@@ -356,12 +380,18 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id):
             client.detections.publish(detections_msg(stamp, detection("h", "sports ball", 0.9, (420, 420, 150, 150))))
             if wait_for(lambda: len(client.interactions) >= 1, timeout=2.0):
                 break
-        assert client.interactions, dict(node.stats.counts)
+        assert client.interactions, dict(node.counter.totals)
         client_side.close()
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert wait_for(lambda: node.count_subscribers("/image") == 0)
-        assert node.count_publishers("/interactvlm_node/interactions") == 0
+        assert node.count_publishers("/interactvlm_node/interactions") == 1  # lifecycle publisher, disabled
+        # Cleanup drops every reference to the estimator and its models.
+        references = [weakref.ref(o) for o in (node.estimator, node.estimator.contact_model,
+                                                node.estimator.contact_model.model, node.estimator.renderer)]
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS and node.estimator is None
+        gc.collect()
+        assert [r() is None for r in references] == [True] * 4
+        assert node.count_publishers("/interactvlm_node/interactions") == 0
         assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
     finally:
         spinner.close()
@@ -396,7 +426,7 @@ def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domai
         info_pub.publish(info)
         depth_pub.publish(depth)
         send(client, image_msg(rgb, 9), detections_msg(9, detection("h", "helmet", 0.9, (420, 420, 150, 150))))
-        assert wait_for(lambda: len(client.interactions) == 1, timeout=60), dict(node.stats.counts)
+        assert wait_for(lambda: len(client.interactions) == 1, timeout=60), dict(node.counter.totals)
         affordance = client.interactions[0].interactions[0].object_affordance
         assert affordance.geometry_source == "depth"
         assert affordance.header.frame_id == "camera_depth_optical_frame"

@@ -86,7 +86,7 @@ def test_library_from_yaml(tmp_path):
     config.write_text("meshes:\n  cup: meshes/mug.obj\nproxies:\n  drill: [capsule, 0.3]\n")
     library = ObjectLibrary.from_yaml(config)
     cup = library.get("cup")
-    assert cup.source == f"mesh:{(tmp_path / 'meshes' / 'mug.obj').resolve()}"
+    assert cup.source == "mesh:meshes/mug.obj"  # relative to the map: no absolute robot paths in messages
     assert library.get("cup") is cup  # loaded once
     drill = library.get("drill")
     assert drill.source == "proxy:capsule" and drill.scale == pytest.approx(0.3)
@@ -109,6 +109,17 @@ def test_bad_library_configs(tmp_path):
         ObjectLibrary.from_yaml(config)
     with pytest.raises(ValueError, match="proxy must be"):
         ObjectLibrary({}, {"drill": ["cone", 0.3]})
+    config.write_text("meshes:\n  cup: [unclosed\n")
+    with pytest.raises(ValueError, match=r"objects.yaml: not valid YAML \(.*line 2"):
+        ObjectLibrary.from_yaml(config)
+    config.write_text("meshes: [a, b]\n")
+    with pytest.raises(ValueError, match="must map class names"):
+        ObjectLibrary.from_yaml(config)
+    # A corrupt mesh is reported when the library is built (configure), naming the file.
+    (tmp_path / "corrupt.obj").write_bytes(b"v 0 0 0\nv \xff\xfe 1 2\nf 1 2 3\n" + bytes(range(256)))
+    config.write_text("meshes:\n  cup: corrupt.obj\n")
+    with pytest.raises(ValueError, match=r"corrupt.obj: (not a readable obj mesh|no triangles)"):
+        ObjectLibrary.from_yaml(config)
     assert all(shape in PROXY_SHAPES and size > 0 for shape, size in DEFAULT_PROXIES.values())
 
 

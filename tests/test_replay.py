@@ -4,7 +4,9 @@ against a ground-truth sidecar, the demo. Tiny checkpoint (random weights: plumb
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from interactvlm_ros.cli import run_replay
 from interactvlm_ros.eval.bags import detections_msg, image_msg, project_typestore
 from interactvlm_ros.eval.groundtruth import GroundTruthSample, save_ground_truth, sidecar_path
 from interactvlm_ros.loading import default_settings
-from interactvlm_ros.ros.replay import INTERACTIONS_TOPIC, MARKERS_TOPIC, read_interactions
+from interactvlm_ros.ros.replay import INTERACTIONS_TOPIC, MARKERS_TOPIC, read_interactions, replay
 
 S = 1_000_000_000
 RGB = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
@@ -48,6 +50,34 @@ def write_bag(path, storage="mcap"):
 def settings(tmp_path_factory):
     return {**default_settings(), "use_tiny_checkpoint": True, "render_size": 128,
             "cache_dir": str(tmp_path_factory.mktemp("cache"))}
+
+
+@pytest.fixture(scope="module")
+def mcap_bag(tmp_path_factory):
+    """write_bag's mcap bag, shared: tests copy it before changing anything."""
+    return write_bag(tmp_path_factory.mktemp("bags") / "in")
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fails the test if a model is loaded."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("interactvlm_ros.loading.build_estimator", refuse)
+
+
+def refused(capsys, argv, pattern, code=2):
+    """The command exits with ``code`` and one line on stderr matching ``pattern``."""
+    assert cli_main(argv) == code
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and re.search(pattern, error) and "Traceback" not in error, error
+    return error
+
+
+def hidden(folder):
+    """Leftover staging folders (.OUT.*.partial)."""
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
@@ -110,9 +140,10 @@ def test_cli_replay_and_errors(tmp_path, capsys):
     # Configuration errors: exit code 2 and one line on stderr, no traceback.
     for extra, message in ((["out"], "ValueError: .*exists"),
                            (["out2", "--image-topic", "/nope"], "ValueError: .*image topic named /nope"),
-                           (["out3", "--device-map", "sam=cuda:63"], "ValueError: device cuda:63 requested"),
+                           (["out3", "--device-map", "sam=cuda:63"],
+                            "device_map = 'sam=cuda:63': ValueError: device cuda:63 requested"),
                            (["out4", "--device-map", "auto", "--max-memory", "cuda:0=lots"],
-                            "ValueError: not a memory size: 'lots'")):
+                            "max_memory = 'cuda:0=lots': ValueError: not a memory size: 'lots'")):
         assert cli_main(["replay", str(in_bag), str(tmp_path / extra[0]), "--tiny", "--quiet", *extra[1:]]) == 2
         error = capsys.readouterr().err
         assert re.match(f"interactvlm-ros replay: {message}", error) and "Traceback" not in error, error
@@ -129,8 +160,123 @@ def test_demo_writes_bags_report_and_figures(tmp_path, capsys):
     messages = read_interactions(out / "interactions_bag")
     assert [m.interactions[0].detection.id for m in messages] == ["camera-0", "helmet-0"]
     assert [m.interactions[0].object_affordance.geometry_source for m in messages] == ["proxy:box", "proxy:sphere"]
-    with pytest.raises(SystemExit, match="not empty"):
-        cli_main(["demo", str(out), "--quiet"])
+    refused(capsys, ["demo", str(out), "--quiet"], r"^interactvlm-ros demo: ValueError: .*demo_out is not empty")
+
+
+def test_demo_force_replaces_only_its_own_outputs(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "demo_out"
+    (out / "interactions_bag").mkdir(parents=True)
+    (out / "interactions_bag" / "notes.txt").write_text("not a bag")
+    refused(capsys, ["demo", str(out), "--quiet", "--force"], "interactions_bag exists and is not a rosbag2 bag")
+    shutil.rmtree(out / "interactions_bag")
+    write_bag(out / "input_bag")  # an earlier demo's outputs
+    (out / "report").mkdir()
+    (out / "report" / "report.json").write_text("{}")
+
+    def stop(*args, **kwargs):
+        raise ValueError("stopped where the model would load")
+
+    monkeypatch.setattr("interactvlm_ros.loading.build_estimator", stop)
+    refused(capsys, ["demo", str(out), "--quiet", "--force"], "ValueError: stopped where the model would load")
+    with AnyReader([out / "input_bag"]) as reader:  # rewritten: the demo's two frames
+        assert reader.message_count == 4
+    assert (out / "report" / "report.json").read_text() == "{}"  # untouched: the run stopped before writing
+
+
+def test_outputs_are_checked_before_the_model_loads(tmp_path, capsys, no_model, mcap_bag):
+    def argv(out, *extra):
+        return ["replay", str(mcap_bag), str(out), "--tiny", "--quiet", *extra]
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    refused(capsys, argv(a_file / "out"), r"output bag .*a_file/out: .*a_file is not a directory")
+    if os.geteuid() == 0:  # root writes anywhere: a folder under a file fails for root too
+        report = a_file / "report"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        report = locked / "report"
+    refused(capsys, argv(tmp_path / "out", "--report-dir", str(report)),
+            rf"report directory {re.escape(str(report))}: "
+            r"(.*a_file is not a directory|no permission to write in .*locked)")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("x")
+    refused(capsys, argv(tmp_path / "out", "--report-dir", str(full)),
+            r"report directory .*full is not empty; .*--force")
+    refused(capsys, argv(full), r"output bag .*full exists; .*--force")
+    refused(capsys, argv(full, "--force"), r"output bag .*full exists and is not a rosbag2 bag.*not replacing it")
+    refused(capsys, argv(mcap_bag, "--force"), "would replace the input bag")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "full", *(["locked"] if os.geteuid() else [])]
+    assert (full / "notes.txt").read_text() == "x"
+
+
+def test_unreadable_input_bags_are_refused_in_one_line(tmp_path, capsys, no_model, mcap_bag):
+    yaml = shutil.copytree(mcap_bag, tmp_path / "garbage_yaml")
+    (yaml / "metadata.yaml").write_text("rosbag2_bagfile_information: [\n\t:")
+    not_sqlite = tmp_path / "not_sqlite.db3"
+    not_sqlite.write_bytes(b"not a database" * 100)
+    not_mcap = tmp_path / "not_mcap.mcap"
+    not_mcap.write_bytes(b"not an mcap file" * 100)
+    stub = tmp_path / "stub.mcap"  # cut off before its first message
+    stub.write_bytes((mcap_bag / "in.mcap").read_bytes()[:300])
+    for bag, cause in ((yaml, "Could not load YAML"), (not_sqlite, "file is not a database"),
+                       (not_mcap, "File magic is invalid"),
+                       (stub, "File end magic is invalid.*cut off before its first message")):
+        refused(capsys, ["replay", str(bag), str(tmp_path / "out"), "--tiny", "--quiet"],
+                rf"^interactvlm-ros replay: ValueError: cannot open input bag {re.escape(str(bag))}: .*{cause}")
+    assert not (tmp_path / "out").exists() and not hidden(tmp_path)
+
+
+def test_cut_off_mcap_is_processed_up_to_the_cut(tmp_path, capsys, mcap_bag):
+    """rosbags refuses an mcap file without its end (AnyReaderError: File end magic is invalid.):
+    replay reads it record by record up to the cut, writes a complete output bag and exits 1."""
+    cut = shutil.copytree(mcap_bag, tmp_path / "cut")
+    data = (cut / "in.mcap").read_bytes()
+    (cut / "in.mcap").write_bytes(data[:len(data) // 2])  # images and detections of stamps 1 and 2
+    out, report = shutil.copytree(mcap_bag, tmp_path / "out"), tmp_path / "report"  # an earlier run's
+    report.mkdir()
+    (report / "sample_07.png").write_bytes(b"stale")
+    (report / "notes.txt").write_text("kept")
+    refused(capsys, ["replay", str(cut), str(out), "--report-dir", str(report), "--tiny", "--render-size", "96",
+                     "--quiet", "--force"],
+            r"^interactvlm-ros replay: BagReadError: .*cut broke off after 4 messages \(ReaderError: in.mcap: .*cut off"
+            r".*\); processed what was read, see .*replay_summary.json$", code=1)
+    summary = json.loads((report / "replay_summary.json").read_text())
+    assert summary["error"]["messages_read"] == 4 and "cut off inside a record" in summary["error"]["message"]
+    assert {r["stamp_ns"]: r["outcome"] for r in summary["inputs"]} == {1 * S: "processed", 2 * S: "processed"}
+    assert [m.header.stamp.sec for m in read_interactions(out)] == [1, 2]  # replaced, closed, readable
+    assert not (report / "sample_07.png").exists() and (report / "notes.txt").read_text() == "kept"
+    assert not hidden(tmp_path)
+
+
+def test_rosbags_read_error_mid_way_is_recorded(tmp_path, monkeypatch):
+    """A damaged sqlite3 page: rosbags raises apsw.CorruptError while iterating."""
+    bag = write_bag(tmp_path / "in", "sqlite3")
+    db = bag / "in.db3"
+    data = bytearray(db.read_bytes())
+    page = int(len(data) * 0.6) // 4096 * 4096  # an overflow page of the third image
+    data[page:page + 4096] = b"\xff" * 4096
+    db.write_bytes(data)
+    seen = []
+    monkeypatch.setattr("interactvlm_ros.ros.replay._process",
+                        lambda _processor, _settings, _image, _detections, stamp, *rest: seen.append(stamp))
+    result = replay(bag, tmp_path / "out", object(), None, progress=False)
+    assert result.error["message"] == "CorruptError: database disk image is malformed"
+    assert seen == [1 * S, 2 * S][:len(seen)] and result.error["messages_read"] >= 4 + len(seen)
+    with AnyReader([tmp_path / "out"]) as reader:  # closed and readable
+        assert {c.topic for c in reader.connections} == {INTERACTIONS_TOPIC, MARKERS_TOPIC}
+
+
+def test_interrupted_replay_leaves_no_output_bag(tmp_path, monkeypatch, mcap_bag):
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("interactvlm_ros.ros.replay._process", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        replay(mcap_bag, tmp_path / "out", object(), None, progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_scoring_matches_predictions_to_ground_truth_with_geodesics():

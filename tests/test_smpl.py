@@ -8,6 +8,7 @@ posing has exact answers: a box moves by its kinematic chain's rigid transform.
 from __future__ import annotations
 
 import pickle
+import pickletools
 import sys
 import types
 
@@ -85,11 +86,12 @@ def _write_npz(path, arrays):
     return path
 
 
-def _write_chumpy_pickle(path, arrays, monkeypatch):
+def _write_chumpy_pickle(path, arrays, monkeypatch, protocol=2, sparse=sp.csc_matrix, renames=()):
     """An original-style pickle: Ch objects for some arrays, sparse J_regressor, protocol 2.
 
     A fake ``chumpy`` / ``chumpy.ch`` is registered only while pickling, so loading must
-    work without any chumpy module."""
+    work without any chumpy module. ``renames``: (old, new) module paths replaced in the
+    pickle's GLOBAL opcodes (``module\nname\n``), e.g. to name old scipy / numpy modules."""
     chumpy, chumpy_ch = types.ModuleType("chumpy"), types.ModuleType("chumpy.ch")
 
     class Ch:
@@ -107,12 +109,15 @@ def _write_chumpy_pickle(path, arrays, monkeypatch):
     data = dict(arrays)
     for key in ("v_template", "shapedirs", "weights"):
         data[key] = ch(arrays[key])
-    data["J_regressor"] = sp.csc_matrix(arrays["J_regressor"])
+    data["J_regressor"] = sparse(arrays["J_regressor"])
     with monkeypatch.context() as patch:
         patch.setitem(sys.modules, "chumpy", chumpy)
         patch.setitem(sys.modules, "chumpy.ch", chumpy_ch)
-        payload = pickle.dumps(data, protocol=2)
+        payload = pickle.dumps(data, protocol=protocol)
     assert b"chumpy.ch" in payload and "chumpy" not in sys.modules
+    for old, new in renames:
+        assert f"c{old}\n".encode() in payload, old
+        payload = payload.replace(f"c{old}\n".encode(), f"c{new}\n".encode())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(payload)
     return path
@@ -152,6 +157,69 @@ def test_pickle_naming_other_globals_is_refused(tmp_path):
     path.write_bytes(pickle.dumps({"v_template": types.SimpleNamespace()}, protocol=2))
     with pytest.raises(pickle.UnpicklingError, match="types.SimpleNamespace"):
         load_model_file(path)
+
+
+@pytest.mark.parametrize("protocol", [0, 2])  # 0: copy_reg / __builtin__ names (Python 2)
+@pytest.mark.parametrize("sparse, module", [
+    (sp.csc_matrix, "scipy.sparse.csc"), (sp.csc_matrix, "scipy.sparse._csc"),  # scipy < / >= 1.8
+    (sp.csr_matrix, "scipy.sparse.csr"), (sp.csr_matrix, "scipy.sparse._csr"),
+])
+@pytest.mark.parametrize("numpy_module", ["numpy.core.multiarray", "numpy._core.multiarray"])
+def test_pickle_with_real_model_file_globals_loads(tmp_path, monkeypatch, protocol, sparse, module,
+                                                  numpy_module):
+    """The globals real SMPL-family pickles name, under old and new scipy / numpy module paths."""
+    arrays = _arrays("smplh")
+    renames = [(sparse.__module__, module), (np.zeros(1).__reduce__()[0].__module__, numpy_module)]
+    path = _write_chumpy_pickle(tmp_path / "m.pkl", arrays, monkeypatch, protocol, sparse, renames)
+    if protocol == 0:
+        assert b"ccopy_reg\n_reconstructor\n" in path.read_bytes()
+    loaded = load_model_file(path)
+    assert sp.issparse(loaded["J_regressor"])
+    np.testing.assert_array_equal(loaded["J_regressor"].toarray(), arrays["J_regressor"].astype(np.float32))
+    np.testing.assert_array_equal(loaded["v_template"], arrays["v_template"].astype(np.float32))
+
+
+def _calling(module, name, *args):
+    """A protocol-2 pickle of {'v_template': module.name(*args)} (just the global when no args)."""
+    call = f"c{module}\n{name}\n".encode()
+    if args:
+        call += pickletools.optimize(pickle.dumps(args, protocol=2))[2:-1] + pickle.REDUCE
+    return b"\x80\x02}" + pickletools.optimize(pickle.dumps("v_template", protocol=2))[2:-1] + call + b"s."
+
+
+@pytest.mark.parametrize("loader", [load_model_file, load_conversion_matrix])
+@pytest.mark.parametrize("module, name, call", [
+    ("scipy.sparse", "save_npz", True),
+    ("scipy.sparse", "load_npz", True),
+    ("scipy.sparse", "test", False),  # calling it would run scipy's test suite
+    ("os", "system", True),
+    ("builtins", "eval", True),
+    ("numpy", "save", True),
+    ("numpy.lib.npyio", "save", True),
+    ("numpy", "load", True),
+    ("subprocess", "Popen", True),
+    ("scipy.sparse", "csc_matrix", False),  # real classes under paths no pickle names
+    ("scipy.sparse._csr", "csc_matrix", False),
+    ("scipy.sparse._coo", "coo_matrix", False),
+    ("numpy.testing", "ndarray", False),
+])
+def test_pickle_naming_a_refused_global_writes_nothing(tmp_path, loader, module, name, call):
+    target = tmp_path / "written"
+    existing = tmp_path / "existing.npz"
+    sp.save_npz(existing, sp.csc_matrix(np.eye(2)))
+    args = {
+        "save_npz": (str(target), sp.csc_matrix(np.eye(2))), "load_npz": (str(existing),),
+        "system": (f"touch {target}",), "eval": (f"open({str(target)!r}, 'w').close()",),
+        "save": (str(target), np.zeros(2)), "load": (str(existing),),
+        "Popen": (["touch", str(target)],),
+    }[name] if call else ()
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(_calling(module, name, *args))
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(pickle.UnpicklingError) as error:
+        loader(path)
+    assert f"global {module}.{name}" in str(error.value) and str(path) in str(error.value)
+    assert sorted(tmp_path.iterdir()) == before and not list(tmp_path.glob("written*"))
 
 
 def test_missing_file_names_path_and_where_to_get_models(tmp_path):

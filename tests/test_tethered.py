@@ -102,3 +102,53 @@ def test_the_node_process_stops_cleanly_on_signals(tmp_path, ros_subprocess_env)
             process.kill()
         text = log.read_text()
         assert "could not configure" not in text and "terminate called" not in text, text
+
+
+def test_lifecycle_shutdown_ends_the_process(tmp_path, ros_domain_id, ros_subprocess_env, monkeypatch, capsys):
+    """A lifecycle node launched by a launch file is expected to exit once finalized: the
+    shutdown transition (here through ``interactvlm-ros lifecycle``, the wheel setup's
+    ``ros2 lifecycle set``) ends the process with 0."""
+    from interactvlm_ros.cli import main as cli_main
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(ros_domain_id))
+    process, log = _start_node(tmp_path, ros_subprocess_env, "shutdown")
+    try:
+        assert _wait_for_line(log, "activated", process), log.read_text()
+        assert cli_main(["lifecycle", "/interactvlm_node", "get"]) == 0
+        assert capsys.readouterr().out == "/interactvlm_node: active\n"
+        assert cli_main(["lifecycle", "interactvlm_node", "configure"]) == 2  # not from active
+        assert "cannot configure (available: deactivate, shutdown)" in capsys.readouterr().err
+        assert cli_main(["lifecycle", "/interactvlm_node", "shutdown"]) == 0
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        process.kill()
+    assert "shut down: the process exits" in log.read_text()
+
+
+def test_configure_failures_say_why_in_one_line(tmp_path, ros_subprocess_env):
+    """A malformed object map and a body-model pickle naming a refused global: the process
+    exits 1 after one error line naming the parameter, the path and the cause."""
+    bad_map = tmp_path / "objects.yaml"
+    bad_map.write_text("meshes:\n  cup: [unclosed\n")
+    body_dir = tmp_path / "body" / "smplh"
+    body_dir.mkdir(parents=True)
+    # A pickle that names scipy.sparse.save_npz (would write a file when called).
+    (body_dir / "SMPLH_NEUTRAL.pkl").write_bytes(b"cscipy.sparse\nsave_npz\n(S'x'\ntR.")
+    for name, arguments, expected in (
+            ("map", ["-p", f"object_mesh_map:={bad_map}"],
+             f"configure failed: object_mesh_map = '{bad_map}': ValueError: {bad_map}: not valid YAML"),
+            ("pickle", ["-p", "body_model:=smplh", "-p", f"body_model_dir:={tmp_path / 'body'}"],
+             f"configure failed: body_model_dir = '{tmp_path / 'body'}': ")):
+        log_path = tmp_path / f"{name}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "interactvlm_ros.ros.node", "--ros-args", "-p", "use_tiny_checkpoint:=true",
+             "-p", "render_size:=64", "-p", f"cache_dir:={tmp_path / 'cache'}", *arguments],
+            env=ros_subprocess_env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+        try:
+            assert process.wait(timeout=120) == 1
+        finally:
+            process.kill()
+        text = log_path.read_text()
+        errors = [line for line in text.splitlines() if "[ERROR]" in line]
+        assert len(errors) == 1 and expected in errors[0], text
+    assert "save_npz" in errors[0] and not list(tmp_path.rglob("x.npz"))

@@ -2,8 +2,8 @@
 
     interactvlm-ros make-tiny-checkpoint DIR [--seed N] [--format bin|safetensors]
     interactvlm-ros check-assets DIR...
-    interactvlm-ros replay IN_BAG OUT_BAG [model options] [--params-file YAML] [--report-dir DIR]
-    interactvlm-ros demo [OUT_DIR] [model options]
+    interactvlm-ros replay IN_BAG OUT_BAG [model options] [--params-file YAML] [--report-dir DIR] [--force]
+    interactvlm-ros demo [OUT_DIR] [model options] [--force]
 
 Model options: --checkpoint-dir (human contact), --affordance-checkpoint-dir, --clip-dir,
 --tiny (random plumbing model), --device, --dtype, --body-model, --body-model-dir.
@@ -80,21 +80,28 @@ def _processing_settings(settings: dict):
 
 
 def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, image_topic=None,
-               detections_topic=None, progress: bool = True, figures: int = 4, geodesic: str | None = None) -> dict:
+               detections_topic=None, progress: bool = True, figures: int = 4, geodesic: str | None = None,
+               force: bool = False) -> dict:
     """Replay, account for every input, score against ground truth when there is any, and draw
     a few samples. Returns the paths written.
 
     ``geodesic``: None (no geodesic error), "mesh" (shortest edge paths on the body mesh,
     an upper bound of the geodesic) or the path of a (V, V) .npy matrix in metres (e.g.
-    InteractVLM's ``smpl_neutral_geodesic_dist.npy``)."""
+    InteractVLM's ``smpl_neutral_geodesic_dist.npy``).
+
+    Outputs and input are checked before the model loads (ValueError / FileNotFoundError);
+    ``force`` replaces an existing output bag and overwrites a non-empty report directory.
+    Raises BagReadError (with the paths) after writing everything when the input bag broke
+    off mid-way."""
     from .eval.evaluate import sample_pictures, score
     from .eval.groundtruth import load_ground_truth, sidecar_path
     from .eval.report import sample_figure, write_report
     from .geometry.objects import PointCloudGeometry
     from .loading import build_estimator
-    from .ros.replay import check_inputs, replay, write_summary
+    from .ros.replay import BagReadError, check_inputs, check_outputs, replay, write_summary
 
-    check_inputs(in_bag, out_bag, image_topic, detections_topic)
+    check_outputs(out_bag, report_dir, force, in_bag)
+    check_inputs(in_bag, image_topic, detections_topic)
     ground_truth = {}
     sidecar = sidecar_path(in_bag)
     if sidecar.is_file():
@@ -108,8 +115,11 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
 
     estimator, keepalive = build_estimator(settings, log=lambda line: print(f"WARNING: {line}"))
     result = replay(in_bag, out_bag, estimator, _processing_settings(settings), image_topic, detections_topic,
-                    slop_ns=int(float(settings["sync_slop"]) * 1e9), geometries=geometries, progress=progress)
+                    slop_ns=int(float(settings["sync_slop"]) * 1e9), geometries=geometries, progress=progress,
+                    force=force)
     report_dir.mkdir(parents=True, exist_ok=True)
+    for stale in report_dir.glob("sample_*.png"):  # an earlier run's (--force), which may have drawn more
+        stale.unlink()
     paths = {"bag": out_bag, "summary": report_dir / "replay_summary.json"}
     write_summary(paths["summary"], result, in_bag, out_bag, estimator.model_id, estimator.weights_are_random)
     estimates = [(stamp, estimate) for stamp, _, estimate in result.outputs]
@@ -154,16 +164,34 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
     if estimator.weights_are_random:
         print("WARNING: the model has RANDOM weights: every output and score below is meaningless")
     del keepalive
+    if result.error:
+        raise BagReadError(f"{in_bag} broke off after {result.error['messages_read']} messages "
+                           f"({result.error['message']}); processed what was read, see {paths['summary']}", paths)
     return paths
 
 
-def _replay(args) -> int:
-    paths = run_replay(Path(args.in_bag), Path(args.out_bag), _settings(args),
-                       Path(args.report_dir) if args.report_dir else Path(f"{args.out_bag}_report"),
-                       args.image_topic, args.detections_topic, progress=not args.quiet, geodesic=args.geodesic)
+def _run_and_list(command: str, *args, **kwargs) -> int:
+    """run_replay, then the paths written; exit status 1 (one line on stderr) when the input
+    bag broke off mid-way."""
+    from .ros.replay import BagReadError
+
+    try:
+        paths, error = run_replay(*args, **kwargs), None
+    except BagReadError as broken:
+        paths, error = broken.paths, broken
     for name, path in paths.items():
         print(f"{name}: {path}")
+    if error is not None:
+        print(f"interactvlm-ros {command}: BagReadError: {error}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _replay(args) -> int:
+    return _run_and_list("replay", Path(args.in_bag), Path(args.out_bag), _settings(args),
+                         Path(args.report_dir) if args.report_dir else Path(f"{args.out_bag}_report"),
+                         args.image_topic, args.detections_topic, progress=not args.quiet, geodesic=args.geodesic,
+                         force=args.force)
 
 
 def _demo(args) -> int:
@@ -171,11 +199,13 @@ def _demo(args) -> int:
     from skimage import data
 
     from .eval.bags import Frame, write_input_bag
+    from .ros.replay import check_outputs, remove_bag
 
     out = Path(args.out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise SystemExit(f"{out} is not empty; remove it or choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise ValueError(f"{out} is not empty; remove it, choose another folder or pass --force")
+    check_outputs(out / "input_bag", force=args.force)
+    check_outputs(out / "interactions_bag", out / "report", force=args.force)
     camera = data.camera()  # a man operating a camera on a tripod, 512 x 512 grey
     frames = [
         Frame(1_700_000_000_000_000_000, camera[:, :, None].repeat(3, axis=2),
@@ -183,14 +213,36 @@ def _demo(args) -> int:
         Frame(1_700_000_000_100_000_000, data.astronaut(),  # an astronaut holding a helmet
               [("helmet-0", "helmet", 0.9, (420.0, 420.0, 150.0, 150.0))]),
     ]
-    in_bag = write_input_bag(out / "input_bag", frames)
     settings = _settings(args)
     if not (settings["contact_checkpoint_dir"] or settings["affordance_checkpoint_dir"]):
         settings["use_tiny_checkpoint"] = True
-    paths = run_replay(in_bag, out / "interactions_bag", settings, out / "report", progress=not args.quiet)
+    if (out / "input_bag").exists():  # checked above: a bag, and --force
+        remove_bag(out / "input_bag")
+    in_bag = write_input_bag(out / "input_bag", frames)
     print(f"demo input bag: {in_bag}")
-    for name, path in paths.items():
-        print(f"{name}: {path}")
+    return _run_and_list("demo", in_bag, out / "interactions_bag", settings, out / "report",
+                         progress=not args.quiet, force=args.force)
+
+
+def _params(args) -> int:
+    """The node's parameters from its table, as ``ros2 param describe`` shows them."""
+    from .ros.parameters import BY_NAME, PARAMETERS
+
+    unknown = [n for n in args.names if n not in BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown parameters: {', '.join(unknown)}")
+    for parameter in (BY_NAME[n] for n in args.names) if args.names else PARAMETERS:
+        limits = (f"; range {parameter.range[0]}..{parameter.range[1]}" if parameter.range else "") + (
+            f"; one of {', '.join(parameter.choices)}" if parameter.choices else "")
+        print(f"{parameter.name} ({type(parameter.default).__name__}, default {parameter.default!r}"
+              f"{', read-only' if parameter.read_only else ''}{limits})\n    {parameter.description}")
+    return 0
+
+
+def _lifecycle(args) -> int:
+    from .ros.lifecycle_client import change_state
+
+    print(change_state(args.node, args.transition, args.timeout))
     return 0
 
 
@@ -216,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--detections-topic")
     replay.add_argument("--report-dir", help="default: OUT_BAG_report")
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    replay.add_argument("--force", action="store_true", help="replace an existing OUT_BAG (a rosbag2 bag only) "
+                                                             "and overwrite a non-empty report directory")
     replay.add_argument("--geodesic", help="geodesic error: 'mesh' (edge paths on the body) or a (V, V) .npy "
                                            "distance matrix in metres")
     _model_options(replay)
@@ -224,15 +278,30 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="the pipeline on two real photos; outputs in OUT_DIR")
     demo.add_argument("out_dir", nargs="?", default="demo_out")
     demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--force", action="store_true", help="replace the outputs of an earlier demo in OUT_DIR")
     _model_options(demo)
     demo.set_defaults(run=_demo)
+
+    params = commands.add_parser("params", help="describe the node's parameters (ros2 param describe without ros2)")
+    params.add_argument("names", nargs="*", help="parameter names (default: all)")
+    params.set_defaults(run=_params)
+
+    lifecycle = commands.add_parser("lifecycle", help="trigger a lifecycle transition of a running node "
+                                                      "(ros2 lifecycle set without ros2)")
+    lifecycle.add_argument("node", help="e.g. /interactvlm_node")
+    lifecycle.add_argument("transition", choices=("configure", "activate", "deactivate", "cleanup", "shutdown", "get"))
+    lifecycle.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the node")
+    lifecycle.set_defaults(run=_lifecycle)
 
     args = parser.parse_args(argv)
     try:
         return args.run(args)
     except (FileNotFoundError, ValueError, MemoryError, ImportError) as error:
         # Configuration problems (missing files, bad parameters, a GPU too small): one line, no traceback.
-        print(f"interactvlm-ros {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        from .loading import ConfigurationError
+
+        text = error if isinstance(error, ConfigurationError) else f"{type(error).__name__}: {error}"
+        print(f"interactvlm-ros {args.command}: {text}", file=sys.stderr)
         return 2
 
 

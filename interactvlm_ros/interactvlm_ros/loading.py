@@ -41,6 +41,34 @@ def read_parameters_file(path: str | Path, node_name: str = "interactvlm_node") 
     raise ValueError(f"{path}: no ros__parameters for {node_name}")
 
 
+class ConfigurationError(ValueError):
+    """A configuration that cannot be loaded, with the parameter and value responsible.
+
+    The message is one line: ``"<parameter> = <value>: <cause>"``; ``cause`` is the original
+    exception (also chained as ``__cause__``).
+    """
+
+    def __init__(self, parameter: str, value: Any, cause: BaseException):
+        text = " ".join(str(cause).split()) or type(cause).__name__
+        super().__init__(f"{parameter} = {value!r}: {type(cause).__name__}: {text}")
+        self.parameter, self.value, self.cause = parameter, value, cause
+
+
+class _Step:
+    """Context: any exception in the block becomes a ConfigurationError naming the parameter."""
+
+    def __init__(self, parameter: str, value: Any):
+        self.parameter, self.value = parameter, value
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is not None and isinstance(error, Exception) and not isinstance(error, ConfigurationError):
+            raise ConfigurationError(self.parameter, self.value, error) from error
+        return False
+
+
 def build_estimator(settings: Mapping[str, Any], log=print):
     """Load models, body, object map and render cache as configured.
 
@@ -53,10 +81,10 @@ def build_estimator(settings: Mapping[str, Any], log=print):
         checkpoint, or None) alive as long as the estimator.
 
     Raises:
-        FileNotFoundError: a checkpoint, CLIP tower, body model, conversion matrix, object map
-            or official asset that is configured but missing (the message names it), or no
-            model configured at all.
-        ValueError / CheckpointError: files that exist but cannot be used.
+        ConfigurationError: anything that cannot be loaded; its message names the parameter,
+            its value (the path) and the cause (a missing file, a checkpoint that does not
+            match, a malformed object map or mesh, a refused pickle, too little GPU memory...),
+            and the original exception is its ``cause``.
     """
     from .geometry.body import load_body_model
     from .geometry.objects import ObjectLibrary
@@ -69,41 +97,63 @@ def build_estimator(settings: Mapping[str, Any], log=print):
     s = {**default_settings(), **settings}
     device, dtype = s["device"], s["dtype"]
     device_map, max_memory = s["device_map"], s["max_memory"]
+    # Devices first, so that their errors name the device parameters, not a checkpoint.
+    from .localize.placement import check_devices_exist, parse_device_map, parse_max_memory
+
+    with _Step("device", device):
+        check_devices_exist([device])
+    with _Step("device_map", device_map):
+        parsed = parse_device_map(device_map) if device_map else None
+        check_devices_exist(parsed.values() if isinstance(parsed, dict) else [])
+    with _Step("max_memory", max_memory):
+        check_devices_exist(parse_max_memory(max_memory) if max_memory else [])
     keepalive = None
     if s["use_tiny_checkpoint"]:
         from .localize.tiny import write_tiny_checkpoint
 
-        keepalive = tempfile.TemporaryDirectory(prefix="interactvlm-tiny-")
-        tiny = write_tiny_checkpoint(Path(keepalive.name) / "tiny-random")
-        contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype, device_map=device_map,
-                                          max_memory=max_memory)
+        with _Step("use_tiny_checkpoint", True):
+            keepalive = tempfile.TemporaryDirectory(prefix="interactvlm-tiny-")
+            tiny = write_tiny_checkpoint(Path(keepalive.name) / "tiny-random")
+            contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype, device_map=device_map,
+                                              max_memory=max_memory)
         log("use_tiny_checkpoint: the model has RANDOM weights; outputs are meaningless")
     else:
         contact_dir, affordance_dir = s["contact_checkpoint_dir"], s["affordance_checkpoint_dir"]
         if not (contact_dir or affordance_dir):
-            raise FileNotFoundError("no model: set contact_checkpoint_dir and/or affordance_checkpoint_dir "
-                                    "(or use_tiny_checkpoint for a random plumbing model)")
+            raise ConfigurationError("contact_checkpoint_dir", contact_dir, FileNotFoundError(
+                "no model: set contact_checkpoint_dir and/or affordance_checkpoint_dir (or use_tiny_checkpoint "
+                "for a random plumbing model)"))
         clip = s["clip_dir"] or None
-        def load(checkpoint):
-            return load_mvloc(checkpoint, clip, device, dtype, s["quantization"], device_map, max_memory)
 
-        contact = load(contact_dir) if contact_dir else None
-        affordance = contact if affordance_dir == contact_dir else (load(affordance_dir) if affordance_dir else None)
+        def load(parameter, checkpoint):
+            with _Step(parameter, checkpoint):
+                return load_mvloc(checkpoint, clip, device, dtype, s["quantization"], device_map, max_memory)
+
+        contact = load("contact_checkpoint_dir", contact_dir) if contact_dir else None
+        affordance = contact if affordance_dir == contact_dir else (
+            load("affordance_checkpoint_dir", affordance_dir) if affordance_dir else None)
     body_name = s["body_model"]
-    body = load_body_model("smplh" if body_name == "smplx" else body_name, s["body_model_dir"] or None)
+    with _Step("body_model_dir" if s["body_model_dir"] else "body_model", s["body_model_dir"] or body_name):
+        body = load_body_model("smplh" if body_name == "smplx" else body_name, s["body_model_dir"] or None)
     matrix = None
     if body_name == "smplx":
-        if not s["smplx_conversion_matrix"]:
-            raise FileNotFoundError("body_model smplx needs smplx_conversion_matrix (an SMPL-H -> SMPL-X matrix)")
-        matrix = load_conversion_matrix(s["smplx_conversion_matrix"])
-    objects = (ObjectLibrary.from_yaml(s["object_mesh_map"]) if s["object_mesh_map"]
-               else ObjectLibrary(use_default_proxies=s["use_default_proxies"]))
+        with _Step("smplx_conversion_matrix", s["smplx_conversion_matrix"]):
+            if not s["smplx_conversion_matrix"]:
+                raise FileNotFoundError("body_model smplx needs smplx_conversion_matrix (an SMPL-H -> SMPL-X matrix)")
+            matrix = load_conversion_matrix(s["smplx_conversion_matrix"])
+    with _Step("object_mesh_map", s["object_mesh_map"]):
+        objects = (ObjectLibrary.from_yaml(s["object_mesh_map"]) if s["object_mesh_map"]
+                   else ObjectLibrary(use_default_proxies=s["use_default_proxies"]))
     size = int(s["render_size"])
     official = s["official_body_assets_dir"]
-    body_views = load_official_body_views(official, body.num_vertices, image_size=size) if official else None
+    with _Step("official_body_assets_dir", official):
+        body_views = load_official_body_views(official, body.num_vertices, image_size=size) if official else None
     cache = RenderCache(s["cache_dir"] or default_cache_dir())
-    estimator = InteractionEstimator(contact, affordance, body, objects, cache=cache, render_size=size,
-                                     threshold=float(s["threshold"]), max_new_tokens=int(s["max_new_tokens"]),
-                                     body_views=body_views, smplx_matrix=matrix)
-    estimator.warm_up()
+    with _Step("body_model", body_name):
+        estimator = InteractionEstimator(contact, affordance, body, objects, cache=cache, render_size=size,
+                                         threshold=float(s["threshold"]), max_new_tokens=int(s["max_new_tokens"]),
+                                         body_views=body_views, smplx_matrix=matrix,
+                                         max_label_length=int(s["max_label_length"]))
+    with _Step("render_size", size):  # body renders (OpenGL) and their SAM embeddings
+        estimator.warm_up()
     return estimator, keepalive

@@ -18,7 +18,8 @@ from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS,
 from .geometry.mesh import TriangleMesh
 from .geometry.objects import ObjectGeometry, ObjectLibrary, PointCloudGeometry
 from .localize.inference import MAX_NEW_TOKENS, MVLoc
-from .localize.prompts import HUMAN_CONTACT_PROMPT, OBJECT_AFFORDANCE_PROMPT, object_name, parse_answer
+from .localize.prompts import (HUMAN_CONTACT_PROMPT, IMAGE_TOKEN, MAX_LABEL_LENGTH, OBJECT_AFFORDANCE_PROMPT,
+                               object_name, parse_answer)
 from .multiview import PreparedViews, prepare_body_views, prepare_object_views, prepare_point_views
 from .render.views import POINT_VIEWS
 from .render.cache import RenderCache
@@ -148,6 +149,7 @@ class InteractionEstimator:
             official InteractVLM assets from ``multiview.load_official_body_views``).
         smplx_matrix: optional (10475, 6890) SMPL-H -> SMPL-X matrix; contact is then
             reported on SMPL-X.
+        max_label_length: longest detection label accepted (see :meth:`validate_label`).
 
     Raises:
         ValueError: neither model given, a threshold outside [0, 1], body views or an SMPL-X
@@ -157,7 +159,8 @@ class InteractionEstimator:
     def __init__(self, contact_model: MVLoc | None, affordance_model: MVLoc | None, body: TriangleMesh,
                  objects: ObjectLibrary, renderer: Renderer | None = None, cache: RenderCache | None = None,
                  render_size: int = 1024, threshold: float = 0.5, max_new_tokens: int = MAX_NEW_TOKENS,
-                 body_views: PreparedViews | None = None, smplx_matrix=None):
+                 body_views: PreparedViews | None = None, smplx_matrix=None,
+                 max_label_length: int = MAX_LABEL_LENGTH):
         if contact_model is None and affordance_model is None:
             raise ValueError("at least one of the human-contact and object-affordance models is needed")
         if not 0.0 <= threshold <= 1.0:
@@ -171,6 +174,7 @@ class InteractionEstimator:
         self.render_size = int(render_size)
         self.threshold = float(threshold)
         self.max_new_tokens = int(max_new_tokens)
+        self.max_label_length = int(max_label_length)
         self.smplx_matrix = smplx_matrix
         if smplx_matrix is not None and (body.name != "smplh" or smplx_matrix.shape[1] != body.num_vertices):
             raise ValueError(f"an SMPL-H -> SMPL-X matrix of shape {smplx_matrix.shape} needs the SMPL-H body "
@@ -194,6 +198,26 @@ class InteractionEstimator:
     def model_id(self) -> str:
         names = [m.model_id if m is not None else "" for m in (self.contact_model, self.affordance_model)]
         return names[0] if names[0] == names[1] else "+".join(names)
+
+    @property
+    def reserved_tokens(self) -> tuple[str, ...]:
+        """Strings no label may contain: ``<image>`` and every added or special token of the
+        models' tokenizers (``[SEG]``, ``<im_start>``, ``<im_end>``, ``<s>``, ``</s>``...)."""
+        tokens = {IMAGE_TOKEN}
+        for model in self.models:
+            tokens.update(model.tokenizer.added_tokens)
+            tokens.update(model.tokenizer.all_special_tokens)
+        return tuple(sorted(tokens))
+
+    def validate_label(self, label: str) -> str:
+        """The object name a detection label becomes in the prompts (see
+        ``localize.prompts.object_name``), checked against :attr:`max_label_length` and
+        :attr:`reserved_tokens`.
+
+        Raises:
+            Rejected: reason ``invalid_label`` with what is wrong.
+        """
+        return object_name(label, self.max_label_length, self.reserved_tokens)
 
     @property
     def body_model_name(self) -> str:
@@ -248,7 +272,8 @@ class InteractionEstimator:
         return answer, probabilities
 
     def estimate(self, image: np.ndarray, detections: Sequence[Detection],
-                 geometries: Mapping[str, ObjectGeometry | PointCloudGeometry] | None = None) -> EstimateResult:
+                 geometries: Mapping[str, ObjectGeometry | PointCloudGeometry] | None = None,
+                 threshold: float | None = None) -> EstimateResult:
         """Human contact and object affordance for every detection of one image.
 
         Args:
@@ -258,13 +283,21 @@ class InteractionEstimator:
             geometries: per detection id, geometry overriding the class map: a mesh
                 (``ObjectGeometry``) or a point cloud (``PointCloudGeometry``, lifted with
                 the point-cloud variant onto its points).
+            threshold: decision threshold of the reported contact vertices, in [0, 1]; None:
+                the estimator's ``threshold``.
 
         Raises:
-            ValueError: an image that is not (H, W, 3) uint8.
+            ValueError: an image that is not (H, W, 3) uint8, or a threshold outside [0, 1].
+            Rejected: a detection label that cannot be used (see :meth:`validate_label`);
+                nothing is estimated then.
         """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        threshold = self.threshold if threshold is None else float(threshold)
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+        names = [self.validate_label(d.label) for d in detections]
         timings: dict[str, float] = {}
         timer = _Timer(timings)
         start = time.perf_counter()
@@ -273,12 +306,11 @@ class InteractionEstimator:
             for model in self.models:
                 features[id(model)] = model.encode_image(image)
         results = []
-        for detection in detections:
-            name = object_name(detection.label)
+        for detection, name in zip(detections, names):
             notes = []
             contact = affordance = None
             if self.contact_model is not None:
-                contact = self._human_contact(name, features[id(self.contact_model)], timer)
+                contact = self._human_contact(name, features[id(self.contact_model)], threshold, timer)
             if self.affordance_model is not None:
                 geometry = (geometries or {}).get(detection.id) or self.objects.get(detection.label)
                 if geometry is None:
@@ -287,12 +319,12 @@ class InteractionEstimator:
                     with timer("render"):
                         prepared = self.object_views(geometry)
                     affordance = self._affordance(name, geometry, prepared, features[id(self.affordance_model)],
-                                                  timer)
+                                                  threshold, timer)
             results.append(InteractionResult(detection, contact, affordance, tuple(notes)))
         timings["total"] = (time.perf_counter() - start) * 1e3
         return EstimateResult(results, timings, self.weights_are_random, self.model_id)
 
-    def _human_contact(self, name: str, features, timer: _Timer) -> HumanContactResult:
+    def _human_contact(self, name: str, features, threshold: float, timer: _Timer) -> HumanContactResult:
         model = self.contact_model
         with timer("render"):
             prepared = self.body_views()
@@ -308,8 +340,8 @@ class InteractionEstimator:
         return HumanContactResult(
             body_model=self.body_model_name,
             vertex_probabilities=probabilities,
-            contact_vertices=np.flatnonzero(probabilities >= np.float32(self.threshold)),
-            threshold=self.threshold,
+            contact_vertices=np.flatnonzero(probabilities >= np.float32(threshold)),
+            threshold=threshold,
             body_parts=parsed.body_parts,
             answer=answer.text,
             has_mask=answer.seg_hidden is not None,
@@ -317,7 +349,7 @@ class InteractionEstimator:
         )
 
     def _affordance(self, name: str, geometry: ObjectGeometry | PointCloudGeometry, prepared: PreparedViews,
-                    features, timer: _Timer) -> ObjectAffordanceResult:
+                    features, threshold: float, timer: _Timer) -> ObjectAffordanceResult:
         answer, probabilities = self._masks(self.affordance_model, features,
                                             OBJECT_AFFORDANCE_PROMPT.format(object=name), prepared,
                                             OBJECT_VIEWS, OBJECT_CONDITIONING_DIST, timer)
@@ -329,7 +361,7 @@ class InteractionEstimator:
             geometry_source=geometry.source,
             points=np.asarray(points, np.float32),
             probabilities=probabilities,
-            threshold=self.threshold,
+            threshold=threshold,
             affordance=parsed.affordance,
             answer=answer.text,
             has_mask=answer.seg_hidden is not None,

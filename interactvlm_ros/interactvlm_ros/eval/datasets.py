@@ -31,6 +31,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ..safe_pickle import load_npy, load_npz
 from .bags import Frame, write_input_bag
 from .groundtruth import GroundTruthSample, save_ground_truth, sidecar_path
 
@@ -182,7 +183,9 @@ def _convert(items: Iterable[_Item], out_bag, limit: int | None, skipped: list[s
 # (3) DAMON has no object boxes: each detection's box is the whole image. (4) DAMON's body is
 # SMPL; SMPL and SMPL-H share the 6890-vertex body topology (same vertex ids), so the contact
 # compares directly with InteractVLM's SMPL-H output. Loading these files needs pickle (object
-# arrays of dicts): open only files from the official release.
+# arrays of dicts): only the DAMON_KEYS arrays are read, object arrays through a restricted
+# unpickler (interactvlm_ros.safe_pickle.DATA_GLOBALS: numpy arrays / dtypes / scalars and
+# builtin containers); a file naming any other global is refused unless ``trust_pickle=True``.
 
 DAMON_VERTICES = 6890
 DAMON_BODY_MODEL = "smpl"
@@ -197,19 +200,21 @@ DAMON_BINARY_OBJECT = "all the objects or ground"
 DAMON_LABEL_ALIASES = {"supporting": "support object or ground"}
 
 
-def _damon_tables(root: Path, split: str) -> tuple[dict[str, np.ndarray], list[Path]]:
+def _damon_tables(root: Path, split: str, trust_pickle: bool = False
+                  ) -> tuple[dict[str, np.ndarray], list[Path]]:
     """The DAMON arrays (keys of DAMON_KEYS present) and the base folders of ``imgname``."""
     if root.is_file():
-        return _damon_npz(root), _npz_bases(root)
+        return _damon_npz(root, trust_pickle), _npz_bases(root)
     for folder in DAMON_NPZ_DIRS:
         for name in DAMON_NPZ_NAMES:
             path = root / folder / name.format(split=split)
             if path.is_file():
-                return _damon_npz(path), [root] + _npz_bases(path)
+                return _damon_npz(path, trust_pickle), [root] + _npz_bases(path)
     for folder in DAMON_NPY_DIRS:
         base = root / folder.format(split=split)
         if (base / f"{DAMON_KEYS['images']}.npy").is_file():
-            tables = {key: np.load(base / f"{key}.npy", allow_pickle=True)
+            tables = {key: (np.load(base / f"{key}.npy", allow_pickle=True) if trust_pickle
+                            else load_npy(base / f"{key}.npy", hint=_TRUST_HINT))
                       for key in DAMON_KEYS.values() if (base / f"{key}.npy").is_file()}
             return tables, [base, base / "images", root]
     raise FileNotFoundError(
@@ -224,9 +229,17 @@ def _npz_bases(npz: Path) -> list[Path]:
     return [npz.parent, npz.parent / "images", *npz.parents[1:4]]
 
 
-def _damon_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=True) as data:
-        tables = {key: data[key] for key in DAMON_KEYS.values() if key in data.files}
+_TRUST_HINT = ("; DAMON object arrays may name only numpy arrays / dtypes / scalars and builtin "
+               "containers. Pass trust_pickle=True to convert_damon to load a file you trust with "
+               "numpy's allow_pickle=True (runs any code the file names)")
+
+
+def _damon_npz(path: Path, trust_pickle: bool = False) -> dict[str, np.ndarray]:
+    if trust_pickle:
+        with np.load(path, allow_pickle=True) as data:
+            tables = {key: data[key] for key in DAMON_KEYS.values() if key in data.files}
+    else:
+        tables = load_npz(path, DAMON_KEYS.values(), hint=_TRUST_HINT)
     if DAMON_KEYS["images"] not in tables:
         raise ValueError(f"{path}: no {DAMON_KEYS['images']!r} array (keys: {sorted(tables)})")
     return tables
@@ -288,8 +301,8 @@ def _damon_items(tables, bases, mode: str, skipped: list[str]) -> Iterator[_Item
 
 def convert_damon(root, out_bag, limit: int | None = None, *, split: str = "test",
                   contact: str = "auto", compressed: bool = False, storage: str = "mcap",
-                  start_ns: int = DEFAULT_START_NS, period_ns: int = DEFAULT_PERIOD_NS
-                  ) -> ConversionResult:
+                  start_ns: int = DEFAULT_START_NS, period_ns: int = DEFAULT_PERIOD_NS,
+                  trust_pickle: bool = False) -> ConversionResult:
     """Convert a DAMON split (DECO release or InteractVLM's copy) to a bag + sidecar.
 
     Args:
@@ -304,15 +317,22 @@ def convert_damon(root, out_bag, limit: int | None = None, *, split: str = "test
             has ``contact_label_objectwise``, else binary).
         compressed, storage: as for :func:`~interactvlm_ros.eval.bags.write_input_bag`.
         start_ns, period_ns: stamp of the first frame and frame spacing [ns].
+        trust_pickle: False (default): object arrays (``contact_label_objectwise``...) are
+            unpickled naming only numpy arrays / dtypes / scalars and builtin containers.
+            True: numpy's ``allow_pickle=True``, which runs any code the file names; only for
+            files you trust (e.g. verified copies of the official release).
 
     Every detection's box is the whole image (DAMON has no boxes) and score 1. Every sample has
     ``body_model = "smpl"`` and ``contact`` (6890,) float32 in {0, 1}. Images without any
     contact, with unreadable labels or missing files are skipped (listed in the result).
     Raises FileNotFoundError when no split is found, FileExistsError when the bag or sidecar
-    exists, ValueError on an unknown ``contact`` mode or when nothing is convertible.
+    exists, ValueError on an unknown ``contact`` mode or when nothing is convertible, and
+    :class:`~interactvlm_ros.safe_pickle.RefusedGlobalError` (a ValueError and
+    ``pickle.UnpicklingError``; names the file, the global and ``trust_pickle``) when an object
+    array names any other global without ``trust_pickle=True``.
     """
     root = Path(root)
-    tables, bases = _damon_tables(root, split)
+    tables, bases = _damon_tables(root, split, trust_pickle)
     if contact == "auto":
         contact = "objectwise" if DAMON_KEYS["objectwise"] in tables else "binary"
     if contact not in ("objectwise", "binary"):

@@ -74,16 +74,22 @@ def load_mesh(path: str | os.PathLike, name: str | None = None) -> TriangleMesh:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: unsupported suffix, or a file without triangles.
+        ValueError: unsupported suffix, a file trimesh cannot parse (the parser's error is
+            named), or a file without triangles or with non-finite vertices.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"object mesh file not found: {path}")
     if path.suffix.lower() not in MESH_SUFFIXES:
         raise ValueError(f"{path}: unsupported mesh type {path.suffix!r}; use one of {', '.join(MESH_SUFFIXES)}")
-    loaded = trimesh.load(path, force="mesh", process=False)
+    try:
+        loaded = trimesh.load(path, force="mesh", process=False)
+    except Exception as error:  # noqa: BLE001 - trimesh's parsers raise many types on malformed files
+        raise ValueError(f"{path}: not a readable {path.suffix[1:]} mesh ({type(error).__name__}: {error})") from error
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise ValueError(f"{path}: no triangles in the file")
+    if not np.all(np.isfinite(loaded.vertices)):
+        raise ValueError(f"{path}: non-finite vertex coordinates")
     return TriangleMesh(loaded.vertices, loaded.faces, name=name or path.name)
 
 
@@ -145,12 +151,25 @@ class ObjectLibrary:
           drill: [capsule, 0.3]
         use_default_proxies: true   # optional, default true
 
-    Meshes are loaded lazily and kept. :meth:`get` returns None for a class with neither a
-    mesh nor a proxy (the caller counts and reports it as an unknown class).
+    Meshes are loaded when the library is built (at configure), so a bad file is reported
+    once, naming it, not on every frame of its class. :meth:`get` returns None for a class
+    with neither a mesh nor a proxy (the caller counts and reports it as an unknown class).
+
+    Args:
+        meshes: class -> mesh file path.
+        proxies: class -> (shape, largest side in metres), added to / overriding the defaults.
+        use_default_proxies: start from :data:`DEFAULT_PROXIES`.
+        sources: class -> the ``geometry_source`` name of its mesh (default: the path as given);
+            :meth:`from_yaml` uses the path relative to the map's folder, so messages never
+            carry the robot's absolute paths.
+
+    Raises:
+        FileNotFoundError: a mesh file that does not exist; ValueError: a mesh that cannot be
+            read, or a malformed proxy.
     """
 
     def __init__(self, meshes: Mapping[str, str] | None = None, proxies: Mapping[str, tuple] | None = None,
-                 use_default_proxies: bool = True):
+                 use_default_proxies: bool = True, sources: Mapping[str, str] | None = None):
         self._paths = {str(k): str(v) for k, v in (meshes or {}).items()}
         self._proxies = dict(DEFAULT_PROXIES) if use_default_proxies else {}
         for label, spec in (proxies or {}).items():
@@ -160,6 +179,9 @@ class ObjectLibrary:
                     f"class {label!r}: proxy must be [shape, size_m] with shape in {PROXY_SHAPES}, got {spec!r}")
             self._proxies[str(label)] = (str(spec[0]), float(spec[1]))
         self._loaded: dict[str, ObjectGeometry] = {}
+        for label, mesh_path in self._paths.items():
+            source = f"mesh:{(sources or {}).get(label, mesh_path)}"
+            self._loaded[label] = ObjectGeometry.from_mesh(load_mesh(mesh_path, name=source), source)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "ObjectLibrary":
@@ -167,32 +189,37 @@ class ObjectLibrary:
 
         Raises:
             FileNotFoundError: the YAML file or a mesh file it names does not exist.
-            ValueError: malformed YAML content.
+            ValueError: malformed YAML (the parser's message with line and column), unknown
+                keys, or a mesh file that cannot be read (named).
         """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"object mesh map not found: {path}")
-        content = yaml.safe_load(path.read_text()) or {}
+        try:
+            content = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from error
         if not isinstance(content, dict) or not set(content) <= {"meshes", "proxies", "use_default_proxies"}:
             raise ValueError(f"{path}: expected keys 'meshes', 'proxies', 'use_default_proxies'")
-        meshes = {}
+        if not isinstance(content.get("meshes") or {}, dict) or not isinstance(content.get("proxies") or {}, dict):
+            raise ValueError(f"{path}: 'meshes' and 'proxies' must map class names to entries")
+        meshes, sources = {}, {}
         for label, mesh_path in (content.get("meshes") or {}).items():
             resolved = (path.parent / str(mesh_path)).resolve()
             if not resolved.is_file():
                 raise FileNotFoundError(f"{path}: mesh for class {label!r} not found: {resolved}")
             meshes[label] = str(resolved)
-        return cls(meshes, content.get("proxies"), bool(content.get("use_default_proxies", True)))
+            sources[label] = os.path.relpath(resolved, path.parent.resolve())
+        return cls(meshes, content.get("proxies"), bool(content.get("use_default_proxies", True)), sources)
 
     @property
     def classes(self) -> list[str]:
         return sorted(set(self._paths) | set(self._proxies))
 
     def get(self, label: str) -> ObjectGeometry | None:
+        """The geometry of a class (a loaded mesh, or its proxy built on first use), or None."""
         if label not in self._loaded:
-            if label in self._paths:
-                mesh = load_mesh(self._paths[label], name=f"mesh:{self._paths[label]}")
-                self._loaded[label] = ObjectGeometry.from_mesh(mesh, f"mesh:{self._paths[label]}")
-            elif label in self._proxies:
+            if label in self._proxies:
                 shape, size = self._proxies[label]
                 self._loaded[label] = ObjectGeometry.from_mesh(proxy_mesh(shape, size), f"proxy:{shape}")
             else:

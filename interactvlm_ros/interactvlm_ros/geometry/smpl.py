@@ -5,11 +5,13 @@ https://mano.is.tue.mpg.de (or its "Extended SMPL+H", ``neutral/model.npz``), SM
 https://smpl-x.is.tue.mpg.de. Both the original pickles and ``.npz`` files are read.
 
 Original pickles hold chumpy objects, and chumpy does not import on Python 3.11. They are
-read with a restricted unpickler: ``chumpy.*`` classes become a stand-in that keeps the
-pickled state (a chumpy ``Ch`` keeps its value under ``'x'``), scipy sparse matrices are
-rebuilt from their buffers, and besides those only numpy array / dtype reconstruction,
-copyreg helpers and a few builtins may be named by the pickle (anything else raises
-``pickle.UnpicklingError``). chumpy is never imported.
+read with a restricted unpickler (:mod:`interactvlm_ros.safe_pickle`): ``chumpy.*`` classes
+become a stand-in that keeps the pickled state (a chumpy ``Ch`` keeps its value under
+``'x'``), ``csc_matrix`` / ``csr_matrix`` are rebuilt from their buffers, and besides those
+only numpy array / dtype / scalar reconstruction, copyreg helpers and builtin containers may be
+named by the pickle, each by its exact module path (anything else, e.g. ``scipy.sparse.save_npz``,
+raises :class:`~interactvlm_ros.safe_pickle.RefusedGlobalError`, a ``pickle.UnpicklingError``).
+chumpy is never imported.
 
 Posing: the loaded arrays go straight into ``smplx.lbs.lbs`` (float64 tensors, one batch).
 smplx's own ``SMPLH`` / ``SMPLX`` classes are not used: their pickle loader needs chumpy and
@@ -21,12 +23,12 @@ is recentred; betas are 0 and the translation and global orientation are zero.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from ..safe_pickle import DATA_GLOBALS, OBJECT_GLOBALS, SPARSE_GLOBALS, RestrictedUnpickler, load_pickle
 from .body_parts import BODY_PARTS, part_of_smpl_joint
 from .mesh import TriangleMesh
 
@@ -47,17 +49,9 @@ _WHERE = {
     "smplx": "SMPL-X model files are obtained (registration required) from https://smpl-x.is.tue.mpg.de",
 }
 _OBTAIN = f"{_WHERE['smplh']}; {_WHERE['smplx']}. This project never downloads them."
-# Globals a model pickle may name, by top-level module (Python 2 names such as copy_reg and
-# __builtin__ reach find_class unchanged; the base find_class maps them to Python 3).
-_ALLOWED = {
-    "numpy": {"_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"},
-    "copyreg": {"_reconstructor", "__newobj__", "__newobj_ex__"},
-    "copy_reg": {"_reconstructor", "__newobj__", "__newobj_ex__"},
-    "_codecs": {"encode"},
-    "collections": {"OrderedDict"},
-    "builtins": {"object", "set", "frozenset", "list", "dict", "tuple", "slice", "complex", "bytearray"},
-}
-_ALLOWED["__builtin__"] = _ALLOWED["builtins"]
+# Globals a model pickle may name, as exact (module, name) pairs with their Python 2 / old numpy
+# and scipy module-path aliases (plus any chumpy.* name, which becomes _ChumpyStandIn).
+_ALLOWED = {**DATA_GLOBALS, **OBJECT_GLOBALS, **SPARSE_GLOBALS}
 
 
 class _ChumpyStandIn:
@@ -72,16 +66,11 @@ class _ChumpyStandIn:
         self.state = state if isinstance(state, dict) else {}
 
 
-class _ModelUnpickler(pickle.Unpickler):
+class _ModelUnpickler(RestrictedUnpickler):
     def find_class(self, module: str, name: str):
-        root = module.split(".")[0]
-        if root == "chumpy":
+        if module.split(".")[0] == "chumpy":
             return _ChumpyStandIn
-        if root == "scipy" and module.startswith("scipy.sparse") and hasattr(sp, name):
-            return getattr(sp, name)  # avoids deprecated modules such as scipy.sparse.csc
-        if name in _ALLOWED.get(root, ()):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a model file")
+        return super().find_class(module, name)
 
 
 def _missing(paths: list[Path], what: str = "SMPL-H / SMPL-X model file") -> FileNotFoundError:
@@ -110,8 +99,9 @@ def _convert(value):
 
 
 def _read_pickle(path: Path):
-    with open(path, "rb") as f:
-        return _ModelUnpickler(f, encoding="latin1").load()
+    return load_pickle(path, _ALLOWED, " (a model file may name only numpy arrays, csc / csr "
+                       "matrices, chumpy classes, copyreg helpers and builtin containers)",
+                       unpickler=_ModelUnpickler)
 
 
 def load_model_file(path) -> dict:
@@ -125,8 +115,9 @@ def load_model_file(path) -> dict:
     Raises:
         FileNotFoundError: ``path`` does not exist (the message says where files come from).
         ValueError: a pickle that does not hold a dict.
-        pickle.UnpicklingError: a pickle naming a global other than numpy arrays / dtypes,
-            scipy.sparse classes, chumpy classes, copyreg helpers and basic builtins.
+        pickle.UnpicklingError: a pickle naming a global other than numpy arrays / dtypes /
+            scalars, ``csc_matrix`` / ``csr_matrix``, chumpy classes, copyreg helpers and
+            builtin containers (the message names the global and the file).
     """
     path = Path(path)
     if not path.is_file():
@@ -304,6 +295,8 @@ def load_conversion_matrix(
     Raises:
         FileNotFoundError: no such file.
         ValueError: unknown format, no matrix in it, or a shape other than the above.
+        pickle.UnpicklingError: a pickle naming a global a model file may not name (as for
+            :func:`load_model_file`).
     """
     path = Path(path)
     if not path.is_file():

@@ -37,6 +37,10 @@ SAM_PIXEL_STD = (58.395, 57.12, 57.375)
 #: Generation limit per answer: InteractVLM's (``run_demo.py``, ``max_new_tokens=512``).
 MAX_NEW_TOKENS = 512
 
+#: Longest question accepted, characters (InteractVLM's longest template + a 64-character label
+#: is under 300).
+MAX_QUESTION_LENGTH = 1024
+
 #: Marker InteractVLM-ros writes into config.json of randomly initialised checkpoints.
 RANDOM_WEIGHTS_KEY = "interactvlm_ros_random_weights"
 
@@ -147,7 +151,15 @@ class MVLoc:
     def prompt_ids(self, question: str) -> list[int]:
         """Token ids of the llava_v1 prompt with IMAGE_TOKEN_INDEX where the image goes, as
         InteractVLM builds them (transformers 4.31's slow LlamaTokenizer and LLaVA's
-        ``tokenizer_image_token``; see :mod:`.tokenizer`)."""
+        ``tokenizer_image_token``; see :mod:`.tokenizer`).
+
+        Raises:
+            ValueError: an empty question or one longer than :data:`MAX_QUESTION_LENGTH`
+                characters (bounded before tokenisation: labels are validated earlier, this
+                is the last guard against a prompt that would stall the model).
+        """
+        if len(question) > MAX_QUESTION_LENGTH:
+            raise ValueError(f"question of {len(question)} characters (limit {MAX_QUESTION_LENGTH})")
         return self.tokenizer.image_prompt_ids(conversation(question, self.spec.mm_use_im_start_end))
 
     @torch.inference_mode()

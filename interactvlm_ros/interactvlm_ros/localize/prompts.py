@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..reasons import Reason, Rejected
+
 #: Special tokens added to the tokenizer (LISA / InteractVLM).
 SEG_TOKEN = "[SEG]"
 IMAGE_TOKEN = "<image>"
@@ -50,11 +52,44 @@ def conversation(question: str, use_im_start_end: bool = True) -> str:
     return f"{SYSTEM_PROMPT} USER: {image}\n{question} ASSISTANT:"
 
 
-def object_name(label: str) -> str:
-    """A detector class label as the prompts name it: lower case, '_' as spaces."""
-    name = re.sub(r"\s+", " ", label.replace("_", " ")).strip().lower()
-    if not name:
-        raise ValueError("empty object label")
+#: Longest detector label accepted (characters), the default of the node's max_label_length.
+MAX_LABEL_LENGTH = 64
+#: Characters an object label may hold: letters and digits of any script, underscore, space,
+#: and - ' . , & + ( ). Anything else (control characters, newlines, tabs, '/', '<', '[', ...)
+#: is not part of an object name and would change the prompt's structure.
+_LABEL = re.compile(r"[\w \-'.,&+()]*")
+
+
+def object_name(label: str, max_length: int = MAX_LABEL_LENGTH, reserved: tuple[str, ...] = ()) -> str:
+    """A detector class label as the prompts name it: lower case, '_' as spaces, runs of
+    spaces as one, validated before it reaches a prompt.
+
+    Args:
+        label: the detector's class label (e.g. "Dining_Table").
+        max_length: longest label accepted, characters (checked first, so a huge label costs
+            nothing).
+        reserved: strings the label must not contain: the model's special and added tokens
+            (``<image>``, ``[SEG]``, ``</s>``...).
+
+    Returns:
+        e.g. "dining table".
+
+    Raises:
+        Rejected: reason ``invalid_label``, with what is wrong (too long, a reserved token,
+            characters outside letters/digits/space/_-'.,&+(), or no letter or digit).
+    """
+    if len(label) > max_length:
+        raise Rejected(Reason.INVALID_LABEL, f"label of {len(label)} characters (limit {max_length})")
+    for token in reserved:
+        if token and token in label:
+            raise Rejected(Reason.INVALID_LABEL, f"label {label!r} contains the model's token {token!r}")
+    if not _LABEL.fullmatch(label):
+        bad = sorted({c for c in label if not _LABEL.fullmatch(c)})
+        raise Rejected(Reason.INVALID_LABEL, f"label {label!r} contains characters that are not part of an "
+                                             f"object name: {''.join(bad)!r}")
+    name = re.sub(r" +", " ", label.replace("_", " ")).strip().lower()
+    if not any(c.isalnum() for c in name):
+        raise Rejected(Reason.INVALID_LABEL, f"label {label!r} has no letter or digit")
     return name
 
 

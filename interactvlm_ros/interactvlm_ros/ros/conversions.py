@@ -35,6 +35,21 @@ POINT_FIELD_DTYPES = {
 AFFORDANCE_FIELDS = ("x", "y", "z", "affordance")
 
 
+def object_frame_id(label: str) -> str:
+    """The tf frame of an object's model points: ``<name>_model``, the name made of the
+    label's ASCII letters and digits (accents dropped: "café" -> "cafe"), every other run of
+    characters as one "_", lower case, prefixed with "_" if it starts with a digit: a valid
+    ROS name whatever the label holds (e.g. "cup/../../x" -> "cup_x_model",
+    "[SEG] cup" -> "seg_cup_model", "" -> "object_model").
+    """
+    import re
+    import unicodedata
+
+    ascii_label = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode("ascii")
+    name = re.sub(r"[^a-z0-9]+", "_", ascii_label.lower()).strip("_") or "object"
+    return f"{'_' if name[0].isdigit() else ''}{name}_model"
+
+
 def _threshold(threshold: float) -> float:
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold must lie in [0, 1], got {threshold}")

@@ -13,18 +13,17 @@ import cv2
 import numpy as np
 from rosbags.image import ImageError, image_to_cvimage
 
+from ..reasons import Rejected
+
 #: Raw encodings accepted, with their bytes per pixel.
 SUPPORTED_ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}
 #: CompressedImage formats accepted (the start of the ``format`` field, as image_transport writes it).
 SUPPORTED_COMPRESSED = ("jpeg", "jpg", "png")
 
 
-class ImageRejected(ValueError):
-    """An image that cannot be used; ``reason`` is a short key for counting."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+class ImageRejected(Rejected):
+    """An image that cannot be used; ``reason`` (a :class:`~interactvlm_ros.reasons.Reason`)
+    is the key it is counted under."""
 
 
 def image_to_rgb(msg) -> np.ndarray:
@@ -63,7 +62,13 @@ def compressed_to_rgb(msg) -> np.ndarray:
     fmt = msg.format.lower()  # "jpeg", "png", or image_transport's "rgb8; jpeg compressed bgr8"
     if "compresseddepth" in fmt or not any(f in fmt for f in SUPPORTED_COMPRESSED):
         raise ImageRejected("unsupported_encoding", f"compressed format {msg.format!r}; supported: jpeg, png")
-    bgr = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
+    data = np.frombuffer(bytes(msg.data), np.uint8)
+    if data.size == 0:
+        raise ImageRejected("undecodable_image", f"empty {msg.format!r} data")
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as error:  # OpenCV asserts on some malformed headers instead of returning None
+        raise ImageRejected("undecodable_image", f"{data.size} bytes of {msg.format!r}: {error}") from error
     if bgr is None:
         raise ImageRejected("undecodable_image", f"{len(msg.data)} bytes of {msg.format!r} could not be decoded")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

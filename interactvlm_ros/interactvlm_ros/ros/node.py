@@ -2,32 +2,36 @@
 
 Lifecycle (rclpy.lifecycle):
 
-* configure: load the models (or a tiny RANDOM one), the body, the object map, and prepare the
-  body renders and their SAM embeddings; a missing file fails the transition with a message
-  naming it;
-* activate: subscriptions (``image`` or its CompressedImage, ``detections``), publishers
-  (``~/interactions``, ``~/markers``, ``/diagnostics``) and the ``~/estimate_interactions``
-  service;
-* deactivate: all of those are destroyed; cleanup / shutdown: the models are freed.
+* configure: load the models (or a tiny RANDOM one), the body, the object map with its meshes,
+  and prepare the body renders and their SAM embeddings; create the lifecycle publishers
+  (``~/interactions``, ``~/markers``, ``/diagnostics``). Any failure fails the transition with
+  one error line naming the parameter, its value and the cause;
+* activate: subscriptions (``image`` or its CompressedImage, ``detections``, depth), the
+  ``~/estimate_interactions`` service and the diagnostics timer; the publishers are enabled;
+* deactivate: those are removed and the publishers disabled (the model stays loaded);
+* cleanup: the publishers are destroyed and every reference to the model is dropped (GPU
+  memory returned); shutdown: the same from any state, then ``main`` exits.
 
 All model work runs on one worker thread (the OpenGL context and the model belong to it);
 callbacks only store messages, and the service callback awaits the worker, so a
-single-threaded executor serves everything. Images wait in a small ring buffer; each detections message is
-paired with the image of its stamp (exact, or nearest within ``sync_slop``) and becomes the one
-pending pair: a newer pair replaces an unprocessed one, so latency never grows. Every message
-that is not used is counted by reason and reported on /diagnostics.
+single-threaded executor serves everything. Images wait in a small ring buffer; each
+detections message is paired with the image of its stamp (exact, or nearest within
+``sync_slop``) and becomes the one pending pair: a newer pair replaces an unprocessed one, so
+latency never grows. Every input not used is counted by reason (:class:`~..reasons.Reason`),
+logged at most once per reason every 5 s, and reported on /diagnostics (see ``diagnostics.py``).
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from interactvlm_msgs.msg import InteractionArray
 from interactvlm_msgs.srv import EstimateInteractions
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -42,9 +46,11 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 from visualization_msgs.msg import MarkerArray
 
-from .images import SUPPORTED_ENCODINGS, ImageRejected, depth_to_array
+from ..reasons import Reason, Rejected
+from .diagnostics import PROCESSED, RECEIVED_DETECTIONS, RECEIVED_IMAGES, ReasonLog, WindowedCounter, build_status
+from .images import SUPPORTED_ENCODINGS, depth_to_array
 from .parameters import PARAMETERS
-from .processing import QUIET_REASONS, DepthFrame, FrameProcessor, ProcessingSettings, stamp_ns
+from .processing import DepthFrame, FrameProcessor, ProcessingSettings, stamp_ns
 from .sync import PairBuffer
 
 NODE_NAME = "interactvlm_node"
@@ -74,28 +80,6 @@ def _qos(name: str, depth: int) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability)
 
 
-class Statistics:
-    """Counters and recent timings for /diagnostics (thread-safe)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
-        self.latencies_ms: deque[float] = deque(maxlen=50)
-        self.inference_ms: deque[float] = deque(maxlen=50)
-        self.outputs: deque[float] = deque(maxlen=50)
-        self.images: deque[float] = deque(maxlen=50)
-
-    def count(self, key: str, n: int = 1) -> None:
-        with self.lock:
-            self.counts[key] += n
-
-    @staticmethod
-    def rate(times: deque[float]) -> float:
-        if len(times) < 2 or times[-1] <= times[0]:
-            return 0.0
-        return (len(times) - 1) / (times[-1] - times[0])
-
-
 class InteractVLMNode(LifecycleNode):
     """The InteractVLM lifecycle node (see the module docstring)."""
 
@@ -104,21 +88,28 @@ class InteractVLMNode(LifecycleNode):
         for parameter in PARAMETERS:
             self.declare_parameter(parameter.name, parameter.default, _descriptor(parameter))
         self.add_on_set_parameters_callback(self._validate_parameters)
-        self.stats = Statistics()
+        self.counter = WindowedCounter(float(self.p("diagnostics_window")))
+        self._log_throttle = ReasonLog(LOG_PERIOD)
+        self._timing_lock = threading.Lock()
+        self._latencies_ms: deque[float] = deque(maxlen=50)
+        self._inference_ms: deque[float] = deque(maxlen=50)
+        self._output_times: deque[float] = deque(maxlen=50)
+        self._image_times: deque[float] = deque(maxlen=50)
         self.estimator = None
-        self.body = None
         self.device = "unconfigured"
         self._worker: ThreadPoolExecutor | None = None
         self._scheduled = False
         self._markers_published = -float("inf")  # monotonic time of the last MarkerArray
         self._schedule_lock = threading.Lock()
-        self._active = False
-        self._entities: list = []
+        self._outputs: dict = {}  # lifecycle publishers, from configure to cleanup
+        self._entities: list = []  # subscriptions, service, timer, guard condition while active
         self._buffer = PairBuffer()
         self._processor: FrameProcessor | None = None
         self._depth: deque = deque(maxlen=10)  # (stamp_ns, depth Image), registered to the colour images
         self._camera_info = None
         self._tiny_dir = None  # temporary directory of a tiny checkpoint, kept while configured
+        #: Set when the node reaches the finalized state (shutdown): ``main`` then exits.
+        self.finalized = threading.Event()
 
     # --------------------------------------------------------------------------- parameters
     def p(self, name: str):
@@ -140,21 +131,30 @@ class InteractVLMNode(LifecycleNode):
         self._worker = self._worker or ThreadPoolExecutor(max_workers=1, thread_name_prefix="interactvlm_model")
         try:
             self._worker.submit(self._load).result()
-        except (FileNotFoundError, ValueError, RuntimeError, MemoryError, ImportError) as error:
-            self.get_logger().error(f"configure failed: {error}")
-            self.estimator = None
+        except Exception as error:  # noqa: BLE001 - every failure is reported, the node stays unconfigured
+            self.get_logger().error(f"configure failed: {_one_line(error)}")
+            self._free()
             return TransitionCallbackReturn.FAILURE
         self._buffer = PairBuffer(int(self.p("image_buffer_size")), int(float(self.p("sync_slop")) * 1e9))
         self._processor = FrameProcessor(self.estimator, self._report)
+        self._outputs = {
+            "interactions": self.create_lifecycle_publisher(InteractionArray, "~/interactions", 10),
+            "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", 1),
+            "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
+        }
         return TransitionCallbackReturn.SUCCESS
 
     def _load(self) -> None:
-        """Runs on the worker thread: loads everything the pipeline needs."""
+        """Runs on the worker thread: loads everything the pipeline needs.
+
+        Raises:
+            ConfigurationError: naming the parameter, its value and the cause.
+        """
         from ..loading import build_estimator
 
         settings = {p.name: self.p(p.name) for p in PARAMETERS}
         estimator, self._tiny_dir = build_estimator(settings, log=self.get_logger().warning)
-        self.estimator, self.body = estimator, estimator.body
+        self.estimator = estimator
         self.device = f"{' | '.join(m.placement for m in estimator.models)} ({settings['dtype']})"
         self.get_logger().info(f"configured: model {estimator.model_id}, body {estimator.body_model_name}, "
                                f"device {self.device}, renderer {estimator.renderer.rasterizer.renderer_name}")
@@ -187,40 +187,44 @@ class InteractVLMNode(LifecycleNode):
                 self.create_subscription(CameraInfo, self.p("camera_info_topic"), self._on_camera_info,
                                          _qos("reliable", 1), event_callbacks=events),
             ]
-        self._interactions = self.create_publisher(InteractionArray, "~/interactions", 10)
-        self._marker_pub = self.create_publisher(MarkerArray, "~/markers", 1)
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._entities += [self._interactions, self._marker_pub, self._diagnostics]
-        self._active = True
         image_topic = self.resolve_topic_name(self.p("image_topic"))
         self.get_logger().info(f"activated: {image_type.__name__} on {image_topic} ({self.p('image_qos')} QoS), "
                                f"detections on {self.resolve_topic_name(self.p('detections_topic'))}")
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_activate(state)  # enables the lifecycle publishers
+
+    @property
+    def active(self) -> bool:
+        """Whether the node is active (its lifecycle publishers are enabled)."""
+        publisher = self._outputs.get("interactions")
+        return publisher is not None and publisher.is_activated
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
+        result = super().on_deactivate(state)  # disables the publishers: nothing more is published
         self._destroy_entities()
-        return TransitionCallbackReturn.SUCCESS
+        self.get_logger().info("deactivated: subscriptions and service removed; the model stays loaded")
+        return result
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_publishers()
         self._free()
+        self.get_logger().info("cleaned up: the model and every buffer are released")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
         self._destroy_entities()
+        self._destroy_publishers()
         self._free()
+        self.get_logger().info("shut down: the process exits")
+        self.finalized.set()
         return TransitionCallbackReturn.SUCCESS
 
     def _destroy_entities(self) -> None:
-        from rclpy.publisher import Publisher
+        from rclpy.guard_condition import GuardCondition
         from rclpy.service import Service
         from rclpy.subscription import Subscription
-        from rclpy.guard_condition import GuardCondition
         from rclpy.timer import Timer
 
-        destroy = {Subscription: self.destroy_subscription, Publisher: self.destroy_publisher,
-                   Service: self.destroy_service, Timer: self.destroy_timer,
+        destroy = {Subscription: self.destroy_subscription, Service: self.destroy_service, Timer: self.destroy_timer,
                    GuardCondition: self.destroy_guard_condition}
         for entity in self._entities:
             for kind, function in destroy.items():
@@ -229,22 +233,35 @@ class InteractVLMNode(LifecycleNode):
                     break
         self._entities = []
 
+    def _destroy_publishers(self) -> None:
+        for publisher in self._outputs.values():
+            self.destroy_lifecycle_publisher(publisher)
+        self._outputs = {}
+
     def _free(self) -> None:
+        """Drop every reference to the estimator and its models (on the worker thread, which
+        owns the OpenGL context and the model), then return cached GPU memory."""
+        def free():
+            self._processor = None
+            self.estimator = None
+            self._buffer = PairBuffer()
+            self._depth.clear()
+            gc.collect()
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
         if self._worker is not None:
-            def free():
-                self.estimator = None
-                import torch
-
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-
             self._worker.submit(free).result()
+        else:
+            free()
+        self.device = "unconfigured"
         if self._tiny_dir is not None:
             self._tiny_dir.cleanup()
             self._tiny_dir = None
 
     def destroy_node(self):
-        self._active = False
         if self._worker is not None:
             self._worker.shutdown(wait=True, cancel_futures=True)
             self._worker = None
@@ -252,39 +269,45 @@ class InteractVLMNode(LifecycleNode):
 
     # ---------------------------------------------------------------------------- callbacks
     def _incompatible_qos(self, event) -> None:
-        self.stats.count("incompatible_qos")
-        self.get_logger().warning(f"a publisher's QoS is incompatible with a subscription of this node "
-                                  f"(policy {event.last_policy_kind}); no messages will arrive from it",
-                                  throttle_duration_sec=5.0)
+        self._report(Reason.INCOMPATIBLE_QOS, f"a publisher's QoS is incompatible with a subscription of this node "
+                                              f"(policy {event.last_policy_kind}); no messages will arrive from it")
 
-    def _reject(self, reason: str, detail: str) -> None:
-        self.stats.count(reason)
-        self.get_logger().warning(f"dropped input ({reason}): {detail}", throttle_duration_sec=5.0)
-
-    def _report(self, reason: str, detail: str) -> None:
-        """An input the processor did not use: counted; logged unless routine."""
-        if reason in QUIET_REASONS or reason.startswith("affordance_skipped") or reason.startswith("pairs_without"):
-            self.stats.count(reason)
-        else:
-            self._reject(reason, detail)
+    def _report(self, reason: Reason, detail: str) -> None:
+        """An input not used, or used with a caveat: counted, and logged by its severity
+        (quiet: debug; warn: warning; error: error), at most once per reason every 5 s."""
+        reason = Reason(reason)
+        now = time.monotonic()
+        self.counter.count(reason, now)
+        suppressed = self._log_throttle.admit(reason, now)
+        if suppressed is None:
+            return
+        more = f" (+{suppressed} more since the last message)" if suppressed else ""
+        verb = "failed" if reason.severity == "error" else "dropped" if reason.drops else "note"
+        line = f"{verb} ({reason}): {detail}{more}"
+        {"quiet": self.get_logger().debug, "warn": self.get_logger().warning,
+         "error": self.get_logger().error}[reason.severity](line)
 
     def _on_image(self, msg) -> None:
-        self.stats.count("images_received")
-        with self.stats.lock:
-            self.stats.images.append(time.monotonic())
+        now = time.monotonic()
+        self.counter.count(RECEIVED_IMAGES, now)
+        with self._timing_lock:
+            self._image_times.append(now)
         stamp = stamp_ns(msg.header.stamp)
         if stamp == 0:
-            self._reject("image_without_stamp", "images need a header stamp to be paired with detections")
+            self._report(Reason.IMAGE_WITHOUT_STAMP, "images need a header stamp to be paired with detections")
+            return
+        if stamp < 0:
+            self._report(Reason.NEGATIVE_STAMP, f"image stamp {msg.header.stamp.sec} s is negative")
             return
         if isinstance(msg, Image) and msg.encoding not in SUPPORTED_ENCODINGS:
-            self._reject("unsupported_encoding",
+            self._report(Reason.UNSUPPORTED_ENCODING,
                          f"image encoding {msg.encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
             return
         self._buffer.add_image(stamp, msg)
         self._schedule()
 
     def _on_depth(self, msg: Image) -> None:
-        self.stats.count("depth_received")
+        self.counter.count("depth_received", time.monotonic())
         self._depth.append((stamp_ns(msg.header.stamp), msg))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -301,33 +324,39 @@ class InteractVLMNode(LifecycleNode):
         slop = int(float(self.p("sync_slop")) * 1e9)
         candidates = [(abs(s - stamp), m) for s, m in list(self._depth) if abs(s - stamp) <= slop]
         if not candidates or self._camera_info is None:
-            self._report("no_depth_for_image", "no registered depth image or CameraInfo for this image's stamp")
+            self._report(Reason.NO_DEPTH_FOR_IMAGE, "no registered depth image or CameraInfo for this image's stamp")
             return None
         depth_msg = min(candidates, key=lambda c: c[0])[1]
         info = self._camera_info
         try:
             metres = depth_to_metres(depth_to_array(depth_msg), depth_msg.encoding)
             intrinsics = Intrinsics.from_camera_info(list(info.k), int(info.width), int(info.height))
-        except (ImageRejected, ValueError) as error:
-            self._report("bad_depth", str(error))
+        except Rejected as error:
+            self._report(error.reason, error.detail)
+            return None
+        except ValueError as error:
+            self._report(Reason.BAD_DEPTH, str(error))
             return None
         return DepthFrame(metres, intrinsics, depth_msg.header.frame_id or image_msg.header.frame_id)
 
     def _on_detections(self, msg: Detection2DArray) -> None:
-        self.stats.count("detections_received")
+        self.counter.count(RECEIVED_DETECTIONS, time.monotonic())
         stamp = stamp_ns(msg.header.stamp)
         if stamp == 0:
-            self._reject("detections_without_stamp", "detections need the stamp of their image")
+            self._report(Reason.DETECTIONS_WITHOUT_STAMP, "detections need the stamp of their image")
+            return
+        if stamp < 0:
+            self._report(Reason.NEGATIVE_STAMP, f"detections stamp {msg.header.stamp.sec} s is negative")
             return
         if not msg.detections:
-            self.stats.count("empty_detections")
+            self._report(Reason.EMPTY_DETECTIONS, "a detections message without detections")
             return
         if self._buffer.add_detections(stamp, msg):
             self._schedule()
 
     def _schedule(self) -> None:
         """Queue one processing job on the worker unless one is already queued."""
-        if not self._active or self._worker is None or not self._buffer.pending:
+        if not self.active or self._worker is None or not self._buffer.pending:
             return
         with self._schedule_lock:
             if self._scheduled:
@@ -340,36 +369,36 @@ class InteractVLMNode(LifecycleNode):
         with self._schedule_lock:
             self._scheduled = False
         pair = self._buffer.take()
-        if pair is None or not self._active or self.estimator is None:
+        if pair is None or not self.active or self._processor is None:
             return
         received = time.monotonic()
         settings = self._settings()
         try:
             result = self._estimate(pair.image, pair.detections, settings)
-        except ImageRejected as error:
-            self._reject(error.reason, str(error))
+        except Rejected as error:
+            self._report(error.reason, error.detail)
             return
         except Exception as error:  # noqa: BLE001 - the node must survive any model failure
-            self.stats.count("inference_errors")
-            self.get_logger().error(f"inference failed: {error!r}", throttle_duration_sec=5.0)
+            self._report(Reason.INFERENCE_ERROR, f"inference failed: {error!r}")
             return
         if result is None:
             return
         message, estimate = result
-        if not self._active:
+        publishers = self._outputs
+        if not self.active:
             return
-        self._interactions.publish(message)
+        publishers["interactions"].publish(message)
         published = time.monotonic()
-        with self.stats.lock:
-            self.stats.counts["pairs_processed"] += 1
-            self.stats.outputs.append(published)
-            self.stats.latencies_ms.append((published - received) * 1e3)
-            self.stats.inference_ms.append(message.inference_ms)
+        self.counter.count(PROCESSED, published)
+        with self._timing_lock:
+            self._output_times.append(published)
+            self._latencies_ms.append((published - received) * 1e3)
+            self._inference_ms.append(message.inference_ms)
         # Markers after the interactions (planners first), at most markers_max_rate per second.
         rate = float(self.p("markers_max_rate"))
         if settings.markers and (rate <= 0.0 or published - self._markers_published >= 1.0 / rate):
             self._markers_published = published
-            self._marker_pub.publish(self._processor.markers(message, estimate, settings))
+            publishers["markers"].publish(self._processor.markers(message, estimate, settings))
 
     def _settings(self) -> ProcessingSettings:
         return ProcessingSettings.from_parameters(self.p)
@@ -383,9 +412,14 @@ class InteractVLMNode(LifecycleNode):
     async def _on_service(self, request, response):
         """Answered without blocking the executor: the request is queued on the worker and the
         callback awaits its completion, so subscriptions keep being served meanwhile."""
-        self.stats.count("service_requests")
-        if not self._active or self.estimator is None or self._worker is None:
+        self.counter.count("service_requests", time.monotonic())
+        if not self.active or self._processor is None or self._worker is None:
             response.success, response.message = False, "interactvlm_node is not active"
+            return response
+        if request.task:
+            response.success, response.message = False, (
+                f"task {request.task!r} is not supported: leave it empty (the released models answer one fixed "
+                "question each; tasks are reserved for model variants that take one)")
             return response
         done = RclpyFuture(executor=self.executor)
         job: Future = self._worker.submit(self._estimate, request.image, request.detections)
@@ -398,11 +432,11 @@ class InteractVLMNode(LifecycleNode):
         await done
         try:
             result = job.result()
-        except ImageRejected as error:
+        except Rejected as error:
             response.success, response.message = False, str(error)
             return response
         except Exception as error:  # noqa: BLE001 - reported to the caller
-            self.stats.count("inference_errors")
+            self._report(Reason.INFERENCE_ERROR, f"service request failed: {error!r}")
             response.success, response.message = False, f"inference failed: {error!r}"
             return response
         if result is None:
@@ -414,44 +448,50 @@ class InteractVLMNode(LifecycleNode):
 
     # -------------------------------------------------------------------------- diagnostics
     def _publish_diagnostics(self) -> None:
-        stats = self.stats
-        with stats.lock:
-            counts = dict(stats.counts)
-            latency = float(np.median(stats.latencies_ms)) if stats.latencies_ms else 0.0
-            inference = float(np.median(stats.inference_ms)) if stats.inference_ms else 0.0
-            output_rate, image_rate = stats.rate(stats.outputs), stats.rate(stats.images)
-        counts.update({f"sync_{k}": v for k, v in self._buffer.counts.items()})
-        random_weights = bool(self.estimator is not None and self.estimator.weights_are_random)
-        level, text = DiagnosticStatus.OK, "running"
-        if random_weights:
-            level, text = DiagnosticStatus.WARN, "RANDOM WEIGHTS: outputs are meaningless"
-        if counts.get("detections_received", 0) >= 5 and not counts.get("images_received"):
-            level, text = DiagnosticStatus.WARN, ("detections arrive but no images: check the image topic, its QoS "
-                                                  "and, for large raw images between processes, the DDS transport "
-                                                  "(README: large images)")
-        if counts.get("answer_limit_reached"):
-            level, text = DiagnosticStatus.WARN, (f"{counts['answer_limit_reached']} answers reached max_new_tokens "
-                                                  "without [SEG] (no mask): raise max_new_tokens")
-        if counts.get("inference_errors"):
-            level, text = DiagnosticStatus.ERROR if not counts.get("pairs_processed") else DiagnosticStatus.WARN, \
-                f"{counts['inference_errors']} inference errors"
+        now = time.monotonic()
+        totals, recent = self.counter.snapshot(now)
+        totals.update({f"sync_{k}": v for k, v in self._buffer.counts.items()})
+        with self._timing_lock:
+            latency = float(np.median(self._latencies_ms)) if self._latencies_ms else 0.0
+            inference = float(np.median(self._inference_ms)) if self._inference_ms else 0.0
+            output_rate, image_rate = _rate(self._output_times, now), _rate(self._image_times, now)
+        estimator = self.estimator
         values = {
             "device": self.device,
-            "model_id": self.estimator.model_id if self.estimator is not None else "",
-            "weights_are_random": str(random_weights).lower(),
+            "model_id": estimator.model_id if estimator is not None else "",
             "image_rate_hz": f"{image_rate:.2f}",
             "output_rate_hz": f"{output_rate:.2f}",
             "median_latency_ms": f"{latency:.1f}",
             "median_inference_ms": f"{inference:.1f}",
             "pending_pairs": str(self._buffer.pending),
             "waiting_detections": str(self._buffer.waiting_detections),
-            **{k: str(v) for k, v in sorted(counts.items())},
         }
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: pipeline", message=text,
-                                  hardware_id=self.device,
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
-                                                  status=[status]))
+        status = build_status(f"{self.get_name()}: pipeline", self.device, totals, recent, self.counter.window,
+                              values, bool(estimator is not None and estimator.weights_are_random))
+        publisher = self._outputs.get("diagnostics")
+        if publisher is not None:
+            publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
+
+
+#: Seconds between two log lines of the same drop reason.
+LOG_PERIOD = 5.0
+
+
+def _rate(times: deque, now: float, horizon: float = 10.0) -> float:
+    """Events per second over the recent ones (at most ``horizon`` seconds old); 0 when fewer
+    than two, so a stream that stopped reads 0 instead of its old rate."""
+    recent = [t for t in times if t >= now - horizon]
+    if len(recent) < 2 or recent[-1] <= recent[0]:
+        return 0.0
+    return (len(recent) - 1) / (recent[-1] - recent[0])
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception as one log line: its type and message with line breaks folded."""
+    from ..loading import ConfigurationError
+
+    text = " ".join(str(error).split())
+    return text if isinstance(error, ConfigurationError) else f"{type(error).__name__}: {text}"
 
 
 def main(args=None) -> int:
@@ -469,10 +509,13 @@ def main(args=None) -> int:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 if not rclpy.ok():  # SIGINT / SIGTERM while loading: a requested stop, not an error
                     return 0
-                node.get_logger().fatal("could not configure; see the error above")
+                node.get_logger().fatal("could not configure (the error above says why); exiting")
                 return 1
             node.trigger_activate()
-        executor.spin()
+        # Until SIGINT/SIGTERM, or the lifecycle shutdown transition (finalized): a lifecycle
+        # node launched by a launch file is expected to exit then.
+        while rclpy.ok() and not node.finalized.is_set():
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:

@@ -54,11 +54,16 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("max_new_tokens", 512, "generation limit per answer (InteractVLM's 512; generation stops at [SEG] "
               "long before, so a large limit costs nothing; answers reaching it have no mask and are counted as "
               "answer_limit_reached)", range=(1, 2048)),
+    Parameter("max_label_length", 64, "longest detection class label accepted, characters; longer labels, labels "
+              "with characters outside letters/digits/space/_-'.,&+() or with the model's special tokens are "
+              "dropped per detection (invalid_label)", range=(1, 256)),
     # Behaviour (may change at run time).
     Parameter("threshold", 0.5, "contact / affordance decision threshold", read_only=False, range=(0.0, 1.0)),
     Parameter("sync_slop", 0.0, "largest |image stamp - detections stamp| paired, seconds (0: exact)",
               read_only=False, range=(0.0, 1.0)),
     Parameter("image_buffer_size", 10, "images kept for pairing with later detections", range=(1, 100)),
+    Parameter("min_image_size", 32, "images whose smaller side is below this (pixels) are dropped "
+              "(image_too_small)", read_only=False, range=(1, 4096)),
     Parameter("max_detections", 5, "detections processed per image (highest scores first)", read_only=False,
               range=(1, 100)),
     Parameter("min_score", 0.0, "detections scoring lower are skipped", read_only=False, range=(0.0, 1.0)),
@@ -79,6 +84,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("detections_qos", "reliable", "QoS profile of the detections subscription",
               choices=("sensor_data", "reliable", "best_effort")),
     Parameter("diagnostics_period", 1.0, "seconds between /diagnostics messages", range=(0.1, 60.0)),
+    Parameter("diagnostics_window", 30.0, "seconds of recent inputs the /diagnostics level is computed from "
+              "(totals are reported too)", range=(1.0, 3600.0)),
     # Object geometry from depth.
     Parameter("use_depth", False, "subscribe to a registered depth image and its CameraInfo; object affordance "
               "is then estimated on the object's points in the camera optical frame"),

@@ -9,14 +9,28 @@ so standard tools (rosbags, ros2 bag, Foxglove) can read it.
 
 Bags are read and written with ``rosbags``; messages are (de)serialised with rclpy so that the
 same processing code as the node's runs on them.
+
+Robustness: :func:`check_outputs` and :func:`check_inputs` refuse, before any model is loaded,
+outputs that exist (unless ``force``) or cannot be written and inputs that cannot be opened.
+The output bag is written into a hidden sibling folder and renamed into place when complete,
+so an interrupted run leaves no ``OUT_BAG``. A bag that breaks off mid-way is processed up to
+the break (``ReplayResult.error`` says where); an mcap file cut off before its end (which
+rosbags refuses to open) is read record by record up to the cut (:class:`_CutOffMcap`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import struct
+import tempfile
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
+from typing import NamedTuple
 
 from interactvlm_msgs.msg import InteractionArray
 from rclpy.serialization import deserialize_message, serialize_message
@@ -24,13 +38,16 @@ from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray
 
 from ..eval.bags import project_typestore
-from .images import ImageRejected
+from ..reasons import Reason, Rejected
 from .processing import FrameProcessor, ProcessingSettings, stamp_ns
 
 IMAGE_TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage}
 DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
 INTERACTIONS_TOPIC = "/interactvlm/interactions"
 MARKERS_TOPIC = "/interactvlm/markers"
+#: Files of a rosbag2 bag (besides metadata.yaml): the only things ``force`` replaces.
+BAG_STORAGE_SUFFIXES = (".mcap", ".db3")
+_MCAP_MAGIC = b"\x89MCAP0\r\n"
 
 
 @dataclass
@@ -43,12 +60,30 @@ class ReplayResult:
         outputs: (stamp_ns, InteractionArray, pipeline EstimateResult) per processed pair.
         images: stamp_ns -> (H, W, 3) uint8 RGB of the first ``keep_images`` processed pairs
             (for figures).
+        messages_read: messages read from the input bag.
+        error: None, or ``{"message", "messages_read"}`` when the input bag broke off mid-way
+            (everything read before the break was processed).
     """
 
     counts: Counter = field(default_factory=Counter)
     records: list[dict] = field(default_factory=list)
     outputs: list = field(default_factory=list)
     images: dict = field(default_factory=dict)
+    messages_read: int = 0
+    error: dict | None = None
+
+
+class BagReadError(RuntimeError):
+    """The input bag broke off mid-way; what was read before the break was processed and its
+    outputs written (``paths``)."""
+
+    def __init__(self, message: str, paths: dict):
+        super().__init__(message)
+        self.paths = paths
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _pick(connections, wanted_types, topic: str | None, what: str):
@@ -63,31 +98,258 @@ def _pick(connections, wanted_types, topic: str | None, what: str):
     return [c for c in candidates if c.topic == topics[0]]
 
 
-def check_inputs(in_bag: str | Path, out_bag: str | Path, image_topic: str | None = None,
-                 detections_topic: str | None = None) -> None:
-    """Fail fast, before any model is loaded: the output must not exist and the input must
-    have exactly one image and one detections topic (or the named ones).
+def _writable_dir(directory: Path, what: str, path: Path) -> None:
+    """``directory`` (or, where it does not exist yet, its nearest existing ancestor, under which
+    it will be created) must be a directory this process can write in."""
+    existing = next(p for p in (directory, *directory.parents) if os.path.exists(p))
+    if not existing.is_dir():
+        raise ValueError(f"{what} {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path}: no permission to write in {existing}")
+
+
+def _is_bag(path: Path) -> bool:
+    """A rosbag2 bag: an .mcap / .db3 file, or a folder of metadata.yaml and such files only."""
+    if path.is_file():
+        return path.suffix in BAG_STORAGE_SUFFIXES
+    return path.is_dir() and (path / "metadata.yaml").is_file() and all(
+        p.is_file() and (p.name == "metadata.yaml" or p.suffix in BAG_STORAGE_SUFFIXES) for p in path.iterdir())
+
+
+def remove_bag(path: str | Path) -> None:
+    """Delete the bag at ``path`` (checked with :func:`check_outputs` and ``force``)."""
+    path = Path(path)
+    if not _is_bag(path):
+        raise ValueError(f"{path} is not a rosbag2 bag; not removing it")
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def check_outputs(out_bag: str | Path, report_dir: str | Path | None = None, force: bool = False,
+                  in_bag: str | Path | None = None) -> None:
+    """Fail fast, before any model is loaded, on outputs that cannot be written.
+
+    ``out_bag`` must not exist (with ``force`` it may be a rosbag2 bag, replaced once the new one
+    is complete; never anything else, nor ``in_bag`` or a folder holding it) and its folder must
+    be writable (missing folders are created). ``report_dir`` must be a writable directory (or
+    creatable) and empty unless ``force`` (then the files a replay writes are overwritten,
+    nothing else is deleted).
 
     Raises:
-        ValueError: see above.
+        ValueError: one line naming the path and the problem.
     """
-    from rosbags.highlevel import AnyReader
+    out_bag = Path(out_bag)
+    if os.path.lexists(out_bag):
+        if not force:
+            raise ValueError(f"output bag {out_bag} exists; choose a new path or pass --force to replace it")
+        if not _is_bag(out_bag):
+            raise ValueError(f"output bag {out_bag} exists and is not a rosbag2 bag (metadata.yaml and "
+                             f"{'/'.join(BAG_STORAGE_SUFFIXES)} files only); not replacing it, even with --force")
+        if in_bag is not None and out_bag.resolve() in (Path(in_bag).resolve(), *Path(in_bag).resolve().parents):
+            raise ValueError(f"output bag {out_bag} would replace the input bag {in_bag}")
+    _writable_dir(out_bag.parent, "output bag", out_bag)
+    if report_dir is None:
+        return
+    report_dir = Path(report_dir)
+    _writable_dir(report_dir, "report directory", report_dir)
+    if report_dir.is_dir() and any(report_dir.iterdir()) and not force:
+        raise ValueError(f"report directory {report_dir} is not empty; choose another --report-dir or pass "
+                         f"--force to overwrite it")
 
-    if Path(out_bag).exists():
-        raise ValueError(f"output bag {out_bag} exists; choose a new path")
-    with AnyReader([Path(in_bag)]) as reader:
+
+class _Topic(NamedTuple):
+    """The part of a rosbags Connection that replay uses."""
+
+    id: int
+    topic: str
+    msgtype: str
+    msgcount: int
+
+
+class _CutOffMcap:
+    """The complete records of an mcap file cut off before its end (a recorder killed, a partial
+    copy), in file order, like ``mcap recover``.
+
+    rosbags (0.11.9) refuses such a file when it opens it (``AnyReaderError: File end magic is
+    invalid.``: it starts from the footer and summary). This reads from the start instead,
+    inside chunks too (an uncompressed chunk up to its last complete record, a compressed one
+    only if complete), and raises rosbags' ``ReaderError`` at the cut, after every message
+    before it. It offers what replay uses of AnyReader: ``connections`` and ``messages``.
+    """
+
+    def __init__(self, path: Path):
+        from rosbags.rosbag2 import ReaderError
+        from rosbags.rosbag2.storage_mcap import read_string
+
+        self.path = path
+        schemas, channels, counts = {}, {}, Counter()
+        try:
+            for op, body in self._records():
+                record = BytesIO(body)
+                if op == 0x03:  # schema: id, name, ...
+                    (key,) = struct.unpack("<H", record.read(2))
+                    schemas[key] = read_string(record)
+                elif op == 0x04:  # channel: id, schema id, topic, ...
+                    key, schema = struct.unpack("<HH", record.read(4))
+                    channels[key] = (read_string(record), schemas.get(schema, ""))
+                elif op == 0x05:
+                    counts[struct.unpack_from("<H", body)[0]] += 1
+        except ReaderError:
+            pass  # messages() reaches the cut again and raises it there
+        self.connections = [_Topic(key, topic, msgtype, counts[key]) for key, (topic, msgtype) in channels.items()]
+
+    def _records(self):
+        """(opcode, body) of every complete record, those inside chunks instead of the chunks."""
+        from rosbags.rosbag2 import ReaderError
+
+        with self.path.open("rb") as bio:
+            size = os.fstat(bio.fileno()).st_size
+            bio.seek(len(_MCAP_MAGIC))
+            yield from _mcap_records(bio, size, self.path.name)
+        raise ReaderError(f"{self.path.name}: cut off after its last complete record (no mcap end magic)")
+
+    def messages(self, connections):
+        wanted = {c.id: c for c in connections}
+        for op, body in self._records():
+            if op == 0x05:  # message: channel id, sequence, log time, publish time, data
+                channel, _, log_time, _ = struct.unpack_from("<HIQQ", body)
+                if channel in wanted:
+                    yield wanted[channel], log_time, body[22:]
+
+    def close(self) -> None:
+        pass
+
+
+def _mcap_records(bio, size: int, where: str):
+    """(opcode, body) of the complete mcap records in ``bio`` (``size`` bytes), descending into
+    chunks; rosbags' ReaderError where ``bio`` ends inside a record."""
+    from rosbags.rosbag2 import ReaderError
+    from rosbags.rosbag2.storage_mcap import decompress, read_exact, read_string
+
+    while head := bio.read(9):
+        offset = bio.tell() - len(head)
+        length = struct.unpack("<Q", head[1:])[0] if len(head) == 9 else 0
+        body = bio.read(min(length, size - offset))
+        if head[0] == 0x06 and len(body) > 28:  # chunk: times, sizes, crc, compression, records
+            chunk = BytesIO(body)
+            _, _, raw_size, crc = struct.unpack("<QQQI", read_exact(chunk, 28))
+            compression = read_string(chunk)
+            (records_size,) = struct.unpack("<Q", read_exact(chunk, 8))
+            records = chunk.read(records_size)
+            if len(records) == records_size:
+                records = decompress(records, compression, raw_size, crc)
+            elif compression:
+                raise ReaderError(f"{where}: cut off inside a {compression} chunk at byte {offset}")
+            yield from _mcap_records(BytesIO(records), len(records), f"{where}: chunk at byte {offset}")
+        if len(head) < 9 or len(body) < length:
+            raise ReaderError(f"{where}: cut off inside a record at byte {offset}")
+        if head[0] == 0x02:  # footer: the file is complete
+            return
+        if head[0] != 0x06:
+            yield head[0], body
+
+
+def _cut_off_mcap(path: Path) -> Path | None:
+    """The mcap file of ``path`` (a file or a bag folder with one) if it starts as mcap but does
+    not end as one."""
+    files = [path] if path.is_file() else sorted(path.glob("*.mcap"))
+    if len(files) != 1 or files[0].suffix != ".mcap":
+        return None
+    with files[0].open("rb") as bio:
+        head = bio.read(len(_MCAP_MAGIC))
+        bio.seek(max(bio.seek(0, os.SEEK_END) - len(_MCAP_MAGIC), 0))
+        return files[0] if head == _MCAP_MAGIC and bio.read() != _MCAP_MAGIC else None
+
+
+@contextmanager
+def open_bag(in_bag: str | Path):
+    """A rosbags AnyReader on ``in_bag`` or, for an mcap file cut off before its end, a
+    :class:`_CutOffMcap`.
+
+    Raises:
+        FileNotFoundError: ``in_bag`` does not exist.
+        ValueError: the bag cannot be opened (one line: the path and rosbags' reason).
+    """
+    from rosbags.highlevel import AnyReader, AnyReaderError
+
+    in_bag = Path(in_bag)
+    try:
+        reader = AnyReader([in_bag])
+        reader.open()
+    except AnyReaderError as error:  # what rosbags raises for every bag it cannot open
+        cut = _cut_off_mcap(in_bag)
+        reader = _CutOffMcap(cut) if cut else None
+        if reader is None or not any(c.msgcount for c in reader.connections):
+            detail = " (cut off before its first message)" if cut else ""
+            raise ValueError(f"cannot open input bag {in_bag}: {_one_line(error)}{detail}") from None
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _read_errors() -> tuple:
+    """What reading the messages of a bag that breaks off mid-way raises (rosbags 0.11.9, found
+    by experiment): rosbags.rosbag2.ReaderError for a corrupt mcap chunk or record (and from
+    :class:`_CutOffMcap` at the cut); apsw.Error (CorruptError, "database disk image is
+    malformed") for a damaged sqlite3 page; OSError and ValueError for I/O and decoding."""
+    import apsw
+    from rosbags.rosbag2 import ReaderError
+
+    return ReaderError, apsw.Error, OSError, ValueError
+
+
+def _messages(reader, connections, result: ReplayResult):
+    """``reader.messages(connections)`` until the bag breaks off; the break is recorded in
+    ``result.error`` (the first one) and ends the iteration."""
+    try:
+        for message in reader.messages(connections=connections):
+            result.messages_read += 1
+            yield message
+    except _read_errors() as error:
+        result.error = result.error or {"message": f"{type(error).__name__}: {_one_line(error)}"}
+
+
+def check_inputs(in_bag: str | Path, image_topic: str | None = None, detections_topic: str | None = None) -> None:
+    """Fail fast, before any model is loaded: the input must open and have exactly one image
+    and one detections topic (or the named ones).
+
+    Raises:
+        FileNotFoundError, ValueError: see above and :func:`open_bag`.
+    """
+    with open_bag(in_bag) as reader:
         _pick(reader.connections, IMAGE_TYPES, image_topic, "image")
         _pick(reader.connections, {DETECTIONS_TYPE}, detections_topic, "detections")
 
 
+@contextmanager
+def _staged(out_bag: Path, force: bool):
+    """A path to write the bag to, in a hidden sibling folder, moved to ``out_bag`` (replacing
+    an old bag with ``force``) when the block ends normally and deleted when it raises."""
+    out_bag.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_bag.name}.", suffix=".partial", dir=out_bag.parent))
+    try:
+        yield staging / out_bag.name  # the storage file inside is named after its folder
+        check_outputs(out_bag, force=force)  # nothing else appeared there meanwhile
+        if os.path.lexists(out_bag):
+            remove_bag(out_bag)
+        os.rename(staging / out_bag.name, out_bag)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: ProcessingSettings,
            image_topic: str | None = None, detections_topic: str | None = None, slop_ns: int = 0,
-           geometries=None, storage: str = "mcap", progress: bool = True, keep_images: int = 6) -> ReplayResult:
+           geometries=None, storage: str = "mcap", progress: bool = True, keep_images: int = 6,
+           force: bool = False) -> ReplayResult:
     """Run every (image, detections) pair of ``in_bag`` through ``estimator`` into ``out_bag``.
+
+    A bag that breaks off mid-way (see :func:`_read_errors`) is processed up to the break, the
+    output bag written and closed, and ``result.error`` set.
 
     Args:
         in_bag: a ROS 2 bag (folder with metadata.yaml, or an .mcap / .db3 file).
-        out_bag: the bag to write (must not exist).
+        out_bag: the bag to write (must not exist, unless ``force``: see :func:`check_outputs`);
+            it appears only when complete.
         estimator: a loaded ``InteractionEstimator``; settings: detection filtering etc.
         image_topic / detections_topic: needed only when the bag has several candidates.
         slop_ns: largest stamp difference paired (0: exact).
@@ -97,36 +359,35 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
         keep_images: how many processed images to keep in the result (figures).
 
     Raises:
-        ValueError: the topics cannot be chosen, or the output exists.
+        ValueError: the topics cannot be chosen, the input cannot be opened, or the output
+            cannot be written.
     """
-    from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
     from tqdm import tqdm
 
     out_bag = Path(out_bag)
-    if out_bag.exists():
-        raise ValueError(f"output bag {out_bag} exists; choose a new path")
+    check_outputs(out_bag, force=force, in_bag=in_bag)
     result = ReplayResult()
-    # Answers without [SEG] are processed (no mask); everything else reported was not used.
+    # Caveats (answers without [SEG], frame mismatches...) are counted as such; drops as "skipped:<reason>".
     processor = FrameProcessor(estimator, lambda reason, detail: result.counts.update(
-        [reason if reason.startswith("answer_") else f"skipped:{reason}"]))
+        [f"skipped:{reason}" if Reason(reason).drops else str(reason)]))
     typestore = project_typestore()
-    with AnyReader([Path(in_bag)]) as reader:
+    with open_bag(in_bag) as reader, _staged(out_bag, force) as staged:
         image_connections = _pick(reader.connections, IMAGE_TYPES, image_topic, "image")
         detection_connections = _pick(reader.connections, {DETECTIONS_TYPE}, detections_topic, "detections")
         image_type = IMAGE_TYPES[image_connections[0].msgtype]
         pending: dict[int, list[Detection2DArray]] = {}
-        for _, _, raw in reader.messages(connections=detection_connections):
+        for _, _, raw in _messages(reader, detection_connections, result):
             msg = deserialize_message(bytes(raw), Detection2DArray)
             pending.setdefault(stamp_ns(msg.header.stamp), []).append(msg)
         total = sum(c.msgcount for c in image_connections)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-        with Writer(out_bag, version=Writer.VERSION_LATEST if hasattr(Writer, "VERSION_LATEST") else 9,
+        with Writer(staged, version=Writer.VERSION_LATEST if hasattr(Writer, "VERSION_LATEST") else 9,
                     storage_plugin=plugin) as writer:
             interactions = writer.add_connection(INTERACTIONS_TOPIC, "interactvlm_msgs/msg/InteractionArray",
                                                  typestore=typestore)
             markers = writer.add_connection(MARKERS_TOPIC, "visualization_msgs/msg/MarkerArray", typestore=typestore)
-            for _, _, raw in tqdm(reader.messages(connections=image_connections), total=total, unit="image",
+            for _, _, raw in tqdm(_messages(reader, image_connections, result), total=total, unit="image",
                                   desc="replay", disable=not progress):
                 image = deserialize_message(bytes(raw), image_type)
                 stamp = stamp_ns(image.header.stamp)
@@ -142,6 +403,8 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
             result.counts["no_image_with_this_stamp"] += 1
             result.records.append({"stamp_ns": stamp, "outcome": "no_image_with_this_stamp",
                                    "detections": [d.id for d in detections.detections]})
+    if result.error:
+        result.error["messages_read"] = result.messages_read
     return result
 
 
@@ -154,14 +417,14 @@ def _process(processor, settings, image, detections, stamp, geometries, result, 
         if geometries is not None:
             overrides = {i: g for i in ids if (g := geometries(stamp, i)) is not None}
         output = processor.process(image, detections, settings, geometries=overrides)
-    except ImageRejected as error:
+    except Rejected as error:
         result.counts[f"image_rejected:{error.reason}"] += 1
         record["outcome"] = f"image_rejected:{error.reason}"
         result.records.append(record)
         return
     except Exception as error:  # noqa: BLE001 - reported per input, replay goes on
-        result.counts["inference_error"] += 1
-        record.update(outcome="inference_error", error=repr(error))
+        result.counts[Reason.INFERENCE_ERROR] += 1
+        record.update(outcome=str(Reason.INFERENCE_ERROR), error=repr(error))
         result.records.append(record)
         return
     skipped = {k: v - before.get(k, 0) for k, v in result.counts.items() if v - before.get(k, 0)}
@@ -182,10 +445,12 @@ def _process(processor, settings, image, detections, stamp, geometries, result, 
 
 
 def write_summary(path: Path, result: ReplayResult, in_bag, out_bag, model_id: str, weights_are_random: bool) -> None:
-    """JSON account of every input (what was processed, what was not and why)."""
+    """JSON account of every input (what was processed, what was not and why) and, when the
+    input bag broke off mid-way, the ``error`` (else null)."""
     path.write_text(json.dumps({
         "input_bag": str(in_bag), "output_bag": str(out_bag), "model_id": model_id,
-        "weights_are_random": weights_are_random, "counts": dict(result.counts), "inputs": result.records,
+        "weights_are_random": weights_are_random, "error": result.error, "counts": dict(result.counts),
+        "inputs": result.records,
     }, indent=2))
 
 

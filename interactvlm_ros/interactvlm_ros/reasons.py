@@ -1,0 +1,89 @@
+"""Why an input was not used, or was used with a caveat: one vocabulary for the node's
+``/diagnostics`` and log, rosbag replay's ``replay_summary.json`` and the tests.
+
+Each reason is a short snake_case key (the enum's value, what is counted and shown). Its
+:attr:`Reason.severity` says how the node treats it:
+
+* ``quiet``: routine filtering the user asked for (ignored classes, low scores, the
+  ``max_detections`` limit): counted, logged at debug level (throttled);
+* ``warn``: bad or unusable input, or an output with a caveat: counted, logged as a warning
+  (throttled per reason), and the diagnostics level is WARN while it recurs;
+* ``error``: the model failed on an input: counted, logged as an error, diagnostics ERROR
+  while nothing else succeeds.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Reasons an image, detections message, detection or pair was not used (or used with a
+    caveat). The value is the key counted on /diagnostics and in replay summaries."""
+
+    # Images and detections messages.
+    IMAGE_WITHOUT_STAMP = "image_without_stamp"
+    DETECTIONS_WITHOUT_STAMP = "detections_without_stamp"
+    NEGATIVE_STAMP = "negative_stamp"
+    EMPTY_DETECTIONS = "empty_detections"
+    UNSUPPORTED_ENCODING = "unsupported_encoding"
+    UNDECODABLE_IMAGE = "undecodable_image"
+    EMPTY_IMAGE = "empty_image"
+    BAD_IMAGE_SIZE = "bad_image_size"
+    IMAGE_TOO_SMALL = "image_too_small"
+    INCOMPATIBLE_QOS = "incompatible_qos"
+    # Single detections.
+    DETECTION_WITHOUT_CLASS = "detection_without_class"
+    NAN_IN_DETECTION = "nan_in_detection"
+    INVALID_LABEL = "invalid_label"
+    IGNORED_CLASS = "ignored_class"
+    LOW_SCORE = "low_score"
+    EMPTY_BOX = "empty_box"
+    BOX_TOO_SMALL = "box_too_small"
+    BOX_OUTSIDE_IMAGE = "box_outside_image"
+    BOX_TOO_LARGE = "box_too_large"
+    DUPLICATE_DETECTION_ID = "duplicate_detection_id"
+    DETECTIONS_OVER_LIMIT = "detections_over_limit"
+    # Pairs.
+    PAIRS_WITHOUT_VALID_DETECTIONS = "pairs_without_valid_detections"
+    INFERENCE_ERROR = "inference_error"
+    # Used, with a caveat.
+    DETECTIONS_FRAME_MISMATCH = "detections_frame_mismatch"
+    AFFORDANCE_SKIPPED_UNKNOWN_CLASS = "affordance_skipped_unknown_class"
+    ANSWER_LIMIT_REACHED = "answer_limit_reached"
+    ANSWER_WITHOUT_SEG = "answer_without_seg"
+    NO_DEPTH_FOR_IMAGE = "no_depth_for_image"
+    TOO_FEW_DEPTH_POINTS = "too_few_depth_points"
+    BAD_DEPTH = "bad_depth"
+    UNSUPPORTED_DEPTH_ENCODING = "unsupported_depth_encoding"
+
+    @property
+    def drops(self) -> bool:
+        """True when the input is not used; False for the caveats (the output is produced)."""
+        return self not in _CAVEATS
+
+    @property
+    def severity(self) -> str:
+        """"quiet", "warn" or "error" (see the module docstring)."""
+        if self in _QUIET:
+            return "quiet"
+        return "error" if self is Reason.INFERENCE_ERROR else "warn"
+
+
+_QUIET = frozenset({Reason.IGNORED_CLASS, Reason.LOW_SCORE, Reason.DETECTIONS_OVER_LIMIT, Reason.EMPTY_DETECTIONS,
+                    Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS, Reason.PAIRS_WITHOUT_VALID_DETECTIONS})
+
+
+_CAVEATS = frozenset({Reason.DETECTIONS_FRAME_MISMATCH, Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS,
+                      Reason.ANSWER_LIMIT_REACHED, Reason.ANSWER_WITHOUT_SEG, Reason.NO_DEPTH_FOR_IMAGE,
+                      Reason.TOO_FEW_DEPTH_POINTS, Reason.BAD_DEPTH, Reason.UNSUPPORTED_DEPTH_ENCODING})
+
+
+class Rejected(ValueError):
+    """An input that cannot be used: ``reason`` (a :class:`Reason`) and a human-readable
+    detail (the exception's message is ``"<reason>: <detail>"``)."""
+
+    def __init__(self, reason: Reason, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = Reason(reason)
+        self.detail = detail
