@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 WS := ros2_ws
 
-REQUIREMENTS := $(WS)/requirements-kilted.txt interactvlm_ros/requirements.txt
+REQUIREMENTS := $(WS)/requirements-kilted.txt interactvlm_ros/requirements.txt interactvlm_ros/requirements-test.txt
 DEPS_STAMP := $(VENV)/.interactvlm-deps
 BUILD_STAMP := $(WS)/install/.interactvlm-built
 WS_SOURCES := $(shell find msgs launch $(WS)/compat $(WS)/cmake $(WS)/build.sh -type f 2>/dev/null)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from interactvlm_ros.geometry.camera import BODY_VIEWS
-from interactvlm_ros.localize.inference import load_mvloc, plan_checkpoint
+from interactvlm_ros.localize.builder import load_mvloc, plan_checkpoint
 from interactvlm_ros.localize.prompts import HUMAN_CONTACT_PROMPT
 from interactvlm_ros.localize.tiny import write_tiny_checkpoint
 
@@ -66,9 +66,9 @@ def main() -> int:
             before = torch.cuda.memory_allocated(0)
             model = load_mvloc(checkpoint, checkpoint / "clip", "cuda:0", args.dtype, device_map=device_map)
             held = (torch.cuda.memory_allocated(0) - before) / 2**20
-            answer_s, answer = _timed(lambda m=model: m.answer(m.encode_image(photo), question))
-            views = model.encode_views(np.repeat(photo[None], 4, axis=0))
-            prompts = model.view_prompts(answer.seg_hidden, model.cameras(list(BODY_VIEWS)))
+            answer_s, answer = _timed(lambda m=model: m.generate(m.encode_image(photo), question))
+            views = model.image_embeddings(np.repeat(photo[None], 4, axis=0))
+            prompts = model.sparse_prompt_embeddings(answer.seg_embedding, model.cameras(list(BODY_VIEWS)))
             decode_s, _ = _timed(lambda m=model: m.decode_masks(prompts, views, 256))
             baseline = baseline or (held, answer_s, decode_s)
             print(f"[{name}] {model.placement}")

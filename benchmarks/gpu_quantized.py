@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from interactvlm_ros.geometry.camera import BODY_VIEWS
-from interactvlm_ros.localize.inference import load_mvloc
+from interactvlm_ros.localize.builder import load_mvloc
 from interactvlm_ros.localize.prompts import HUMAN_CONTACT_PROMPT
 from interactvlm_ros.localize.tiny import write_tiny_checkpoint
 
@@ -45,9 +45,9 @@ def main() -> int:
             model = load_mvloc(checkpoint, checkpoint / "clip", args.device, "bfloat16", quantization)
             loaded = (torch.cuda.memory_allocated(args.device) - before) / 2**20
             features = model.encode_image(photo)
-            answer = model.answer(features, HUMAN_CONTACT_PROMPT.format(object="helmet"))
+            answer = model.generate(features, HUMAN_CONTACT_PROMPT.format(object="helmet"))
             views = torch.zeros(4, 256, 64, 64, device=args.device, dtype=torch.bfloat16)
-            masks = model.decode_masks(model.view_prompts(answer.seg_hidden, model.cameras(list(BODY_VIEWS))),
+            masks = model.decode_masks(model.sparse_prompt_embeddings(answer.seg_embedding, model.cameras(list(BODY_VIEWS))),
                                        views, 256)
             if reference is None:
                 reference = (answer.text, masks)

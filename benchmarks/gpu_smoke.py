@@ -23,7 +23,7 @@ import torch
 
 from interactvlm_ros.geometry.body import load_body_model
 from interactvlm_ros.geometry.objects import ObjectLibrary
-from interactvlm_ros.localize.inference import load_mvloc
+from interactvlm_ros.localize.builder import load_mvloc
 from interactvlm_ros.localize.tiny import write_tiny_checkpoint
 from interactvlm_ros.pipeline import Detection, InteractionEstimator
 

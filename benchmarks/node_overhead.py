@@ -42,23 +42,17 @@ from interactvlm_msgs.msg import InteractionArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose  # noqa: E402
+from vision_msgs.msg import Detection2DArray  # noqa: E402
 
+from interactvlm_ros.detection import Detection  # noqa: E402
 from interactvlm_ros.localize.tiny import write_tiny_checkpoint  # noqa: E402
+from interactvlm_ros.ros.bags import detections_msg, image_msg  # noqa: E402
 
 
 def messages(stamp_ns: int, image: np.ndarray):
-    msg = Image(height=image.shape[0], width=image.shape[1], encoding="rgb8", step=image.shape[1] * 3,
-                data=image.tobytes())
-    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-    msg.header.frame_id = "camera"
-    det = Detection2D(id="cup-1")
-    hypothesis = ObjectHypothesisWithPose()
-    hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = "cup", 0.9
-    det.results.append(hypothesis)
-    det.bbox.center.position.x, det.bbox.center.position.y = 320.0, 240.0
-    det.bbox.size_x = det.bbox.size_y = 80.0
-    return msg, Detection2DArray(header=msg.header, detections=[det])
+    """An rgb8 image and its detections (one cup), built with the project's message builders."""
+    return (image_msg(image, stamp_ns, "camera"),
+            detections_msg([Detection("cup", (280.0, 200.0, 360.0, 280.0), 0.9, "cup-1")], stamp_ns, "camera"))
 
 
 class Camera:

@@ -30,7 +30,7 @@ import torch
 
 from interactvlm_ros.geometry.body import load_body_model
 from interactvlm_ros.geometry.camera import BODY_VIEWS
-from interactvlm_ros.localize.inference import load_mvloc
+from interactvlm_ros.localize.builder import load_mvloc
 from interactvlm_ros.localize.prompts import HUMAN_CONTACT_PROMPT, IMAGE_TOKEN_INDEX
 from interactvlm_ros.localize.tiny import write_tiny_checkpoint
 from interactvlm_ros.multiview import prepare_body_views
@@ -78,13 +78,13 @@ def run(preset, repeats, render_size, prepared, directory):
     model.spec = dataclasses.replace(model.spec, seg_token_idx=-1)
     features = model.encode_image(photo)
     t_clip, features = median_ms(lambda: model.encode_image(photo), repeats)
-    t_gen, answer = median_ms(lambda: model.answer(features, QUESTION, max_new_tokens=ANSWER_TOKENS), repeats)
+    t_gen, answer = median_ms(lambda: model.generate(features, QUESTION, max_new_tokens=ANSWER_TOKENS), repeats)
     t_gen_ref, _ = median_ms(lambda: generate_without_cache(model, features, len(answer.token_ids) + 2), repeats)
-    seg_hidden = torch.randn(model.spec.hidden_size, generator=torch.Generator().manual_seed(0))
-    t_sam, embeddings = median_ms(lambda: model.encode_views(prepared.images), max(1, repeats // 2))
+    seg_embedding = torch.randn(model.spec.hidden_size, generator=torch.Generator().manual_seed(0))
+    t_sam, embeddings = median_ms(lambda: model.image_embeddings(prepared.images), max(1, repeats // 2))
     cameras = model.cameras(list(BODY_VIEWS))
     t_dec, logits = median_ms(
-        lambda: model.decode_masks(model.view_prompts(seg_hidden, cameras), embeddings, render_size), repeats)
+        lambda: model.decode_masks(model.sparse_prompt_embeddings(seg_embedding, cameras), embeddings, render_size), repeats)
     t_lift, _ = median_ms(lambda: prepared.lift(logits), repeats)
     ours = t_gen + t_dec + t_lift
     reference = t_gen_ref + t_sam + t_dec + t_lift

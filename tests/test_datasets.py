@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from interactvlm_ros.eval import bags, datasets
+from interactvlm_ros.detection import Detection
+from interactvlm_ros.ros import bags, datasets
 from interactvlm_ros.eval.groundtruth import (GroundTruthSample, load_ground_truth,
                                               save_ground_truth, sidecar_path)
 
@@ -55,9 +56,11 @@ def stamp_ns(msg) -> int:
 
 
 def detection_tuples(msg: Detection2DArray):
-    return [(d.id, d.results[0].hypothesis.class_id, d.results[0].hypothesis.score,
-             (d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.size_x, d.bbox.size_y))
-            for d in msg.detections]
+    """(id, label, score, bbox_xyxy) of each detection, read back with the project's converter."""
+    from interactvlm_ros.ros.conversions import detection_from_msg
+
+    return [(d.id, d.label, d.score, tuple(d.bbox_xyxy)) for d in
+            (detection_from_msg(det, i) for i, det in enumerate(msg.detections))]
 
 
 def split_frames(messages, image_topic=bags.IMAGE_TOPIC):
@@ -73,7 +76,7 @@ def split_frames(messages, image_topic=bags.IMAGE_TOPIC):
 
 def whole(rgb):
     h, w = rgb.shape[:2]
-    return (w / 2.0, h / 2.0, float(w), float(h))
+    return (0.0, 0.0, float(w), float(h))
 
 
 def ids_to_contact(ids):
@@ -188,8 +191,8 @@ def test_input_bag_messages_and_connections(tmp_path):
     from rosbags.rosbag2 import Reader
 
     rgb = [np.random.default_rng(i).integers(0, 256, (6, 8, 3), dtype=np.uint8) for i in range(2)]
-    frames = [bags.Frame(1_700_000_000_123_456_789, rgb[0], [("t1", "cup", 0.75, (1.5, 2.0, 3.0, 4.0)),
-                                                             bags.Detection("t2", "chair", 0.5, (4, 3, 2, 1))],
+    frames = [bags.Frame(1_700_000_000_123_456_789, rgb[0], [Detection("cup", (0, 0, 3, 4), 0.75, "t1"),
+                                                             Detection("chair", (3, 2.5, 5, 3.5), 0.5, "t2")],
                          frame_id="head_camera"),
               bags.Frame(1_700_000_000_223_456_789, rgb[1], [])]
     path = bags.write_input_bag(tmp_path / "run", frames)
@@ -207,7 +210,7 @@ def test_input_bag_messages_and_connections(tmp_path):
         assert (image.height, image.width, image.encoding, image.step) == (6, 8, "rgb8", 24)
         assert bytes(image.data) == frame.rgb.tobytes()
         assert image.header.frame_id == det.header.frame_id == frame.frame_id
-        assert detection_tuples(det) == [(d[0], d[1], d[2], tuple(float(v) for v in d[3]))
+        assert detection_tuples(det) == [(d.id, d.label, d.score, tuple(float(v) for v in d.bbox_xyxy))
                                          for d in frame.detections]
     # rosbags decodes the rclpy-serialised CDR with the stored definitions
     typestore = bags.project_typestore()
@@ -237,8 +240,8 @@ def test_input_bag_compressed(tmp_path, storage):
     rgb = np.zeros((16, 16, 3), np.uint8)
     rgb[4:12, 4:12] = (200, 40, 10)
     original = bags.encode_jpeg(rgb, 90)
-    frames = [bags.Frame(10, rgb, [("a", "cup", 1.0, (8, 8, 8, 8))], jpeg=original),
-              bags.Frame(20, rgb, [("a", "cup", 1.0, (8, 8, 8, 8))])]
+    frames = [bags.Frame(10, rgb, [Detection("cup", (4, 4, 12, 12), 1.0, "a")], jpeg=original),
+              bags.Frame(20, rgb, [Detection("cup", (4, 4, 12, 12), 1.0, "a")])]
     path = bags.write_input_bag(tmp_path / "run", frames, compressed=True, storage=storage)
     pairs = split_frames(read_bag(path), bags.COMPRESSED_IMAGE_TOPIC)
     assert [p[1].format for p in pairs] == ["jpeg", "jpeg"]
@@ -260,9 +263,9 @@ def test_input_bag_errors(tmp_path):
     bad = {
         "stamps": ([bags.Frame(2, rgb), bags.Frame(2, rgb)], "increase"),
         "rgb": ([bags.Frame(1, rgb[:, :, 0])], "uint8"),
-        "score": ([bags.Frame(1, rgb, [("a", "cup", 1.5, (1, 1, 1, 1))])], "score"),
-        "box": ([bags.Frame(1, rgb, [("a", "cup", 0.5, (1, 1, -1, 1))])], "box"),
-        "ids": ([bags.Frame(1, rgb, [("a", "cup", 0.5, (1, 1, 1, 1))] * 2)], "duplicate"),
+        "score": ([bags.Frame(1, rgb, [Detection("cup", (0.5, 0.5, 1.5, 1.5), 1.5, "a")])], "score"),
+        "box": ([bags.Frame(1, rgb, [Detection("cup", (1.5, 0.5, 0.5, 1.5), 0.5, "a")])], "box"),
+        "ids": ([bags.Frame(1, rgb, [Detection("cup", (0.5, 0.5, 1.5, 1.5), 0.5, "a")] * 2)], "duplicate"),
     }
     for name, (frames, message) in bad.items():
         with pytest.raises(ValueError, match=message):
@@ -477,7 +480,7 @@ def test_convert_piad(tmp_path):
     assert next(result.bag.glob("*.db3"))
     pairs = split_frames(read_bag(result.bag))
     assert [t for t, _, _ in pairs] == [START + i * PERIOD for i in range(3)]
-    boxes = [(30.25, 15.125, 40.5, 10.25), (30.0, 20.5, 60.0, 41.0),  # 2nd clipped to 60x41
+    boxes = [(10.0, 10.0, 50.5, 20.25), (0.0, 0.0, 60.0, 41.0),  # 2nd clipped to 60x41
              whole(data["expected"][2]["pixels"])]
     truth = load_ground_truth(result.sidecar)
     for (t, image, det), want, box in zip(pairs, data["expected"], boxes):

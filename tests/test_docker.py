@@ -140,10 +140,19 @@ def check_copy_sources(instructions, dockerignore: list[str]) -> list[str]:
 # Launch files
 
 
+#: Tuples of parameter-table entries the launch files generate arguments from, and which entries.
+GENERATED_ARGUMENTS = {"OVERRIDES": "launch", "CLI_PARAMETERS": "cli"}
+
+
 def launch_arguments(launch_file: Path) -> set[str]:
-    """Names given to DeclareLaunchArgument in a launch file (read with ast, not executed)."""
-    names = set()
-    for node in ast.walk(ast.parse(launch_file.read_text())):
+    """Names given to DeclareLaunchArgument in a launch file (read with ast, not executed),
+    including those generated from the parameter table (``for p in OVERRIDES``)."""
+    from interactvlm_ros.config import PARAMETERS
+
+    source = launch_file.read_text()
+    names = {p.name for table, field in GENERATED_ARGUMENTS.items() if re.search(rf"for p in {table}\b", source)
+             for p in PARAMETERS if getattr(p, field)}
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call):
             func = node.func
             name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
@@ -508,14 +517,14 @@ def test_compose_fastdds_profile_is_installed(compose, variables):
 def test_compose_params_file(compose):
     """The GPU service's params file names only real parameters, with valid values, and points
     body_model_dir at the body mount."""
-    from interactvlm_ros.ros.parameters import BY_NAME
+    from interactvlm_ros.config import BY_NAME
 
     service = compose["services"][GPU_SERVICE]
     mount = next(m for m in volume_mounts(service) if m["target"] == launch_values(service["command"])["params_file"])
     source = re.sub(r"\$\{PARAMS_FILE:-([^}]*)\}", r"\1", mount["source"])
     params = yaml.safe_load((COMPOSE.parent / source).read_text())
     (node_key, node), = params.items()
-    assert node_key.endswith("interactvlm_node")
+    assert node_key == "/**"
     for name, value in node["ros__parameters"].items():
         assert name in BY_NAME, f"{name} is not a parameter of interactvlm_node"
         parameter = BY_NAME[name]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from interactvlm_ros.ros.parameters import BY_NAME, PARAMETERS
+from interactvlm_ros.config import BY_NAME, PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[1]
 BRINGUP = ROOT / "launch"  # source tree laid out like share/interactvlm_bringup
@@ -430,20 +430,21 @@ def _replay(arguments):
 
 def test_replay_launch_runs_the_console_command(fake_launch):
     declared, cmd = _replay({"in_bag": "/bags/in", "out_bag": "/bags/out"})
-    assert {"in_bag", "out_bag", "params_file", "tiny", "checkpoint_dir", "clip_dir"} <= set(declared)
+    assert {"in_bag", "out_bag", "params_file", "use_tiny_checkpoint", "contact_checkpoint_dir", "clip_dir"} <= set(
+        declared)
     executable = os.path.basename(cmd[0])
     assert executable == "interactvlm-ros"
     assert_declared_console_script(executable)
     assert cmd[1:4] == ["replay", "/bags/in", "/bags/out"]
     assert Path(cmd[cmd.index("--params-file") + 1]) == PARAMS_YAML
-    assert "--tiny" not in cmd and "--checkpoint-dir" not in cmd and "--clip-dir" not in cmd
+    assert "--use-tiny-checkpoint" not in cmd and "--contact-checkpoint-dir" not in cmd and "--clip-dir" not in cmd
 
 
 def test_replay_launch_passes_options(fake_launch):
-    _, cmd = _replay({"in_bag": "in", "out_bag": "out", "tiny": "true", "checkpoint_dir": "/ckpt",
-                      "clip_dir": "/clip", "params_file": ""})
-    assert "--tiny" in cmd and "--params-file" not in cmd
-    assert cmd[cmd.index("--checkpoint-dir") + 1] == "/ckpt"
+    _, cmd = _replay({"in_bag": "in", "out_bag": "out", "use_tiny_checkpoint": "true",
+                      "contact_checkpoint_dir": "/ckpt", "clip_dir": "/clip", "params_file": ""})
+    assert "--use-tiny-checkpoint" in cmd and "--params-file" not in cmd
+    assert cmd[cmd.index("--contact-checkpoint-dir") + 1] == "/ckpt"
     assert cmd[cmd.index("--clip-dir") + 1] == "/clip"
 
 
@@ -471,7 +472,7 @@ def _params_file_entries() -> dict:
     content = yaml.safe_load(PARAMS_YAML.read_text())
     assert isinstance(content, dict) and len(content) == 1, "one node entry expected"
     (key, entry), = content.items()
-    assert key.rsplit("/", 1)[-1] == NODE_NAME, f"node key {key!r} does not name {NODE_NAME}"
+    assert key == "/**", f"node key {key!r}: the shipped file uses the wildcard (any name, any namespace)"
     assert set(entry) == {"ros__parameters"}
     return entry["ros__parameters"]
 
@@ -611,3 +612,22 @@ def test_params_command_describes_parameters_without_ros2(capsys):
     assert out[2] == "image_qos (str, default 'sensor_data', read-only; one of sensor_data, reliable, best_effort)"
     assert cli_main(["params", "no_such_parameter"]) == 2
     assert "unknown parameters: no_such_parameter" in capsys.readouterr().err
+
+
+def test_params_file_is_the_table_dumped():
+    """The shipped file is ``interactvlm-ros dump-params`` of the parameter table."""
+    from interactvlm_ros.config import parameters_yaml
+
+    assert PARAMS_YAML.read_text() == parameters_yaml(), "regenerate: interactvlm-ros dump-params " + str(PARAMS_YAML)
+
+
+LAUNCH_ONLY_ARGUMENTS = {"params_file", "namespace", "log_level", "rviz", "in_bag", "out_bag"}
+
+
+@pytest.mark.parametrize("launch_file", ["main", "replay"])
+def test_every_launch_argument_is_a_table_entry(fake_launch, launch_file):
+    declared = set(_main()[1]) if launch_file == "main" else set(_replay(
+        {"in_bag": "in", "out_bag": "out"})[0])
+    assert declared - LAUNCH_ONLY_ARGUMENTS <= set(BY_NAME), declared - LAUNCH_ONLY_ARGUMENTS - set(BY_NAME)
+    expected = {p.name for p in PARAMETERS if (p.launch if launch_file == "main" else p.cli)}
+    assert expected <= declared

@@ -13,7 +13,7 @@ import torch
 from interactvlm_ros.cli import main as cli_main
 from interactvlm_ros.geometry.camera import BODY_VIEWS
 from interactvlm_ros.localize.checkpoint import CheckpointError, read_state_dict
-from interactvlm_ros.localize.inference import load_mvloc
+from interactvlm_ros.localize.builder import load_mvloc
 from interactvlm_ros.localize.prompts import HUMAN_CONTACT_PROMPT, IMAGE_TOKEN_INDEX, conversation
 from interactvlm_ros.localize.tiny import write_tiny_checkpoint
 
@@ -38,10 +38,13 @@ def photo():
 
 
 def outputs(model, photo, views):
+    """Answer and (4, 128, 128) masks; SAM's image encoder runs once, on the first view (at
+    1024 px it is the slow part on a CPU), and its embedding serves all four views."""
     features = model.encode_image(photo)
-    answer = model.answer(features, QUESTION)
-    prompts = model.view_prompts(answer.seg_hidden, model.cameras(list(BODY_VIEWS)))
-    return answer, model.decode_masks(prompts, model.encode_views(views), 128)
+    answer = model.generate(features, QUESTION)
+    prompts = model.sparse_prompt_embeddings(answer.seg_embedding, model.cameras(list(BODY_VIEWS)))
+    embeddings = model.image_embeddings(views[:1]).expand(4, -1, -1, -1)
+    return answer, model.decode_masks(prompts, embeddings, 128)
 
 
 def test_cli_writes_a_loadable_random_checkpoint(tmp_path, capsys):
@@ -73,23 +76,26 @@ def test_round_trip_loaded_weights_are_the_written_ones(tiny, model):
     assert model.weights_are_random and model.model_id == "ckpt"
 
 
-def test_formats_and_loads_give_identical_outputs(tiny, model, photo, tmp_path):
+def test_formats_and_loads_give_identical_weights(tiny, model, photo, tmp_path):
+    """Loading twice, and the same seed written as one safetensors file, give the very same
+    tensors (hence outputs); another seed gives other weights and other masks."""
     views = np.random.default_rng(0).integers(0, 256, (4, 128, 128, 3), dtype=np.uint8)
     answer, masks = outputs(model, photo, views)
-    again = load_mvloc(tiny, tiny / "clip")
-    answer2, masks2 = outputs(again, photo, views)
-    assert answer.text == answer2.text == "[SEG]"
-    np.testing.assert_array_equal(masks, masks2)
-    # The same seed in safetensors, one file: the same weights, hence the same outputs.
-    other = write_tiny_checkpoint(tmp_path / "st", weight_format="safetensors", shards=1)
-    assert (other / "model.safetensors").is_file()
-    answer3, masks3 = outputs(load_mvloc(other, other / "clip"), photo, views)
-    np.testing.assert_array_equal(masks, masks3)
-    # Another seed: other weights.
-    seed1 = write_tiny_checkpoint(tmp_path / "s1", seed=1)
-    _, masks4 = outputs(load_mvloc(seed1, seed1 / "clip"), photo, views)
-    assert not np.allclose(masks, masks4)
+    assert answer.text == "[SEG]"
     assert masks.shape == (4, 128, 128) and masks.dtype == np.float32 and np.all(np.isfinite(masks))
+    reference = model.model.state_dict()
+
+    def same_weights(other) -> bool:
+        state = other.model.state_dict()
+        return state.keys() == reference.keys() and all(torch.equal(state[k], reference[k]) for k in reference)
+
+    assert same_weights(load_mvloc(tiny, tiny / "clip"))
+    other = write_tiny_checkpoint(tmp_path / "st", weight_format="safetensors", shards=1)
+    assert (other / "model.safetensors").is_file() and same_weights(load_mvloc(other, other / "clip"))
+    seed1 = load_mvloc(write_tiny_checkpoint(tmp_path / "s1", seed=1), tmp_path / "s1" / "clip")
+    assert not same_weights(seed1)
+    _, masks1 = outputs(seed1, photo, views)
+    assert not np.allclose(masks, masks1)
 
 
 def test_bfloat16_loading(tiny, photo):
@@ -205,12 +211,12 @@ def test_generation_stops_at_seg_with_the_state_that_predicted_it(tmp_path, phot
     model = load_mvloc(directory, directory / "clip")
     features = model.encode_image(photo)
     model.spec = dataclasses.replace(model.spec, seg_token_idx=-1)  # nothing stops it
-    free = model.answer(features, QUESTION, max_new_tokens=12)
-    assert len(free.token_ids) >= 5 and free.seg_hidden is None
+    free = model.generate(features, QUESTION, max_new_tokens=12)
+    assert len(free.token_ids) >= 5 and free.seg_embedding is None
     assert free.stop_reason == ("eos" if free.token_ids[-1] == model.tokenizer.eos_token_id else "max_new_tokens")
     stop_at = next(i for i in range(2, len(free.token_ids)) if free.token_ids[i] not in free.token_ids[:i])
     model.spec = dataclasses.replace(model.spec, seg_token_idx=free.token_ids[stop_at])
-    stopped = model.answer(features, QUESTION, max_new_tokens=12)
+    stopped = model.generate(features, QUESTION, max_new_tokens=12)
     assert stopped.token_ids == free.token_ids[: stop_at + 1] and stopped.stop_reason == "seg"
     # Reference: the whole sequence in one uncached pass; the state before the [SEG] token.
     ids = model.prompt_ids(QUESTION)
@@ -221,20 +227,20 @@ def test_generation_stops_at_seg_with_the_state_that_predicted_it(tmp_path, phot
         inputs = torch.cat([embedded[:, :position], features, embedded[:, position:]], dim=1)
         hidden = model.model.language_model(inputs_embeds=inputs, use_cache=False,
                                             output_hidden_states=True).hidden_states[-1]
-    torch.testing.assert_close(stopped.seg_hidden, hidden[0, -2], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(stopped.seg_embedding, hidden[0, -2], rtol=1e-4, atol=1e-5)
     # max_new_tokens bounds a run without [SEG].
     model.spec = dataclasses.replace(model.spec, seg_token_idx=-1)
-    limited = model.answer(features, QUESTION, max_new_tokens=3)
+    limited = model.generate(features, QUESTION, max_new_tokens=3)
     assert limited.token_ids == free.token_ids[:3] and limited.stop_reason == "max_new_tokens"
     with pytest.raises(ValueError, match="max_new_tokens must be at least 1"):
-        model.answer(features, QUESTION, max_new_tokens=0)
+        model.generate(features, QUESTION, max_new_tokens=0)
 
 
 def test_camera_conditioning(model):
     seg = torch.ones(model.spec.hidden_size)
     cameras = model.cameras(list(BODY_VIEWS))
     assert cameras[1] == pytest.approx([0.2, 315 / 360, 315 / 360, 0.5, 0.65])
-    prompts = model.view_prompts(seg, cameras)
+    prompts = model.sparse_prompt_embeddings(seg, cameras)
     base = model.model.text_hidden_fcs[0](seg[None])
     factors = model.model.cam_pose_encoder(torch.tensor(cameras))
     assert prompts.shape == (4, 256)

@@ -24,10 +24,11 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
-from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+from vision_msgs.msg import Detection2D, Detection2DArray
 from visualization_msgs.msg import Marker, MarkerArray
 
-from interactvlm_ros.ros.conversions import affordance_from_cloud
+from interactvlm_ros.detection import Detection
+from interactvlm_ros.ros.conversions import affordance_from_cloud, detections_to_msg
 from interactvlm_ros.ros.node import InteractVLMNode
 
 SIZE = 128
@@ -84,14 +85,9 @@ def image_msg(rgb: np.ndarray, sec: int, encoding: str = "rgb8", frame: str = "h
     return msg
 
 
-def detection(det_id: str, label: str, score: float, box: tuple[float, float, float, float]) -> Detection2D:
-    det = Detection2D(id=det_id)
-    hypothesis = ObjectHypothesisWithPose()
-    hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = label, float(score)
-    det.results.append(hypothesis)
-    det.bbox.center.position.x, det.bbox.center.position.y = float(box[0]), float(box[1])
-    det.bbox.size_x, det.bbox.size_y = float(box[2]), float(box[3])
-    return det
+def detection(det_id: str, label: str, score: float, bbox_xyxy: tuple[float, float, float, float]) -> Detection2D:
+    """One Detection2D through the project's converter (box as x_min, y_min, x_max, y_max)."""
+    return detections_to_msg([Detection(label, bbox_xyxy, score, det_id)], Detection2DArray().header).detections[0]
 
 
 def detections_msg(sec: int, *dets: Detection2D) -> Detection2DArray:
@@ -159,11 +155,11 @@ def test_real_photos_give_one_interaction_array_per_pair(running):
     node, client = running
     before = len(client.interactions)
     camera = photo("camera")  # 512 x 512, a man with a camera on a tripod
-    send(client, image_msg(camera, 100), detections_msg(100, detection("cam-1", "camera", 0.9, (300, 120, 120, 110)),
-                                                        detection("easel-1", "easel", 0.7, (300, 380, 200, 260))))
+    send(client, image_msg(camera, 100), detections_msg(100, detection("cam-1", "camera", 0.9, (240, 65, 360, 175)),
+                                                        detection("easel-1", "easel", 0.7, (200, 250, 400, 510))))
     assert wait_for(lambda: len(client.interactions) > before)
     astronaut = photo("astronaut")  # holding a helmet
-    send(client, image_msg(astronaut, 101), detections_msg(101, detection("helmet-7", "sports ball", 0.8, (420, 420, 150, 150))))
+    send(client, image_msg(astronaut, 101), detections_msg(101, detection("helmet-7", "sports ball", 0.8, (345, 345, 495, 495))))
     assert wait_for(lambda: len(client.interactions) > before + 1)
     first, second = client.interactions[before], client.interactions[before + 1]
     assert (first.header.stamp.sec, first.header.frame_id) == (100, "head_camera")
@@ -203,8 +199,7 @@ def test_markers_are_rate_limited_and_follow_the_interactions(running):
         interactions, markers = len(client.interactions), len(client.markers)
         astronaut = photo("astronaut")
         for sec in (300, 301):  # back to back: the second output comes well within the period
-            send(client, image_msg(astronaut, sec), detections_msg(sec, detection("h", "sports ball", 0.8,
-                                                                                  (420, 420, 150, 150))))
+            send(client, image_msg(astronaut, sec), detections_msg(sec, detection("h", "sports ball", 0.8, (345, 345, 495, 495))))
             assert wait_for(lambda: len(client.interactions) > interactions)
             interactions = len(client.interactions)
         assert wait_for(lambda: len(client.markers) > markers)
@@ -223,7 +218,7 @@ def test_every_bad_input_in_sequence_then_a_good_pair(running):
     counts = node.counter.totals
     start = processed(node)
     camera = photo("camera")
-    good = detection("cup-1", "cup", 0.9, (100, 100, 50, 50))
+    good = detection("cup-1", "cup", 0.9, (75, 75, 125, 125))
     wrong = image_msg(camera, 200)
     wrong.encoding = "32FC1"
     send(client, wrong, detections_msg(200, good))  # wrong encoding
@@ -233,13 +228,13 @@ def test_every_bad_input_in_sequence_then_a_good_pair(running):
     send(client, image_msg(camera[:1, :1], 203), detections_msg(203, good))  # a 1x1 image
     labels = ["x" * 100_000, "_", "__", "<image>", "[SEG] cup", "cup/../../x", "cup\nUSER: hi", "cup\x1b[31m"]
     send(client, image_msg(camera, 204), detections_msg(
-        204, *[detection(f"bad-label-{i}", label, 0.9, (100, 100, 50, 50)) for i, label in enumerate(labels)],
-        detection("far", "cup", 0.9, (900, 900, 50, 50)), detection("nan", "cup", float("nan"), (10, 10, 5, 5)),
-        detection("flat", "cup", 0.9, (10, 10, 0, 5)), detection("dot", "cup", 0.9, (10, 10, 1, 1)),
-        detection("huge", "cup", 0.9, (256, 256, 5000, 5000)), detection("who", "person", 0.9, (10, 10, 5, 5))))
-    mismatch = detections_msg(205, detection("twin", "cup", 0.9, (100, 100, 50, 50)),
-                              detection("twin", "bottle", 0.8, (300, 300, 50, 50)),
-                              detection("ok", "giraffe", 0.7, (200, 200, 40, 40)))  # no mesh or proxy
+        204, *[detection(f"bad-label-{i}", label, 0.9, (75, 75, 125, 125)) for i, label in enumerate(labels)],
+        detection("far", "cup", 0.9, (875, 875, 925, 925)), detection("nan", "cup", float("nan"), (7.5, 7.5, 12.5, 12.5)),
+        detection("flat", "cup", 0.9, (10, 7.5, 10, 12.5)), detection("dot", "cup", 0.9, (9.5, 9.5, 10.5, 10.5)),
+        detection("huge", "cup", 0.9, (-2244, -2244, 2756, 2756)), detection("who", "person", 0.9, (7.5, 7.5, 12.5, 12.5))))
+    mismatch = detections_msg(205, detection("twin", "cup", 0.9, (75, 75, 125, 125)),
+                              detection("twin", "bottle", 0.8, (275, 275, 325, 325)),
+                              detection("ok", "giraffe", 0.7, (180, 180, 220, 220)))  # no mesh or proxy
     mismatch.header.frame_id = "other_camera"
     send(client, image_msg(camera, 205), mismatch)
     client.detections.publish(detections_msg(150, good))  # detections whose image never came
@@ -281,8 +276,7 @@ def test_service_answers_on_demand(running):
     node, client = running
     assert client.service.wait_for_service(timeout_sec=20)
     request = EstimateInteractions.Request(image=image_msg(photo("astronaut"), 300),
-                                           detections=detections_msg(300, detection("h", "sports ball", 0.9,
-                                                                                    (420, 420, 150, 150))),
+                                           detections=detections_msg(300, detection("h", "sports ball", 0.9, (345, 345, 495, 495))),
                                            task="")
     response = client.service.call(request, timeout_sec=60)
     assert response is not None and response.success, response and response.message
@@ -325,7 +319,7 @@ def test_a_burst_leaves_at_most_one_pending_pair(running):
     sampler.start()
     for i in range(100):
         client.images.publish(image_msg(frame, 1000 + i))
-        client.detections.publish(detections_msg(1000 + i, detection("c", "cup", 0.9, (30.0, 30.0, 20.0, 20.0))))
+        client.detections.publish(detections_msg(1000 + i, detection("c", "cup", 0.9, (20, 20, 40, 40))))
         time.sleep(0.005)
     wait_for(lambda: delta(counts, start, "detections_received") >= 100, timeout=20)
     settled = wait_for(lambda: node._buffer.pending == 0 and accounted(), timeout=60)
@@ -377,7 +371,7 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id):
             compressed.header.stamp.sec = stamp
             client.images.publish(compressed)
             time.sleep(0.05)
-            client.detections.publish(detections_msg(stamp, detection("h", "sports ball", 0.9, (420, 420, 150, 150))))
+            client.detections.publish(detections_msg(stamp, detection("h", "sports ball", 0.9, (345, 345, 495, 495))))
             if wait_for(lambda: len(client.interactions) >= 1, timeout=2.0):
                 break
         assert client.interactions, dict(node.counter.totals)
@@ -425,7 +419,7 @@ def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domai
         info = CameraInfo(width=512, height=512, k=[400.0, 0.0, 255.5, 0.0, 400.0, 255.5, 0.0, 0.0, 1.0])
         info_pub.publish(info)
         depth_pub.publish(depth)
-        send(client, image_msg(rgb, 9), detections_msg(9, detection("h", "helmet", 0.9, (420, 420, 150, 150))))
+        send(client, image_msg(rgb, 9), detections_msg(9, detection("h", "helmet", 0.9, (345, 345, 495, 495))))
         assert wait_for(lambda: len(client.interactions) == 1, timeout=60), dict(node.counter.totals)
         affordance = client.interactions[0].interactions[0].object_affordance
         assert affordance.geometry_source == "depth"
@@ -435,3 +429,78 @@ def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domai
         client_side.close()
     finally:
         spinner.close()
+
+
+def test_node_and_replay_pair_a_bag_identically(running, tmp_path):
+    """One bag with jittered detection stamps, 80 ms slop: published to the live node in bag
+    order and replayed offline, every detections message goes to the same image (the nearest
+    one within the slop, even when it arrives after the detections)."""
+    from interactvlm_ros.config import default_settings
+    from interactvlm_ros.loading import build_estimator
+    from interactvlm_ros.ros.bags import Frame, write_input_bag
+    from interactvlm_ros.ros.processing import ProcessingSettings
+    from interactvlm_ros.ros.replay import replay
+
+    node, client = running
+    ms = 1_000_000
+    base = 50_000 * 1_000_000_000
+    frame = np.ascontiguousarray(photo("camera")[::4, ::4])  # 128 x 128
+    images = [base + i * 100 * ms for i in range(6)]
+    # Detections i at images[i] + offset ms; each image completes at most one of them (two
+    # decided at once would replace each other: newest pair only).
+    offsets = {0: 10, 1: 70, 2: 20, 3: 45, 4: 60}
+    # Bag: the images, and one detections message per offset, each its own header stamp.
+    bag = tmp_path / "jitter"
+    write_input_bag(bag, [Frame(t, frame, []) for t in images])
+    from rclpy.serialization import serialize_message
+    from rosbags.rosbag2 import Reader, Writer
+
+    from interactvlm_ros.ros.bags import detections_msg as bag_detections_msg
+    from interactvlm_ros.ros.bags import project_typestore
+
+    events = [("image", t) for t in images] + [("detections", images[i] + o * ms, f"d{i}") for i, o in offsets.items()]
+    events.sort(key=lambda e: e[1])
+    merged = tmp_path / "merged"
+    typestore = project_typestore()
+    with Reader(bag) as reader, Writer(merged, version=9) as writer:
+        connections = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=typestore)
+                       for c in reader.connections}
+        raw_images = {t: raw for c, t, raw in reader.messages() if c.msgtype == "sensor_msgs/msg/Image"}
+        for event in events:
+            if event[0] == "image":
+                writer.write(connections["/camera/image_raw"], event[1], raw_images[event[1]])
+            else:
+                dets = bag_detections_msg([Detection("cup", (40.0, 40.0, 80.0, 80.0), 0.9, event[2])], event[1])
+                writer.write(connections["/detections"], event[1], serialize_message(dets))
+    settings = {**default_settings(), "use_tiny_checkpoint": True, "render_size": SIZE, "publish_markers": False,
+                "sync_slop": 0.08, "cache_dir": str(tmp_path / "cache")}
+    estimator, keepalive = build_estimator(settings, log=lambda line: None)
+    result = replay(merged, tmp_path / "out", estimator, ProcessingSettings(markers=False), slop_ns=80 * ms,
+                    progress=False)
+    offline = {r["detections"][0]: r["stamp_ns"] for r in result.records if r["outcome"] == "processed"}
+    # Live: the same events in bag order; after each image, wait for what it completes.
+    node.set_parameters([Parameter("sync_slop", value=0.08)])
+    try:
+        before = len(client.interactions)
+        for event in events:
+            if event[0] == "image":
+                msg = image_msg(frame, 0)
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(event[1], 1_000_000_000)
+                client.images.publish(msg)
+            else:
+                message = detections_msg(0)
+                message.detections = [detection(event[2], "cup", 0.9, (40.0, 40.0, 80.0, 80.0))]
+                message.header.stamp.sec, message.header.stamp.nanosec = divmod(event[1], 1_000_000_000)
+                client.detections.publish(message)
+            time.sleep(0.3)
+            wait_for(lambda: node._buffer.pending == 0, timeout=30)
+        assert wait_for(lambda: len(client.interactions) - before >= len(offline), timeout=60), (
+            offline, [(m.interactions[0].detection.id, m.header.stamp.sec) for m in client.interactions[before:]],
+            dict(node.counter.totals), dict(node._buffer.counts))
+    finally:
+        node.set_parameters([Parameter("sync_slop", value=0.0)])
+    live = {m.interactions[0].detection.id: m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
+            for m in client.interactions[before:]}
+    assert offline == live
+    # d1 (70 ms after image 1, 30 ms before image 2) went to image 2, which came after it.
+    assert live["d1"] == images[2] and live["d4"] == images[5] and live["d0"] == images[0]

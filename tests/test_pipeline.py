@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from interactvlm_ros.geometry.body import load_body_model
 from interactvlm_ros.geometry.mesh import TriangleMesh
 from interactvlm_ros.geometry.objects import ObjectGeometry, ObjectLibrary, proxy_mesh
-from interactvlm_ros.localize.inference import load_mvloc
+from interactvlm_ros.localize.builder import load_mvloc
 from interactvlm_ros.localize.tiny import write_tiny_checkpoint
 from interactvlm_ros.pipeline import Detection, InteractionEstimator
 
@@ -133,8 +133,9 @@ def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo)
     """Registered depth of a flat object 1.5 m away in front of a wall: the affordance is
     estimated on 2048 points sampled from the object's depth, in the camera optical frame."""
     from interactvlm_ros.geometry.depth import Intrinsics
-    from interactvlm_ros.ros.processing import DepthFrame, FrameProcessor, ProcessingSettings
-    from interactvlm_ros.eval.bags import detections_msg, image_msg
+    from interactvlm_ros.geometry.depth import DepthFrame
+    from interactvlm_ros.ros.processing import FrameProcessor, ProcessingSettings
+    from interactvlm_ros.ros.bags import detections_msg, image_msg
 
     height, width = camera_photo.shape[:2]
     depth = np.full((height, width), 3.0, np.float32)  # wall
@@ -144,7 +145,7 @@ def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo)
     reports = []
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append(reason))
     image = image_msg(camera_photo, 5_000_000_000, frame_id="head_camera_color_optical_frame")
-    dets = detections_msg([("cam-1", "camera", 0.9, (295.0, 120.0, 140.0, 130.0))], 5_000_000_000)
+    dets = detections_msg([Detection("camera", (225, 55, 365, 185), 0.9, "cam-1")], 5_000_000_000)
     message, result = processor.process(image, dets, ProcessingSettings(),
                                         depth=DepthFrame(depth, intrinsics, "head_camera_depth_optical_frame"))
     markers = processor.markers(message, result, ProcessingSettings())
@@ -184,13 +185,13 @@ def test_answer_without_seg_gives_no_mask_and_says_why(tmp_path, camera_photo):
         assert part.stop_reason == "max_new_tokens" and not part.has_mask and not values.any()
     assert InteractionEstimator(plain, None, load_body_model("anny"), objects).max_new_tokens == 512
     # The node and replay count such answers apart (diagnostics / replay_summary.json).
-    from interactvlm_ros.eval.bags import detections_msg, image_msg
+    from interactvlm_ros.ros.bags import detections_msg, image_msg
     from interactvlm_ros.ros.processing import FrameProcessor, ProcessingSettings
 
     reports = []
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
     processor.process(image_msg(camera_photo, 1, frame_id="camera"),
-                      detections_msg([("cam-1", "camera", 0.9, (295.0, 120.0, 140.0, 130.0))], 1),
+                      detections_msg([Detection("camera", (225, 55, 365, 185), 0.9, "cam-1")], 1),
                       ProcessingSettings(markers=False))
     assert reports == [("answer_limit_reached", "contact answer for 'camera' (cam-1) reached max_new_tokens (2) "
                                                 "without [SEG]"),

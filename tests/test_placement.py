@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from interactvlm_ros.localize.inference import load_mvloc, plan_checkpoint, plan_device_map
+from interactvlm_ros.localize.builder import load_mvloc, plan_checkpoint, plan_device_map
 from interactvlm_ros.localize.placement import (MEMORY_HEADROOM, balanced_device_map, block_bytes,
                                                 bytes_per_device, check_device_memory, describe,
                                                 explicit_device_map, gpu_budgets, model_blocks, parse_bytes,
@@ -174,16 +174,16 @@ def _run(model) -> tuple:
 
     y, x = np.mgrid[0:256, 0:256]
     photo = np.stack([x, y, (x + y) // 2], axis=-1).astype(np.uint8)
-    answer = model.answer(model.encode_image(photo), HUMAN_CONTACT_PROMPT.format(object="helmet"))
-    views = model.encode_views(np.repeat(photo[None], 4, axis=0))
-    masks = model.decode_masks(model.view_prompts(answer.seg_hidden, model.cameras(list(BODY_VIEWS))), views, 256)
+    answer = model.generate(model.encode_image(photo), HUMAN_CONTACT_PROMPT.format(object="helmet"))
+    views = model.image_embeddings(np.repeat(photo[None], 4, axis=0))
+    masks = model.decode_masks(model.sparse_prompt_embeddings(answer.seg_embedding, model.cameras(list(BODY_VIEWS))), views, 256)
     return answer, views.float().cpu(), masks
 
 
 def _assert_same(result, reference):
     (answer, views, masks), (ref_answer, ref_views, ref_masks) = result, reference
-    assert answer.token_ids == ref_answer.token_ids and answer.seg_hidden is not None
-    torch.testing.assert_close(answer.seg_hidden.float().cpu(), ref_answer.seg_hidden.float().cpu(),
+    assert answer.token_ids == ref_answer.token_ids and answer.seg_embedding is not None
+    torch.testing.assert_close(answer.seg_embedding.float().cpu(), ref_answer.seg_embedding.float().cpu(),
                                atol=1e-3, rtol=1e-3)
     torch.testing.assert_close(views, ref_views, atol=1e-3, rtol=1e-3)
     assert np.abs(masks - ref_masks).max() < 1e-2 * max(1.0, np.abs(ref_masks).max())

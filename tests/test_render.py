@@ -10,7 +10,7 @@ import trimesh
 from interactvlm_ros.geometry.camera import BODY_VIEWS, OBJECT_VIEWS, ViewSpec, view_camera
 from interactvlm_ros.geometry.mesh import TriangleMesh
 from interactvlm_ros.render.gl import GLRasterizer
-from interactvlm_ros.render.raycast import raycast_mesh, splat_points
+from raycast_oracle import raycast_mesh, splat_points
 from interactvlm_ros.render.views import Renderer, alpha_composite, normal_colors, xyz_colors
 
 EDGE_TOLERANCE = 2e-3  # barycentric distance from an edge that still counts as "on" it

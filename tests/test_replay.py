@@ -16,9 +16,10 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from interactvlm_ros.cli import main as cli_main
 from interactvlm_ros.cli import run_replay
-from interactvlm_ros.eval.bags import detections_msg, image_msg, project_typestore
+from interactvlm_ros.detection import Detection
+from interactvlm_ros.ros.bags import detections_msg, image_msg, project_typestore
 from interactvlm_ros.eval.groundtruth import GroundTruthSample, save_ground_truth, sidecar_path
-from interactvlm_ros.loading import default_settings
+from interactvlm_ros.config import default_settings
 from interactvlm_ros.ros.replay import INTERACTIONS_TOPIC, MARKERS_TOPIC, read_interactions, replay
 
 S = 1_000_000_000
@@ -33,15 +34,15 @@ def write_bag(path, storage="mcap"):
     with Writer(path, version=9, storage_plugin=plugin) as writer:
         images = writer.add_connection("/camera/image_raw", "sensor_msgs/msg/Image", typestore=typestore)
         dets = writer.add_connection("/detections", "vision_msgs/msg/Detection2DArray", typestore=typestore)
-        for second, boxes in ((1, [("cup-1", "cup", 0.9, (60.0, 40.0, 30.0, 30.0))]),
-                              (2, [("ball-2", "sports ball", 0.8, (20.0, 20.0, 10.0, 10.0)),
-                                   ("cup-2", "cup", 0.7, (90.0, 50.0, 20.0, 30.0))]),
+        for second, boxes in ((1, [Detection("cup", (45, 25, 75, 55), 0.9, "cup-1")]),
+                              (2, [Detection("sports ball", (15, 15, 25, 25), 0.8, "ball-2"),
+                                   Detection("cup", (80, 35, 100, 65), 0.7, "cup-2")]),
                               (3, None),  # image without detections
-                              (4, [("far-4", "cup", 0.9, (500.0, 500.0, 10.0, 10.0))])):
+                              (4, [Detection("cup", (495, 495, 505, 505), 0.9, "far-4")])):
             writer.write(images, second * S, serialize_message(image_msg(RGB, second * S)))
             if boxes:
                 writer.write(dets, second * S + 1, serialize_message(detections_msg(boxes, second * S)))
-        writer.write(dets, 5 * S, serialize_message(detections_msg([("lost", "cup", 0.9, (5.0, 5.0, 4.0, 4.0))],
+        writer.write(dets, 5 * S, serialize_message(detections_msg([Detection("cup", (3, 3, 7, 7), 0.9, "lost")],
                                                                    5 * S)))
     return path
 

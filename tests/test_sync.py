@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from interactvlm_ros.ros.sync import PairBuffer
+from interactvlm_ros.ros.sync import PairBuffer, nearest_stamp, pair_stamps
 
 MS = 1_000_000
 
@@ -57,15 +55,51 @@ def test_detections_without_any_image_are_bounded_and_counted():
     assert buffer.counts["unmatched_detections"] == 3 and buffer.pending == 0
 
 
-def test_take_waits_for_a_pair():
-    buffer = PairBuffer()
-    taken = []
-    worker = threading.Thread(target=lambda: taken.append(buffer.take(timeout=10.0)))
-    worker.start()
-    buffer.add_image(5, "img")
-    buffer.add_detections(5, "dets")
-    worker.join(timeout=10.0)
-    assert taken and taken[0].image == "img"
-    assert buffer.take(timeout=0.01) is None
+def test_the_nearest_image_is_chosen_even_when_it_arrives_after_the_detections():
+    """Detections at 170 ms with images at 100 and 200 ms and 80 ms slop: 100 ms is within the
+    slop but 200 ms is nearer, and it arrives later; the buffer waits for it."""
+    buffer = PairBuffer(capacity=5, slop_ns=80 * MS)
+    buffer.add_image(100 * MS, "img100")
+    assert not buffer.add_detections(170 * MS, "d170") and buffer.waiting_detections == 1
+    buffer.add_image(200 * MS, "img200")
+    assert buffer.take().image == "img200" and buffer.waiting_detections == 0
+    assert buffer.add_detections(120 * MS, "d120") and buffer.take().image == "img100"
     with pytest.raises(ValueError):
         PairBuffer(capacity=0)
+
+
+def test_one_rule_for_live_and_offline_pairing():
+    """The buffer (images and detections one at a time, in any interleaving) pairs like
+    pair_stamps on the whole sequence (what replay does)."""
+    import random
+
+    images = [i * 100 * MS for i in range(22)]  # the camera goes on after the last detections
+    detections = sorted(random.Random(0).sample(range(-50, 2000), 40))
+    offline = pair_stamps([d * MS for d in detections], images, 80 * MS)
+    for seed in range(5):
+        events = [("image", t) for t in images] + [("detections", d * MS) for d in detections]
+        order = random.Random(seed)
+        # Keep the image order, interleave the detections anywhere (as a detector delays them).
+        events.sort(key=lambda e: e[1] + (order.randint(0, 150) * MS if e[0] == "detections" else 0))
+        buffer, live = PairBuffer(capacity=50, slop_ns=80 * MS), {}
+        for kind, stamp in events:
+            if kind == "image":
+                buffer.add_image(stamp, stamp)
+            else:
+                buffer.add_detections(stamp, stamp)
+            pair = buffer.take()
+            if pair is not None:
+                live[pair.detections] = pair.image
+        expected = {d * MS: images[i] for d, i in zip(detections, offline) if i is not None}
+        # Pairs decided together replace each other (newest pair only; counted): every pair
+        # taken is the offline one, and every expected pair was taken or replaced.
+        assert all(expected[d] == image for d, image in live.items())
+        assert len(live) + buffer.counts["replaced_pending"] == len(expected) == buffer.counts["paired"]
+        assert len(live) >= len(expected) // 2
+
+
+def test_nearest_stamp():
+    assert nearest_stamp(150, [100, 200], 50) == 0  # a tie: the earlier
+    assert nearest_stamp(151, [100, 200], 50) == 1
+    assert nearest_stamp(300, [100, 200], 50) is None
+    assert nearest_stamp(5, [], 50) is None

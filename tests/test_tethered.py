@@ -17,7 +17,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
 from vision_msgs.msg import Detection2DArray
 
-from interactvlm_ros.eval.bags import detections_msg
+from interactvlm_ros.detection import Detection
+from interactvlm_ros.ros.bags import detections_msg
 
 
 def test_camera_and_node_in_separate_processes(tmp_path, ros_domain_id, ros_subprocess_env):
@@ -51,7 +52,7 @@ def test_camera_and_node_in_separate_processes(tmp_path, ros_domain_id, ros_subp
             image.header.stamp.sec, image.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
             image.header.frame_id = "camera"
             images.publish(image)
-            detections.publish(detections_msg([("helmet", "helmet", 0.9, (420.0, 420.0, 150.0, 150.0))], stamp))
+            detections.publish(detections_msg([Detection("helmet", (345, 345, 495, 495), 0.9, "helmet")], stamp))
             end = time.monotonic() + 0.3
             while time.monotonic() < end and not received:
                 executor.spin_once(timeout_sec=0.05)

@@ -54,7 +54,7 @@ def classify(path: Path) -> str:
 def _check_checkpoint(report: AssetReport) -> None:
     import torch
 
-    from .localize.inference import plan_checkpoint
+    from .localize.builder import plan_checkpoint
 
     plan = plan_checkpoint(report.path)
     report.problems += plan.problems

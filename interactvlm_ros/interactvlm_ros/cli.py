@@ -5,8 +5,13 @@
     interactvlm-ros replay IN_BAG OUT_BAG [model options] [--params-file YAML] [--report-dir DIR] [--force]
     interactvlm-ros demo [OUT_DIR] [model options] [--force]
 
-Model options: --checkpoint-dir (human contact), --affordance-checkpoint-dir, --clip-dir,
---tiny (random plumbing model), --device, --dtype, --body-model, --body-model-dir.
+    interactvlm-ros params [NAME...]            (the node's parameters; ros2 param describe)
+    interactvlm-ros dump-params [FILE]          (the parameter file, every parameter at its default)
+    interactvlm-ros lifecycle NODE TRANSITION   (ros2 lifecycle set)
+
+Model options: the node parameters marked for the command line in :mod:`.config`, e.g.
+--contact-checkpoint-dir (alias --checkpoint-dir), --affordance-checkpoint-dir, --clip-dir,
+--use-tiny-checkpoint (alias --tiny), --device, --dtype, --body-model...
 """
 
 from __future__ import annotations
@@ -33,39 +38,38 @@ def _check_assets(args) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
+#: Short names kept for options of the parameter table (earlier releases used them).
+OPTION_ALIASES = {"contact_checkpoint_dir": ("--checkpoint-dir",), "use_tiny_checkpoint": ("--tiny",)}
+
+
 def _model_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model")
-    group.add_argument("--checkpoint-dir", help="InteractVLM human-contact checkpoint directory")
-    group.add_argument("--affordance-checkpoint-dir", help="InteractVLM object-affordance checkpoint directory")
-    group.add_argument("--clip-dir", help="local copy of openai/clip-vit-large-patch14")
-    group.add_argument("--tiny", action="store_true", help="tiny model with RANDOM weights (plumbing only)")
+    """One option per parameter of the table marked ``cli`` (``--name-with-dashes``), with its
+    description, type and choices; unset options leave the parameter file / default value."""
+    from .config import PARAMETERS
+
+    group = parser.add_argument_group("model (node parameters; see `interactvlm-ros params`)")
     group.add_argument("--params-file", help="node parameter YAML (launch/config/interactvlm.yaml format)")
-    group.add_argument("--device")
-    group.add_argument("--dtype", choices=("float32", "bfloat16", "float16"))
-    group.add_argument("--quantization", choices=("none", "8bit", "4bit"))
-    group.add_argument("--device-map", help="'auto' or 'block=device,...' (see the device_map parameter)")
-    group.add_argument("--max-memory", help="with --device-map auto, e.g. 'cuda:0=20GiB,cuda:1=10GiB'")
-    group.add_argument("--body-model", choices=("anny", "smplh", "smplx"))
-    group.add_argument("--body-model-dir")
-    group.add_argument("--render-size", type=int)
-    group.add_argument("--max-new-tokens", type=int, help="generation limit per answer (default 512, InteractVLM's)")
+    for parameter in (p for p in PARAMETERS if p.cli):
+        names = ("--" + parameter.name.replace("_", "-"), *OPTION_ALIASES.get(parameter.name, ()))
+        if isinstance(parameter.default, bool):
+            group.add_argument(*names, dest=parameter.name, action="store_true", default=None,
+                               help=parameter.description)
+        else:
+            group.add_argument(*names, dest=parameter.name, type=type(parameter.default),
+                               choices=parameter.choices or None, help=parameter.description)
 
 
 def _settings(args) -> dict:
-    """Parameter file values, then command-line overrides; replay never drops detections."""
-    from .loading import default_settings, read_parameters_file
+    """Defaults, then the parameter file, then the command-line options given."""
+    from .config import PARAMETERS, check_settings, default_settings
 
     settings = default_settings()
     if args.params_file:
+        from .ros.parameters import read_parameters_file
+
         settings.update(read_parameters_file(args.params_file))
-    overrides = {"contact_checkpoint_dir": args.checkpoint_dir, "affordance_checkpoint_dir": args.affordance_checkpoint_dir,
-                 "clip_dir": args.clip_dir, "device": args.device, "dtype": args.dtype, "body_model": args.body_model,
-                 "quantization": args.quantization, "device_map": args.device_map, "max_memory": args.max_memory,
-                 "body_model_dir": args.body_model_dir, "render_size": args.render_size,
-                 "max_new_tokens": args.max_new_tokens}
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    if args.tiny:
-        settings["use_tiny_checkpoint"] = True
+    settings.update({p.name: getattr(args, p.name) for p in PARAMETERS if p.cli and getattr(args, p.name) is not None})
+    check_settings(settings)
     return settings
 
 
@@ -196,9 +200,14 @@ def _replay(args) -> int:
 
 def _demo(args) -> int:
     """Two real photos from scikit-image with one detection each -> bag -> replay -> report."""
-    from skimage import data
+    try:
+        from skimage import data
+    except ImportError as error:
+        raise ImportError("the demo's photos come with scikit-image: pip install -r "
+                          "interactvlm_ros/requirements-test.txt (or scikit-image)") from error
 
-    from .eval.bags import Frame, write_input_bag
+    from .detection import Detection
+    from .ros.bags import Frame, write_input_bag
     from .ros.replay import check_outputs, remove_bag
 
     out = Path(args.out_dir)
@@ -209,9 +218,9 @@ def _demo(args) -> int:
     camera = data.camera()  # a man operating a camera on a tripod, 512 x 512 grey
     frames = [
         Frame(1_700_000_000_000_000_000, camera[:, :, None].repeat(3, axis=2),
-              [("camera-0", "camera", 0.9, (300.0, 120.0, 120.0, 110.0))]),
+              [Detection("camera", (240.0, 65.0, 360.0, 175.0), 0.9, "camera-0")]),
         Frame(1_700_000_000_100_000_000, data.astronaut(),  # an astronaut holding a helmet
-              [("helmet-0", "helmet", 0.9, (420.0, 420.0, 150.0, 150.0))]),
+              [Detection("helmet", (345.0, 345.0, 495.0, 495.0), 0.9, "helmet-0")]),
     ]
     settings = _settings(args)
     if not (settings["contact_checkpoint_dir"] or settings["affordance_checkpoint_dir"]):
@@ -224,9 +233,20 @@ def _demo(args) -> int:
                          progress=not args.quiet, force=args.force)
 
 
+def _dump_params(args) -> int:
+    """The node's parameter file (every parameter at its default), to a file or stdout."""
+    from .config import parameters_yaml
+
+    if args.file:
+        Path(args.file).write_text(parameters_yaml())
+    else:
+        print(parameters_yaml(), end="")
+    return 0
+
+
 def _params(args) -> int:
     """The node's parameters from its table, as ``ros2 param describe`` shows them."""
-    from .ros.parameters import BY_NAME, PARAMETERS
+    from .config import BY_NAME, PARAMETERS
 
     unknown = [n for n in args.names if n not in BY_NAME]
     if unknown:
@@ -285,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     params = commands.add_parser("params", help="describe the node's parameters (ros2 param describe without ros2)")
     params.add_argument("names", nargs="*", help="parameter names (default: all)")
     params.set_defaults(run=_params)
+
+    dump = commands.add_parser("dump-params", help="write the node's parameter file (every parameter at its default)")
+    dump.add_argument("file", nargs="?", help="default: standard output")
+    dump.set_defaults(run=_dump_params)
 
     lifecycle = commands.add_parser("lifecycle", help="trigger a lifecycle transition of a running node "
                                                       "(ros2 lifecycle set without ros2)")

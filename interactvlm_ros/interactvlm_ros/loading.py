@@ -1,6 +1,6 @@
 """Building an :class:`~interactvlm_ros.pipeline.InteractionEstimator` from settings named as
-the node's parameters (``ros/parameters.py``), so the node, rosbag replay and the demo load
-models, body and objects the same way. No ROS imports.
+the node's parameters (:mod:`.config`), so the node, rosbag replay and the demo load models,
+body and objects the same way. No ROS imports.
 """
 
 from __future__ import annotations
@@ -9,36 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
-from .ros.parameters import BY_NAME, PARAMETERS
-
-
-def default_settings() -> dict[str, Any]:
-    """Every parameter at its default."""
-    return {p.name: p.default for p in PARAMETERS}
-
-
-def read_parameters_file(path: str | Path, node_name: str = "interactvlm_node") -> dict[str, Any]:
-    """The ``ros__parameters`` of a ROS 2 parameter file for ``node_name`` (keys ``node_name``,
-    ``/node_name``, ``/**/node_name`` or ``/**``), validated against the parameter table.
-
-    Raises:
-        FileNotFoundError: no such file. ValueError: no entry for the node, or unknown names.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"parameter file not found: {path}")
-    content = yaml.safe_load(path.read_text()) or {}
-    for key in (node_name, f"/{node_name}", f"/**/{node_name}", "/**"):
-        entry = content.get(key)
-        if isinstance(entry, dict) and "ros__parameters" in entry:
-            values = entry["ros__parameters"] or {}
-            unknown = sorted(set(values) - set(BY_NAME))
-            if unknown:
-                raise ValueError(f"{path}: unknown parameters {', '.join(unknown)}")
-            return values
-    raise ValueError(f"{path}: no ros__parameters for {node_name}")
+from .config import default_settings
 
 
 class ConfigurationError(ValueError):
@@ -86,10 +57,10 @@ def build_estimator(settings: Mapping[str, Any], log=print):
             match, a malformed object map or mesh, a refused pickle, too little GPU memory...),
             and the original exception is its ``cause``.
     """
-    from .geometry.body import load_body_model
+    from .geometry.body import RENDERED_BODIES, load_body_model
     from .geometry.objects import ObjectLibrary
-    from .geometry.smpl import load_conversion_matrix
-    from .localize.inference import load_mvloc
+    from .geometry.smpl import CONTACT_TOPOLOGIES, load_conversion_matrix
+    from .localize.builder import load_mvloc
     from .multiview import load_official_body_views
     from .pipeline import InteractionEstimator
     from .render.cache import RenderCache, default_cache_dir
@@ -134,12 +105,21 @@ def build_estimator(settings: Mapping[str, Any], log=print):
             load("affordance_checkpoint_dir", affordance_dir) if affordance_dir else None)
     body_name = s["body_model"]
     with _Step("body_model_dir" if s["body_model_dir"] else "body_model", s["body_model_dir"] or body_name):
-        body = load_body_model("smplh" if body_name == "smplx" else body_name, s["body_model_dir"] or None)
+        if body_name not in RENDERED_BODIES:
+            raise ValueError(f"body_model must be one of {', '.join(RENDERED_BODIES)} (SMPL-X output: "
+                             "contact_topology smplx with body_model smplh)")
+        body = load_body_model(body_name, s["body_model_dir"] or None)
     matrix = None
-    if body_name == "smplx":
+    with _Step("contact_topology", s["contact_topology"]):
+        if s["contact_topology"] not in CONTACT_TOPOLOGIES:
+            raise ValueError(f"contact_topology must be one of {', '.join(CONTACT_TOPOLOGIES)}")
+        if s["contact_topology"] == "smplx" and body_name != "smplh":
+            raise ValueError("SMPL-X contact is converted from SMPL-H: set body_model smplh")
+    if s["contact_topology"] == "smplx":
         with _Step("smplx_conversion_matrix", s["smplx_conversion_matrix"]):
             if not s["smplx_conversion_matrix"]:
-                raise FileNotFoundError("body_model smplx needs smplx_conversion_matrix (an SMPL-H -> SMPL-X matrix)")
+                raise FileNotFoundError("contact_topology smplx needs smplx_conversion_matrix (an SMPL-H -> SMPL-X "
+                                        "matrix)")
             matrix = load_conversion_matrix(s["smplx_conversion_matrix"])
     with _Step("object_mesh_map", s["object_mesh_map"]):
         objects = (ObjectLibrary.from_yaml(s["object_mesh_map"]) if s["object_mesh_map"]

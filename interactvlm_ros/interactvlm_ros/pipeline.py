@@ -14,31 +14,17 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from .detection import Detection
 from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS, ViewSpec
 from .geometry.mesh import TriangleMesh
 from .geometry.objects import ObjectGeometry, ObjectLibrary, PointCloudGeometry
-from .localize.inference import MAX_NEW_TOKENS, MVLoc
+from .localize.predictor import MAX_NEW_TOKENS, MVLoc
 from .localize.prompts import (HUMAN_CONTACT_PROMPT, IMAGE_TOKEN, MAX_LABEL_LENGTH, OBJECT_AFFORDANCE_PROMPT,
                                object_name, parse_answer)
 from .multiview import PreparedViews, prepare_body_views, prepare_object_views, prepare_point_views
 from .render.views import POINT_VIEWS
 from .render.cache import RenderCache
 from .render.views import Renderer
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One 2D detection.
-
-    Attributes:
-        label: class label (e.g. "cup"); box: (x_min, y_min, x_max, y_max) in image pixels;
-        score: detector confidence; id: the detection's id (vision_msgs Detection2D.id).
-    """
-
-    label: str
-    box: tuple[float, float, float, float]
-    score: float = 1.0
-    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,10 +231,10 @@ class InteractionEstimator:
         # Body and mesh views live as long as the estimator (held in _body_views /
         # _object_views), so their identity is a valid key; point-cloud views are per call.
         if not any(prepared is kept for kept in (self._body_views, *self._object_views.values())):
-            return model.encode_views(prepared.images)
+            return model.image_embeddings(prepared.images)
         key = (id(model), id(prepared))
         if key not in self._embeddings:
-            self._embeddings[key] = model.encode_views(prepared.images)
+            self._embeddings[key] = model.image_embeddings(prepared.images)
         return self._embeddings[key]
 
     def warm_up(self) -> None:
@@ -257,18 +243,15 @@ class InteractionEstimator:
             self._view_embeddings(self.contact_model, self.body_views())
 
     def _masks(self, model: MVLoc, features, question: str, prepared: PreparedViews,
-               views: Sequence[ViewSpec], conditioning_dist: float | None, timer: _Timer):
-        with timer("generate"):
-            answer = model.answer(features, question, self.max_new_tokens)
-        if answer.seg_hidden is None:
+               views: Sequence[ViewSpec], conditioning_dist: float | None, timings: dict[str, float]):
+        answer, logits = model.predict(features, question, lambda: self._view_embeddings(model, prepared),
+                                       model.cameras(list(views), conditioning_dist), self.render_size,
+                                       self.max_new_tokens, timings)
+        if logits is None:
             return answer, None
-        with timer("sam_encode"):
-            embeddings = self._view_embeddings(model, prepared)
-        with timer("decode"):
-            prompts = model.view_prompts(answer.seg_hidden, model.cameras(list(views), conditioning_dist))
-            logits = model.decode_masks(prompts, embeddings, self.render_size, as_tensor=True)
-        with timer("lift"):
-            probabilities = prepared.lift(logits)
+        start = time.perf_counter()
+        probabilities = prepared.lift(logits)
+        timings["lift"] = timings.get("lift", 0.0) + (time.perf_counter() - start) * 1e3
         return answer, probabilities
 
     def estimate(self, image: np.ndarray, detections: Sequence[Detection],
@@ -329,7 +312,7 @@ class InteractionEstimator:
         with timer("render"):
             prepared = self.body_views()
         answer, probabilities = self._masks(model, features, HUMAN_CONTACT_PROMPT.format(object=name), prepared,
-                                            BODY_VIEWS, None, timer)
+                                            BODY_VIEWS, None, timer.timings)
         if probabilities is None:
             probabilities = np.zeros(prepared.lifter.num_targets, np.float32)
         if self.smplx_matrix is not None:
@@ -344,7 +327,7 @@ class InteractionEstimator:
             threshold=threshold,
             body_parts=parsed.body_parts,
             answer=answer.text,
-            has_mask=answer.seg_hidden is not None,
+            has_mask=answer.seg_embedding is not None,
             stop_reason=answer.stop_reason,
         )
 
@@ -352,7 +335,7 @@ class InteractionEstimator:
                     features, threshold: float, timer: _Timer) -> ObjectAffordanceResult:
         answer, probabilities = self._masks(self.affordance_model, features,
                                             OBJECT_AFFORDANCE_PROMPT.format(object=name), prepared,
-                                            OBJECT_VIEWS, OBJECT_CONDITIONING_DIST, timer)
+                                            OBJECT_VIEWS, OBJECT_CONDITIONING_DIST, timer.timings)
         points = geometry.points if isinstance(geometry, PointCloudGeometry) else geometry.mesh.vertices
         if probabilities is None:
             probabilities = np.zeros(len(points), np.float32)
@@ -364,6 +347,6 @@ class InteractionEstimator:
             threshold=threshold,
             affordance=parsed.affordance,
             answer=answer.text,
-            has_mask=answer.seg_hidden is not None,
+            has_mask=answer.seg_embedding is not None,
             stop_reason=answer.stop_reason,
         )

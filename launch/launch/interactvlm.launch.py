@@ -6,10 +6,10 @@
         clip_dir:=/models/clip-vit-large-patch14 device:=cuda:0 rviz:=true
 
 Parameters come from ``params_file`` (default: this package's config/interactvlm.yaml, every
-parameter at its default). The launch arguments that mirror a parameter (checkpoint
-directories, device, dtype, quantization, device_map, max_memory, use_compressed,
-use_tiny_checkpoint) override the file only when they are
-given: left empty, the file's value stays. The node configures and activates itself (its
+parameter at its default). The launch arguments that mirror a parameter (the entries of
+interactvlm_ros's parameter table marked ``launch``: checkpoint directories, device, dtype,
+quantization, device_map, max_memory, use_compressed, use_tiny_checkpoint) are generated from
+that table and override the file only when they are given: left empty, the file's value stays. The node configures and activates itself (its
 ``autostart`` parameter, true by default); with ``autostart: false`` in the params file it waits
 for ``ros2 lifecycle set /interactvlm_node configure`` / ``activate``.
 
@@ -27,16 +27,18 @@ from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from interactvlm_ros.config import PARAMETERS
+
 PACKAGE = "interactvlm_ros"
 EXECUTABLE = "interactvlm_node"  # console script of interactvlm_ros (setup.py entry_points)
 NODE_NAME = "interactvlm_node"
 BRINGUP = "interactvlm_bringup"
 
-#: Launch arguments that override a string parameter of the params file when not empty.
-STRING_OVERRIDES = ("contact_checkpoint_dir", "affordance_checkpoint_dir", "clip_dir", "device", "dtype",
-                    "quantization", "device_map", "max_memory")
-#: Launch arguments that override a bool parameter of the params file when not empty.
-BOOL_OVERRIDES = ("use_compressed", "use_tiny_checkpoint")
+#: Parameters with a launch argument that overrides the params file when not empty.
+OVERRIDES = tuple(p for p in PARAMETERS if p.launch)
+#: Those of string type, and of bool type (the table has no other launch overrides).
+STRING_OVERRIDES = tuple(p.name for p in OVERRIDES if isinstance(p.default, str))
+BOOL_OVERRIDES = tuple(p.name for p in OVERRIDES if isinstance(p.default, bool))
 
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
@@ -113,30 +115,8 @@ def generate_launch_description():
                                           "sensor_msgs/CompressedImage when use_compressed is true"),
         DeclareLaunchArgument("detections_topic", default_value="detections",
                               description="vision_msgs/Detection2DArray topic (remaps the node's 'detections')"),
-        DeclareLaunchArgument("use_compressed", default_value="",
-                              description="true: subscribe to sensor_msgs/CompressedImage; empty: params file"),
-        DeclareLaunchArgument("contact_checkpoint_dir", default_value="",
-                              description="InteractVLM human-contact checkpoint directory; empty: params file"),
-        DeclareLaunchArgument("affordance_checkpoint_dir", default_value="",
-                              description="InteractVLM object-affordance checkpoint directory; empty: params file"),
-        DeclareLaunchArgument("clip_dir", default_value="",
-                              description="local openai/clip-vit-large-patch14 directory; empty: params file"),
-        DeclareLaunchArgument("use_tiny_checkpoint", default_value="",
-                              description="true: tiny checkpoint with RANDOM weights (plumbing only); "
-                                          "empty: params file"),
-        DeclareLaunchArgument("device", default_value="",
-                              description="torch device (cpu, cuda:0...); empty: params file"),
-        DeclareLaunchArgument("dtype", default_value="",
-                              description="float32, bfloat16 or float16; empty: params file"),
-        DeclareLaunchArgument("quantization", default_value="",
-                              description="none, 8bit or 4bit LLaMA decoder layers (bitsandbytes, CUDA); "
-                                          "empty: params file"),
-        DeclareLaunchArgument("device_map", default_value="",
-                              description="split the model over GPUs: auto or block=device,... "
-                                          "(e.g. sam=cuda:1); empty: params file"),
-        DeclareLaunchArgument("max_memory", default_value="",
-                              description="with device_map auto, e.g. cuda:0=20GiB,cuda:1=10GiB; "
-                                          "empty: params file"),
+        *(DeclareLaunchArgument(p.name, default_value="", description=f"{p.description}; empty: params file")
+          for p in OVERRIDES),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
         DeclareLaunchArgument("log_level", default_value="info",
                               choices=["debug", "info", "warn", "error", "fatal"],

@@ -1,15 +1,17 @@
 """Offline rosbag replay: run interactvlm_node's pipeline over a recorded bag.
 
     ros2 launch interactvlm_bringup replay.launch.py in_bag:=/data/kitchen out_bag:=/data/kitchen_ivlm \\
-        checkpoint_dir:=/models/interactvlm-3d-hcontact-damon clip_dir:=/models/clip-vit-large-patch14
+        contact_checkpoint_dir:=/models/interactvlm-3d-hcontact-damon clip_dir:=/models/clip-vit-large-patch14
 
 This is a wrapper around the console command (no ROS graph involved; the bag is read and
 written directly)::
 
-    interactvlm-ros replay IN_BAG OUT_BAG [--params-file F] [--tiny] [--checkpoint-dir D]
-        [--affordance-checkpoint-dir D] [--clip-dir D] [--image-topic T] [--detections-topic T]
+    interactvlm-ros replay IN_BAG OUT_BAG [--params-file F] [--image-topic T] [--detections-topic T]
+        [--contact-checkpoint-dir D] [--use-tiny-checkpoint] ... (every node parameter the command takes)
 
-Options whose launch argument is empty are not passed (the command's defaults apply).
+The launch arguments mirroring node parameters are generated from interactvlm_ros's parameter
+table (the entries marked ``cli``, the command's options). Options whose launch argument is
+empty are not passed (the command's defaults apply).
 """
 
 import os
@@ -21,19 +23,21 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
 
+from interactvlm_ros.config import PARAMETERS
+
 PACKAGE = "interactvlm_ros"
 COMMAND = "interactvlm-ros"  # console script of interactvlm_ros (setup.py entry_points)
 BRINGUP = "interactvlm_bringup"
 
+#: Node parameters the command takes as options (the table's ``cli`` entries).
+CLI_PARAMETERS = tuple(p for p in PARAMETERS if p.cli)
 #: launch argument -> command-line option, passed when the argument is not empty.
 VALUE_OPTIONS = {
-    "params_file": "--params-file",
-    "checkpoint_dir": "--checkpoint-dir",
-    "affordance_checkpoint_dir": "--affordance-checkpoint-dir",
-    "clip_dir": "--clip-dir",
-    "image_topic": "--image-topic",
-    "detections_topic": "--detections-topic",
+    "params_file": "--params-file", "image_topic": "--image-topic", "detections_topic": "--detections-topic",
+    **{p.name: "--" + p.name.replace("_", "-") for p in CLI_PARAMETERS if not isinstance(p.default, bool)},
 }
+#: Flags: passed when the launch argument is true.
+FLAG_OPTIONS = {p.name: "--" + p.name.replace("_", "-") for p in CLI_PARAMETERS if isinstance(p.default, bool)}
 
 
 def _command() -> str:
@@ -71,8 +75,9 @@ def _launch_setup(context, *args, **kwargs):
         value = LaunchConfiguration(argument).perform(context)
         if value != "":
             cmd += [option, value]
-    if _as_bool("tiny", LaunchConfiguration("tiny").perform(context)):
-        cmd.append("--tiny")
+    for argument, option in FLAG_OPTIONS.items():
+        if _as_bool(argument, LaunchConfiguration(argument).perform(context)):
+            cmd.append(option)
     return [ExecuteProcess(cmd=cmd, name="interactvlm_replay", output="screen", emulate_tty=True)]
 
 
@@ -83,14 +88,11 @@ def generate_launch_description():
         DeclareLaunchArgument("out_bag", description="output rosbag2 (InteractionArray and markers; must not exist)"),
         DeclareLaunchArgument("params_file", default_value=default_params,
                               description="interactvlm_node parameter file; empty: the command's defaults"),
-        DeclareLaunchArgument("tiny", default_value="false", choices=["true", "false"],
-                              description="tiny checkpoint with RANDOM weights (plumbing only)"),
-        DeclareLaunchArgument("checkpoint_dir", default_value="",
-                              description="InteractVLM human-contact checkpoint directory"),
-        DeclareLaunchArgument("affordance_checkpoint_dir", default_value="",
-                              description="InteractVLM object-affordance checkpoint directory"),
-        DeclareLaunchArgument("clip_dir", default_value="",
-                              description="local openai/clip-vit-large-patch14 directory"),
+        *(DeclareLaunchArgument(p.name, default_value="false" if isinstance(p.default, bool) else "",
+                                choices=["true", "false"] if isinstance(p.default, bool) else None,
+                                description=p.description + ("" if isinstance(p.default, bool) else
+                                                             "; empty: the command's default"))
+          for p in CLI_PARAMETERS),
         DeclareLaunchArgument("image_topic", default_value="",
                               description="image topic in in_bag; empty: the command's default"),
         DeclareLaunchArgument("detections_topic", default_value="",

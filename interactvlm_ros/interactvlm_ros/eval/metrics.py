@@ -1,8 +1,8 @@
 """InteractVLM's evaluation metrics, per sample, in numpy/scipy (no torch, no scikit-learn).
 
 Source of every formula: InteractVLM's public code, ``utils/eval_utils.py``
-(``get_h_contact_metrics``, ``get_h_geo_metric``, ``SIM``, ``get_o_affordance_metrics``);
-summary in ../shared/DESIGN.md section 3, "Metrics". Each function here scores ONE sample;
+(``get_h_contact_metrics``, ``get_h_geo_metric``, ``SIM``, ``get_o_affordance_metrics``).
+Each function here scores ONE sample;
 InteractVLM averages the per-sample values over the test set, which :func:`summarize` does
 (overall and per object class).
 

@@ -18,6 +18,9 @@ from .smpl import body_mesh
 
 #: Names accepted by :func:`load_body_model`.
 BODY_MODELS = ("smplh", "smplx", "anny")
+#: Bodies the pipeline renders and lifts to: the open body, or SMPL-H (InteractVLM's); SMPL-X
+#: output is SMPL-H contact converted (``geometry.smpl.CONTACT_TOPOLOGIES``).
+RENDERED_BODIES = ("anny", "smplh")
 
 
 def load_body_model(name: str, model_dir: str | os.PathLike | None = None, gender: str = "neutral") -> TriangleMesh:

@@ -413,3 +413,47 @@ def object_points_from_depth(
     if points.shape[0] < max(min_points, 1):
         return None
     return downsample(points, count=count, seed=seed)
+
+
+@dataclass(frozen=True)
+class DepthFrame:
+    """A registered depth image for the colour image being processed.
+
+    Attributes:
+        metres: (H, W) float32 depth in metres, NaN where invalid; intrinsics: the colour
+        camera's (registered depth); frame_id: the optical frame the points are expressed in.
+    """
+
+    metres: np.ndarray
+    intrinsics: Intrinsics
+    frame_id: str
+
+
+def object_geometries_from_depth(detections, depth: DepthFrame, color_shape: Sequence[int], count: int = 2048,
+                                 gap: float = 0.05) -> tuple[dict, list]:
+    """The objects' points from a registered depth image, one point cloud per detection.
+
+    Args:
+        detections: pipeline Detections (``bbox_xyxy`` in image pixels).
+        depth: the depth registered to the colour image; color_shape: (H, W) of that image.
+        count, gap: see :func:`object_points_from_depth`.
+
+    Returns:
+        (geometries, missing): geometries maps detection ids to ``PointCloudGeometry(points,
+        "depth")`` (points in ``depth.frame_id``, metres); missing lists the detections without
+        enough valid depth in their box.
+
+    Raises:
+        ValueError: a depth image not registered to the colour image (see :func:`check_registered`).
+    """
+    from .objects import PointCloudGeometry
+
+    check_registered(depth.metres.shape, color_shape)
+    geometries, missing = {}, []
+    for detection in detections:
+        points = object_points_from_depth(depth.metres, depth.intrinsics, detection.bbox_xyxy, count=count, gap=gap)
+        if points is None:
+            missing.append(detection)
+        else:
+            geometries[detection.id] = PointCloudGeometry(points, "depth")
+    return geometries, missing

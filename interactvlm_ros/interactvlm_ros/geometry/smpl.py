@@ -32,6 +32,9 @@ from ..safe_pickle import DATA_GLOBALS, OBJECT_GLOBALS, SPARSE_GLOBALS, Restrict
 from .body_parts import BODY_PARTS, part_of_smpl_joint
 from .mesh import TriangleMesh
 
+#: Vertices human contact can be reported on: the rendered body's own ("native"), or SMPL-X's,
+#: converted from SMPL-H with a (10475, 6890) matrix (:func:`smplh_to_smplx`).
+CONTACT_TOPOLOGIES = ("native", "smplx")
 SMPLH_NUM_VERTICES = 6890
 SMPLX_NUM_VERTICES = 10475
 #: Joints per model (body + jaw/eyes + 2 x 15 hand joints) and body joints before the hands.

@@ -1,6 +1,6 @@
 """Lifting 2D predictions on rendered views back to the geometry, as InteractVLM does.
 
-Formulas (InteractVLM, ../shared/DESIGN.md section 3, "Lift"):
+Formulas (InteractVLM's ``HumanContact3DPredictor`` and its object / point-cloud lifting):
 
 * probabilities: ``p = sigmoid(clamp(logit, -20, 20))`` per pixel;
 * meshes: every pixel that hits a face votes for the face's three vertices with its

@@ -87,6 +87,10 @@ REFERENCE_REQUIRED_CONFIG_KEYS: tuple[str, ...] = (
 )
 
 
+#: Marker interactvlm_ros writes into config.json of randomly initialised checkpoints.
+RANDOM_WEIGHTS_KEY = "interactvlm_ros_random_weights"
+
+
 class CheckpointError(ValueError):
     """A checkpoint directory that cannot be loaded; the message says exactly why."""
 

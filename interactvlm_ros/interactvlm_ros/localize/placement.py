@@ -24,7 +24,6 @@ Block sizes are counted in the load dtype, with quantised decoder-layer weights 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import torch
@@ -35,9 +34,6 @@ MEMORY_HEADROOM = 1.25
 #: Bytes per weight of quantised decoder-layer Linear weights (bitsandbytes LLM.int8 / NF4;
 #: NF4's per-64-block absmax adds ~0.03 byte, ignored).
 QUANTIZED_WEIGHT_BYTES = {"8bit": 1.0, "4bit": 0.5}
-
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
 def model_blocks(model: torch.nn.Module) -> list[str]:
@@ -86,15 +82,22 @@ def block_bytes(model: torch.nn.Module, dtype: torch.dtype, quantization: str = 
 
 
 def parse_bytes(text: str) -> int:
-    """"20GiB", "20 GB", "512MiB", "1000000" -> bytes (GB = 10**9, GiB = 2**30).
+    """"20GiB", "20GB", "512MiB", "1000000" -> bytes (GB = 10**9, GiB = 2**30), with
+    accelerate's ``convert_file_size_to_int`` (what ``max_memory`` takes in transformers).
 
     Raises:
         ValueError: not a positive size.
     """
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in _UNITS or float(match.group(1)) <= 0:
+    from accelerate.utils import convert_file_size_to_int
+
+    text = text.strip().replace(" ", "")
+    try:
+        size = int(text) if text.isdigit() else convert_file_size_to_int(text)
+    except (ValueError, TypeError):
+        size = 0
+    if size <= 0:
         raise ValueError(f"not a memory size: {text!r} (examples: 20GiB, 500MiB, 12GB)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    return int(size)
 
 
 def _pairs(text: str, what: str) -> list[tuple[str, str]]:

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import unmap_module_keys
-from .inference import RANDOM_WEIGHTS_KEY
+from .checkpoint import RANDOM_WEIGHTS_KEY, unmap_module_keys
 from .model import MVLocModel, MVLocSpec
 from .prompts import (
     AFFORDANCES,

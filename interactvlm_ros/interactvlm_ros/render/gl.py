@@ -22,13 +22,21 @@ import numpy as np
 from ..geometry.camera import Camera
 from .fragments import MeshFragments, PointFragments, clamp_barycentric
 
-_MESH_VERTEX_SHADER = """
-#version 330
+#: Shared by both vertex shaders: PyTorch3D's view transform and perspective projection.
+_PROJECTION = """
 uniform mat3 rotation;   // GLSL reads the row-major numpy R as its transpose: R^T p = p R
 uniform vec3 translation;
 uniform float inv_tan;
 uniform float near;
 uniform float far;
+// PyTorch3D view: +X left, +Y up, +Z forward. OpenGL NDC: +X right, +Y up.
+vec4 project(vec3 view) {
+    return vec4(-view.x * inv_tan, view.y * inv_tan,
+                (far + near) / (far - near) * view.z - 2.0 * far * near / (far - near), view.z);
+}
+"""
+
+_MESH_VERTEX_SHADER = "#version 330\n" + _PROJECTION + """
 in vec3 in_position;
 in vec3 in_normal;
 in vec3 in_corner;
@@ -45,10 +53,7 @@ void main() {
     v_corner = in_corner;
     v_color = in_color;
     v_depth = view.z;
-    // PyTorch3D view: +X left, +Y up, +Z forward. OpenGL NDC: +X right, +Y up.
-    gl_Position = vec4(-view.x * inv_tan, view.y * inv_tan,
-                       (far + near) / (far - near) * view.z - 2.0 * far * near / (far - near),
-                       view.z);
+    gl_Position = project(view);
 }
 """
 
@@ -87,13 +92,7 @@ void main() {
 }
 """
 
-_POINT_VERTEX_SHADER = """
-#version 330
-uniform mat3 rotation;
-uniform vec3 translation;
-uniform float inv_tan;
-uniform float near;
-uniform float far;
+_POINT_VERTEX_SHADER = "#version 330\n" + _PROJECTION + """
 uniform float point_size;
 in vec3 in_position;
 in vec3 in_color;
@@ -106,9 +105,7 @@ void main() {
     v_id = gl_VertexID;
     v_depth = view.z;
     gl_PointSize = point_size;
-    gl_Position = vec4(-view.x * inv_tan, view.y * inv_tan,
-                       (far + near) / (far - near) * view.z - 2.0 * far * near / (far - near),
-                       view.z);
+    gl_Position = project(view);
 }
 """
 

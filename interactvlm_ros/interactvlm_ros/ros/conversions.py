@@ -13,10 +13,12 @@ import sys
 from typing import Sequence
 
 import numpy as np
-from interactvlm_msgs.msg import HumanContact, ObjectAffordance
+from interactvlm_msgs.msg import HumanContact, Interaction, InteractionArray, ObjectAffordance
 from sensor_msgs.msg import PointCloud2, PointField
+from vision_msgs.msg import Detection2DArray
 from std_msgs.msg import Header
 
+from ..detection import Detection
 from ..validation import unit_interval
 
 #: numpy dtype of each sensor_msgs/PointField datatype constant.
@@ -33,6 +35,59 @@ POINT_FIELD_DTYPES = {
 
 #: Field names of ObjectAffordance.points, in memory order (4 x float32, 16 bytes a point).
 AFFORDANCE_FIELDS = ("x", "y", "z", "affordance")
+
+
+def detections_to_msg(detections: Sequence[Detection], header: Header) -> Detection2DArray:
+    """``vision_msgs/Detection2DArray`` of pipeline detections: per detection its id, one
+    hypothesis (``class_id`` = label, ``score``) and the box as centre + size in image pixels
+    (vision_msgs ``BoundingBox2D``), every one with ``header``.
+
+    Raises:
+        ValueError: a non-finite box or one whose max corner is below its min corner.
+    """
+    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+
+    msg = Detection2DArray(header=header)
+    for detection in detections:
+        x0, y0, x1, y1 = (float(v) for v in detection.bbox_xyxy)
+        if not np.all(np.isfinite([x0, y0, x1, y1])) or x1 < x0 or y1 < y0:
+            raise ValueError(f"detection {detection.id!r}: invalid box {detection.bbox_xyxy}")
+        det = Detection2D(header=header, id=str(detection.id))
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = str(detection.label), float(detection.score)
+        det.results.append(hypothesis)
+        det.bbox.center.position.x, det.bbox.center.position.y = (x0 + x1) / 2, (y0 + y1) / 2
+        det.bbox.size_x, det.bbox.size_y = x1 - x0, y1 - y0
+        msg.detections.append(det)
+    return msg
+
+
+def detection_from_msg(det, index: int) -> Detection:
+    """The pipeline detection of one ``vision_msgs/Detection2D``: its best-scoring hypothesis
+    (label stripped of surrounding whitespace), the box as (x_min, y_min, x_max, y_max) pixels,
+    and its id (``str(index)`` when empty).
+
+    Raises:
+        Rejected: no hypothesis or an empty class (``detection_without_class``), a non-finite
+            score or box (``nan_in_detection``), a box of zero or negative size (``empty_box``).
+    """
+    import math
+
+    from ..reasons import Reason, Rejected
+
+    if not det.results:
+        raise Rejected(Reason.DETECTION_WITHOUT_CLASS, f"detection {det.id!r} has no results")
+    best = max(det.results, key=lambda r: r.hypothesis.score if math.isfinite(r.hypothesis.score) else -1)
+    label, score = best.hypothesis.class_id.strip(), float(best.hypothesis.score)
+    cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
+    w, h = det.bbox.size_x, det.bbox.size_y
+    if not all(math.isfinite(v) for v in (score, cx, cy, w, h)):
+        raise Rejected(Reason.NAN_IN_DETECTION, f"detection {det.id!r} has a non-finite score or box")
+    if not label:
+        raise Rejected(Reason.DETECTION_WITHOUT_CLASS, f"detection {det.id!r} has an empty class_id")
+    if w <= 0 or h <= 0:
+        raise Rejected(Reason.EMPTY_BOX, f"detection {det.id!r} has a {w}x{h} box")
+    return Detection(label, (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), score, det.id or str(index))
 
 
 def object_frame_id(label: str) -> str:
@@ -244,3 +299,53 @@ def object_affordance_msg(
     msg.points = affordance_cloud(header, points, point_affordance)
     msg.threshold = _threshold(threshold)
     return msg
+
+
+def interaction_msg(header: Header, det_msg, interaction, threshold: float, camera_frame: str = "") -> Interaction:
+    """interactvlm_msgs/Interaction of one pipeline result. A missing part (no model, or no
+    geometry for the class) becomes an empty HumanContact / ObjectAffordance (body_model
+    or geometry_source "", ``threshold`` the configured one). Affordance points from depth
+    are in ``camera_frame`` (the depth image's optical frame); mesh points in the frame
+    :func:`object_frame_id` of the label ("<name>_model").
+
+    Args:
+        header: the image's header; det_msg: the input ``vision_msgs/Detection2D``;
+        interaction: the pipeline's ``InteractionResult``; threshold: the decision threshold.
+    """
+    det = interaction.detection
+    out = Interaction(detection=det_msg)
+    contact = interaction.human_contact
+    if contact is not None:
+        out.human_contact = human_contact_msg(header, contact.body_model, contact.vertex_probabilities,
+                                              contact.threshold, contact.body_parts, det.label, det.id)
+        out.contact_answer = contact.answer
+    else:
+        out.human_contact = HumanContact(header=header, object_label=det.label, detection_id=det.id,
+                                         threshold=float(threshold))
+    affordance = interaction.object_affordance
+    from_depth = affordance is not None and affordance.geometry_source == "depth"
+    object_header = Header(stamp=header.stamp, frame_id=(camera_frame or header.frame_id) if from_depth
+                           else object_frame_id(det.label))
+    if affordance is not None:
+        out.object_affordance = object_affordance_msg(object_header, det.id, det.label, affordance.affordance,
+                                                      affordance.geometry_source, affordance.points,
+                                                      affordance.probabilities, affordance.threshold)
+        out.affordance_answer = affordance.answer
+    else:
+        out.object_affordance = ObjectAffordance(header=object_header, detection_id=det.id,
+                                                 object_label=det.label, threshold=float(threshold),
+                                                 points=affordance_cloud(object_header, np.zeros((0, 3)),
+                                                                         np.zeros(0)))
+    return out
+
+
+def interaction_array_msg(header: Header, detection_msgs, result, threshold: float,
+                          camera_frame: str = "") -> InteractionArray:
+    """``interactvlm_msgs/InteractionArray`` of one estimate: the image's header, one
+    :func:`interaction_msg` per detection (input order), model id, random-weights flag and
+    the total inference time (ms)."""
+    message = InteractionArray(header=header, model_id=result.model_id, weights_are_random=result.weights_are_random,
+                               inference_ms=float(result.timings_ms.get("total", 0.0)))
+    for det_msg, interaction in zip(detection_msgs, result.interactions):
+        message.interactions.append(interaction_msg(header, det_msg, interaction, threshold, camera_frame))
+    return message

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from rosbags.image import ImageError, image_to_cvimage
 
-from ..reasons import Rejected
+from ..reasons import Reason, Rejected
 
 #: Raw encodings accepted, with their bytes per pixel.
 SUPPORTED_ENCODINGS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}
@@ -72,6 +72,23 @@ def compressed_to_rgb(msg) -> np.ndarray:
     if bgr is None:
         raise ImageRejected("undecodable_image", f"{len(msg.data)} bytes of {msg.format!r} could not be decoded")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_image(msg, min_side: int = 1) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a sensor_msgs/Image or CompressedImage.
+
+    Raises:
+        Rejected: a negative stamp (``negative_stamp``), an image that cannot be decoded (see
+            :func:`image_to_rgb`, :func:`compressed_to_rgb`), or one whose smaller side is below
+            ``min_side`` pixels (``image_too_small``).
+    """
+    if msg.header.stamp.sec < 0:
+        raise Rejected(Reason.NEGATIVE_STAMP, f"image stamp {msg.header.stamp.sec} s is negative")
+    rgb = compressed_to_rgb(msg) if hasattr(msg, "format") else image_to_rgb(msg)
+    if min(rgb.shape[:2]) < min_side:
+        raise Rejected(Reason.IMAGE_TOO_SMALL, f"{rgb.shape[1]}x{rgb.shape[0]} image (smaller side at least "
+                                               f"{min_side} px)")
+    return rgb
 
 
 #: Depth encodings accepted: bytes per pixel and numpy dtype (REP-118).

@@ -34,12 +34,11 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from interactvlm_msgs.msg import InteractionArray
 from interactvlm_msgs.srv import EstimateInteractions
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.task import Future as RclpyFuture
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -49,35 +48,14 @@ from visualization_msgs.msg import MarkerArray
 from ..reasons import Reason, Rejected
 from .diagnostics import PROCESSED, RECEIVED_DETECTIONS, RECEIVED_IMAGES, ReasonLog, WindowedCounter, build_status
 from .images import SUPPORTED_ENCODINGS, depth_to_array
-from .parameters import PARAMETERS
-from .processing import DepthFrame, FrameProcessor, ProcessingSettings, stamp_ns
-from .sync import PairBuffer
+from ..config import PARAMETERS
+from ..geometry.depth import DepthFrame
+from .parameters import parameter_descriptor
+from .processing import FrameProcessor, ProcessingSettings, stamp_ns
+from .qos import qos_profile
+from .sync import PairBuffer, nearest_stamp
 
 NODE_NAME = "interactvlm_node"
-
-
-def _descriptor(parameter) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=parameter.description, read_only=parameter.read_only)
-    if parameter.choices:
-        descriptor.additional_constraints = "one of: " + ", ".join(parameter.choices)
-    if parameter.range is not None:
-        low, high = parameter.range
-        if isinstance(parameter.default, bool):
-            pass
-        elif isinstance(parameter.default, int):
-            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=0)]
-        elif isinstance(parameter.default, float):
-            descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
-    return descriptor
-
-
-def _qos(name: str, depth: int) -> QoSProfile:
-    if name == "sensor_data":
-        profile = QoSProfile(**{k: getattr(qos_profile_sensor_data, k) for k in ("reliability", "durability")},
-                             history=HistoryPolicy.KEEP_LAST, depth=depth)
-        return profile
-    reliability = ReliabilityPolicy.RELIABLE if name == "reliable" else ReliabilityPolicy.BEST_EFFORT
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability)
 
 
 class InteractVLMNode(LifecycleNode):
@@ -86,7 +64,7 @@ class InteractVLMNode(LifecycleNode):
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
         for parameter in PARAMETERS:
-            self.declare_parameter(parameter.name, parameter.default, _descriptor(parameter))
+            self.declare_parameter(parameter.name, parameter.default, parameter_descriptor(parameter))
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.counter = WindowedCounter(float(self.p("diagnostics_window")))
         self._log_throttle = ReasonLog(LOG_PERIOD)
@@ -173,9 +151,9 @@ class InteractVLMNode(LifecycleNode):
         self._entities = [
             self._wake,
             self.create_subscription(image_type, self.p("image_topic"), self._on_image,
-                                     _qos(self.p("image_qos"), depth), event_callbacks=events),
+                                     qos_profile(self.p("image_qos"), depth), event_callbacks=events),
             self.create_subscription(Detection2DArray, self.p("detections_topic"), self._on_detections,
-                                     _qos(self.p("detections_qos"), 50), event_callbacks=events),
+                                     qos_profile(self.p("detections_qos"), 50), event_callbacks=events),
             self.create_service(EstimateInteractions, "~/estimate_interactions", self._on_service,
                                 callback_group=MutuallyExclusiveCallbackGroup()),
             self.create_timer(float(self.p("diagnostics_period")), self._publish_diagnostics),
@@ -183,9 +161,9 @@ class InteractVLMNode(LifecycleNode):
         if self.p("use_depth"):
             self._entities += [
                 self.create_subscription(Image, self.p("depth_topic"), self._on_depth,
-                                         _qos(self.p("image_qos"), depth), event_callbacks=events),
+                                         qos_profile(self.p("image_qos"), depth), event_callbacks=events),
                 self.create_subscription(CameraInfo, self.p("camera_info_topic"), self._on_camera_info,
-                                         _qos("reliable", 1), event_callbacks=events),
+                                         qos_profile("reliable", 1), event_callbacks=events),
             ]
         image_topic = self.resolve_topic_name(self.p("image_topic"))
         self.get_logger().info(f"activated: {image_type.__name__} on {image_topic} ({self.p('image_qos')} QoS), "
@@ -320,13 +298,13 @@ class InteractVLMNode(LifecycleNode):
             return None
         from ..geometry.depth import Intrinsics, depth_to_metres
 
-        stamp = stamp_ns(image_msg.header.stamp)
-        slop = int(float(self.p("sync_slop")) * 1e9)
-        candidates = [(abs(s - stamp), m) for s, m in list(self._depth) if abs(s - stamp) <= slop]
-        if not candidates or self._camera_info is None:
+        depths = sorted(list(self._depth), key=lambda item: item[0])
+        index = nearest_stamp(stamp_ns(image_msg.header.stamp), [s for s, _ in depths],
+                              int(float(self.p("sync_slop")) * 1e9))
+        if index is None or self._camera_info is None:
             self._report(Reason.NO_DEPTH_FOR_IMAGE, "no registered depth image or CameraInfo for this image's stamp")
             return None
-        depth_msg = min(candidates, key=lambda c: c[0])[1]
+        depth_msg = depths[index][1]
         info = self._camera_info
         try:
             metres = depth_to_metres(depth_to_array(depth_msg), depth_msg.encoding)
@@ -511,7 +489,9 @@ def main(args=None) -> int:
                     return 0
                 node.get_logger().fatal("could not configure (the error above says why); exiting")
                 return 1
-            node.trigger_activate()
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().fatal("could not activate; exiting")
+                return 1
         # Until SIGINT/SIGTERM, or the lifecycle shutdown transition (finalized): a lifecycle
         # node launched by a launch file is expected to exit then.
         while rclpy.ok() and not node.finalized.is_set():

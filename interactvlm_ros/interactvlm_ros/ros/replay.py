@@ -37,9 +37,11 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2DArray
 
-from ..eval.bags import project_typestore
+from .bags import cdr_header_stamp_ns, project_typestore
 from ..reasons import Reason, Rejected
 from .processing import FrameProcessor, ProcessingSettings, stamp_ns
+from .images import decode_image
+from .sync import pair_stamps
 
 IMAGE_TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage}
 DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
@@ -376,10 +378,16 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
         image_connections = _pick(reader.connections, IMAGE_TYPES, image_topic, "image")
         detection_connections = _pick(reader.connections, {DETECTIONS_TYPE}, detections_topic, "detections")
         image_type = IMAGE_TYPES[image_connections[0].msgtype]
+        detections = [deserialize_message(bytes(raw), Detection2DArray)
+                      for _, _, raw in _messages(reader, detection_connections, result)]
+        # The node's rule (sync.nearest_stamp) on the whole bag: each detections message goes
+        # to the image nearest in stamp within the slop.
+        image_stamps = sorted(set(_image_stamps(reader, image_connections)))
+        matches = pair_stamps([stamp_ns(d.header.stamp) for d in detections], image_stamps, slop_ns)
         pending: dict[int, list[Detection2DArray]] = {}
-        for _, _, raw in _messages(reader, detection_connections, result):
-            msg = deserialize_message(bytes(raw), Detection2DArray)
-            pending.setdefault(stamp_ns(msg.header.stamp), []).append(msg)
+        for msg, index in zip(detections, matches):
+            key = image_stamps[index] if index is not None else -1 - len(pending)  # unmatched: own key
+            pending.setdefault(key, []).append(msg)
         total = sum(c.msgcount for c in image_connections)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         with Writer(staged, version=Writer.VERSION_LATEST if hasattr(Writer, "VERSION_LATEST") else 9,
@@ -391,21 +399,33 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
                                   desc="replay", disable=not progress):
                 image = deserialize_message(bytes(raw), image_type)
                 stamp = stamp_ns(image.header.stamp)
-                matches = [s for s in pending if abs(s - stamp) <= slop_ns]
-                for match in sorted(matches, key=lambda s: abs(s - stamp))[:1]:
-                    for detections in pending.pop(match):
-                        _process(processor, settings, image, detections, stamp, geometries, result, writer,
-                                 interactions, markers)
+                for detections_msg in pending.pop(stamp, []):
+                    _process(processor, settings, image, detections_msg, stamp, geometries, result, writer,
+                             interactions, markers)
                 if result.outputs and result.outputs[-1][0] == stamp and len(result.images) < keep_images:
-                    result.images[stamp] = processor.decode(image)
-    for stamp, left in sorted(pending.items()):
-        for detections in left:
+                    result.images[stamp] = decode_image(image)
+    for left in pending.values():
+        for detections_msg in left:
             result.counts["no_image_with_this_stamp"] += 1
-            result.records.append({"stamp_ns": stamp, "outcome": "no_image_with_this_stamp",
-                                   "detections": [d.id for d in detections.detections]})
+            result.records.append({"stamp_ns": stamp_ns(detections_msg.header.stamp),
+                                   "outcome": "no_image_with_this_stamp",
+                                   "detections": [d.id for d in detections_msg.detections]})
+    result.records.sort(key=lambda record: record["stamp_ns"])
     if result.error:
         result.error["messages_read"] = result.messages_read
     return result
+
+
+def _image_stamps(reader, connections) -> list[int]:
+    """Header stamps of the images (read from their CDR bytes), up to a read error (the main
+    pass over the images reaches it again and records it)."""
+    stamps = []
+    try:
+        for _, _, raw in reader.messages(connections=connections):
+            stamps.append(cdr_header_stamp_ns(raw))
+    except _read_errors():
+        pass
+    return stamps
 
 
 def _process(processor, settings, image, detections, stamp, geometries, result, writer, interactions, markers):

@@ -27,7 +27,7 @@ import shutil
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -44,27 +44,8 @@ BAG_VERSION = 9
 #: storage name -> rosbags StoragePlugin member name.
 STORAGES = {"mcap": "MCAP", "sqlite3": "SQLITE3"}
 
-#: Interface packages the project's bags use beyond rosbags' built-in stores, with the folder
-#: of their .msg files in this source tree (used when no installed copy is found).
-_REPO = Path(__file__).resolve().parents[3]
-PROJECT_INTERFACES = {
-    "vision_msgs": _REPO / "ros2_ws" / "compat" / "vision_msgs" / "msg",
-    "interactvlm_msgs": _REPO / "msgs" / "msg",
-}
-
-
-class Detection(NamedTuple):
-    """One 2D detection: ``(det_id, label, score, (cx, cy, w, h))``.
-
-    ``box`` is the axis-aligned box centre and size in image pixels (``vision_msgs``
-    ``BoundingBox2D``: ``center.position`` and ``size_x``/``size_y``); ``score`` in [0, 1].
-    Plain 4-tuples of the same order are accepted wherever a Detection is.
-    """
-
-    det_id: str
-    label: str
-    score: float
-    box: tuple[float, float, float, float]
+#: Interface packages the project's bags use beyond rosbags' built-in stores.
+PROJECT_INTERFACES = ("vision_msgs", "interactvlm_msgs")
 
 
 @dataclass
@@ -74,8 +55,7 @@ class Frame:
     Attributes:
         stamp_ns: header stamp of the image and its detections [ns since the epoch], >= 0.
         rgb: (H, W, 3) uint8 image, RGB channel order.
-        detections: ``Detection`` or ``(det_id, label, score, (cx, cy, w, h))`` tuples, boxes
-            in pixels of ``rgb``.
+        detections: :class:`~interactvlm_ros.detection.Detection` s, boxes in pixels of ``rgb``.
         frame_id: header frame_id of the image and the detections.
         jpeg: optional JPEG file bytes of ``rgb`` (e.g. a dataset's original file); written
             as-is to the compressed topic instead of re-encoding ``rgb``. Ignored when raw.
@@ -92,12 +72,20 @@ class Frame:
 # Type store
 
 
-def _msg_dirs(package: str) -> list[Path]:
-    """Folders that may hold ``package``'s .msg files: installed prefixes first, then source."""
-    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    dirs = [Path(p) / "share" / package / "msg" for p in prefixes]
-    dirs.append(PROJECT_INTERFACES[package])
-    return dirs
+def _msg_dir(package: str) -> Path:
+    """The installed ``share/<package>/msg`` folder (ament index: the prefixes on
+    ``AMENT_PREFIX_PATH``, e.g. /opt/ros/jazzy or this workspace's install space).
+
+    Raises:
+        FileNotFoundError: the package is not installed (source its setup file first).
+    """
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+    try:
+        return Path(get_package_share_directory(package)) / "msg"
+    except PackageNotFoundError as error:
+        raise FileNotFoundError(f"interface package {package} is not installed (no share/{package} on "
+                                "AMENT_PREFIX_PATH): build the workspace and source its setup file") from error
 
 
 @lru_cache(maxsize=None)
@@ -105,25 +93,23 @@ def _interface_types(package: str) -> tuple[tuple[str, object], ...]:
     """Parsed rosbags type definitions of every .msg file of ``package`` (first folder found)."""
     from rosbags.typesys import get_types_from_msg
 
-    for folder in _msg_dirs(package):
-        files = sorted(folder.glob("*.msg"))
-        if files:
-            types: dict = {}
-            for path in files:
-                types.update(get_types_from_msg(path.read_text(), f"{package}/msg/{path.stem}"))
-            return tuple(types.items())
-    raise FileNotFoundError(f"no .msg files of {package} in any of {[str(d) for d in _msg_dirs(package)]}")
+    folder = _msg_dir(package)
+    files = sorted(folder.glob("*.msg"))
+    if not files:
+        raise FileNotFoundError(f"no .msg files of {package} in {folder}")
+    types: dict = {}
+    for path in files:
+        types.update(get_types_from_msg(path.read_text(), f"{package}/msg/{path.stem}"))
+    return tuple(types.items())
 
 
 def project_typestore():
     """A rosbags Typestore for the project's bags: ROS 2 Kilted (or the newest store rosbags
     has) plus ``vision_msgs`` and ``interactvlm_msgs``.
 
-    The two packages are read from their installed ``share/<pkg>/msg/*.msg`` (first match on
-    ``AMENT_PREFIX_PATH``: the definitions rclpy serialises with), else from this source tree
-    (``ros2_ws/compat/vision_msgs/msg``, ``msgs/msg``). Each call returns a new store, so a
-    caller may register more types. Raises FileNotFoundError when a package's .msg files are
-    nowhere to be found.
+    The two packages are read from their installed ``share/<pkg>/msg/*.msg`` (ament index:
+    the definitions rclpy serialises with). Each call returns a new store, so a caller may
+    register more types. Raises FileNotFoundError when a package is not installed.
     """
     from rosbags.typesys import Stores, get_typestore
 
@@ -187,39 +173,40 @@ def compressed_image_msg(jpeg: bytes, stamp_ns: int, frame_id: str = "camera"):
     return CompressedImage(header=_header(stamp_ns, frame_id), format="jpeg", data=bytes(jpeg))
 
 
-def _detection(det, header):
-    from vision_msgs.msg import Detection2D, ObjectHypothesisWithPose
-
-    det_id, label, score, box = det
-    cx, cy, w, h = (float(v) for v in box)
-    if not all(np.isfinite([cx, cy, w, h])) or w < 0 or h < 0:
-        raise ValueError(f"detection {det_id!r}: invalid box {box}")
-    if not 0.0 <= float(score) <= 1.0:
-        raise ValueError(f"detection {det_id!r}: score must lie in [0, 1], got {score}")
-    msg = Detection2D(header=header, id=str(det_id))
-    hypothesis = ObjectHypothesisWithPose()
-    hypothesis.hypothesis.class_id = str(label)
-    hypothesis.hypothesis.score = float(score)
-    msg.results.append(hypothesis)
-    msg.bbox.center.position.x, msg.bbox.center.position.y = cx, cy
-    msg.bbox.size_x, msg.bbox.size_y = w, h
-    return msg
-
-
 def detections_msg(detections: Sequence, stamp_ns: int, frame_id: str = "camera"):
-    """``vision_msgs/Detection2DArray`` of ``(det_id, label, score, (cx, cy, w, h))`` tuples.
+    """``vision_msgs/Detection2DArray`` of :class:`~interactvlm_ros.detection.Detection` s
+    (``conversions.detections_to_msg``, each detection with the array's header).
 
-    Every detection gets the array's header, one hypothesis (``class_id = label``, ``score``)
-    and its box in pixels. Raises ValueError on a duplicate id, a score outside [0, 1] or a
-    negative / non-finite box.
+    Raises:
+        ValueError: a duplicate id, a score outside [0, 1] or an invalid box.
     """
-    from vision_msgs.msg import Detection2DArray
+    from .conversions import detections_to_msg
 
-    header = _header(stamp_ns, frame_id)
-    ids = [str(d[0]) for d in detections]
+    ids = [str(d.id) for d in detections]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate detection ids in {ids}")
-    return Detection2DArray(header=header, detections=[_detection(d, header) for d in detections])
+    for detection in detections:
+        if not 0.0 <= float(detection.score) <= 1.0:
+            raise ValueError(f"detection {detection.id!r}: score must lie in [0, 1], got {detection.score}")
+    return detections_to_msg(detections, _header(stamp_ns, frame_id))
+
+
+def cdr_header_stamp_ns(raw: bytes) -> int:
+    """Header stamp (ns) of a serialised message whose first field is a ``std_msgs/Header``
+    (Image, CompressedImage, Detection2DArray...), read without deserialising the rest: after
+    CDR's 4-byte encapsulation header come ``int32 sec`` and ``uint32 nanosec``, in the byte
+    order the encapsulation names (0x0000 big endian, 0x0001 little endian).
+
+    Raises:
+        ValueError: fewer than 12 bytes, or an encapsulation other than plain CDR.
+    """
+    import struct
+
+    raw = bytes(raw[:12])
+    if len(raw) < 12 or raw[0] != 0 or raw[1] not in (0, 1):
+        raise ValueError("not a CDR message with a header")
+    sec, nanosec = struct.unpack_from("<iI" if raw[1] == 1 else ">iI", raw, 4)
+    return sec * 1_000_000_000 + nanosec
 
 
 # --------------------------------------------------------------------------------------------

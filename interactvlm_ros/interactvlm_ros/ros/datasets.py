@@ -1,6 +1,6 @@
 """Convert public benchmarks (DAMON, PIAD) into evaluation input bags + ground-truth sidecars.
 
-Each converter writes an input bag with :func:`~interactvlm_ros.eval.bags.write_input_bag`
+Each converter writes an input bag with :func:`~interactvlm_ros.ros.bags.write_input_bag`
 (one frame per dataset image, stamps ``start_ns + i * period_ns``) and its sidecar with
 :func:`~interactvlm_ros.eval.groundtruth.save_ground_truth` at
 :func:`~interactvlm_ros.eval.groundtruth.sidecar_path` of the bag. The datasets need
@@ -32,8 +32,9 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..safe_pickle import load_npy, load_npz
+from ..detection import Detection
 from .bags import Frame, write_input_bag
-from .groundtruth import GroundTruthSample, save_ground_truth, sidecar_path
+from ..eval.groundtruth import GroundTruthSample, save_ground_truth, sidecar_path
 
 #: Stamp of the first frame [ns] and spacing of frames [ns] (10 Hz) in converted bags.
 DEFAULT_START_NS = 1_000_000_000
@@ -63,11 +64,12 @@ class ConversionResult:
 
 @dataclass
 class _Object:
-    """One detection of an item: id, label, box (None: whole image), ground-truth fields."""
+    """One detection of an item: id, label, box (x_min, y_min, x_max, y_max px; None: whole
+    image), ground-truth fields."""
 
     det_id: str
     label: str
-    box: tuple[float, float, float, float] | None
+    bbox_xyxy: tuple[float, float, float, float] | None
     truth: dict
 
 
@@ -114,9 +116,9 @@ def _load_rgb(path: Path) -> tuple[np.ndarray, bytes | None]:
 
 
 def _whole_image(rgb: np.ndarray) -> tuple[float, float, float, float]:
-    """Box ``(cx, cy, w, h)`` [px] covering the whole image."""
+    """Box ``(x_min, y_min, x_max, y_max)`` [px] covering the whole image."""
     height, width = rgb.shape[:2]
-    return (width / 2.0, height / 2.0, float(width), float(height))
+    return (0.0, 0.0, float(width), float(height))
 
 
 def _convert(items: Iterable[_Item], out_bag, limit: int | None, skipped: list[str], *,
@@ -141,8 +143,8 @@ def _convert(items: Iterable[_Item], out_bag, limit: int | None, skipped: list[s
             stamp = start_ns + result.frames * period_ns
             detections = []
             for obj in item.objects:
-                box = obj.box if obj.box is not None else _whole_image(rgb)
-                detections.append((obj.det_id, obj.label, GT_SCORE, box))
+                box = obj.bbox_xyxy if obj.bbox_xyxy is not None else _whole_image(rgb)
+                detections.append(Detection(obj.label, box, GT_SCORE, obj.det_id))
                 samples.append(GroundTruthSample(image_stamp_ns=stamp, detection_id=obj.det_id,
                                                  object_label=obj.label, **obj.truth))
             result.frames += 1
@@ -315,7 +317,7 @@ def convert_damon(root, out_bag, limit: int | None = None, *, split: str = "test
             = object name with DAMON_LABEL_ALIASES applied), ``binary`` (one detection
             DAMON_BINARY_OBJECT with ``contact_label``), or ``auto`` (objectwise when the file
             has ``contact_label_objectwise``, else binary).
-        compressed, storage: as for :func:`~interactvlm_ros.eval.bags.write_input_bag`.
+        compressed, storage: as for :func:`~interactvlm_ros.ros.bags.write_input_bag`.
         start_ns, period_ns: stamp of the first frame and frame spacing [ns].
         trust_pickle: False (default): object arrays (``contact_label_objectwise``...) are
             unpickled naming only numpy arrays / dtypes / scalars and builtin containers.
@@ -431,7 +433,7 @@ def read_piad_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 def read_piad_box(path: str | os.PathLike | None, width: int, height: int
                   ) -> tuple[float, float, float, float] | None:
-    """Object box ``(cx, cy, w, h)`` [px] from a labelme JSON box file, clipped to the image;
+    """Object box ``(x_min, y_min, x_max, y_max)`` [px] from a labelme JSON box file, clipped to the image;
     None (with a warning) when there is no file or no ``object`` rectangle."""
     if path is None:
         return None
@@ -443,7 +445,7 @@ def read_piad_box(path: str | os.PathLike | None, width: int, height: int
     xy = np.asarray(corners[0], dtype=np.float64).reshape(-1, 2)
     x0, x1 = np.clip([xy[:, 0].min(), xy[:, 0].max()], 0, width)
     y0, y1 = np.clip([xy[:, 1].min(), xy[:, 1].max()], 0, height)
-    return ((x0 + x1) / 2.0, (y0 + y1) / 2.0, x1 - x0, y1 - y0)
+    return (float(x0), float(y0), float(x1), float(y1))
 
 
 def _piad_lists(root: Path, split: str) -> tuple[list[str], list[str], list[str] | None]:
@@ -503,7 +505,7 @@ def convert_piad(root, out_bag, limit: int | None = None, *, split: str = "Test"
         out_bag: bag folder to create; the sidecar goes to ``sidecar_path(out_bag)``.
         limit: convert at most this many images (None: all).
         split: ``Test`` (default; the only split whose lists pair 1:1).
-        compressed, storage: as for :func:`~interactvlm_ros.eval.bags.write_input_bag`.
+        compressed, storage: as for :func:`~interactvlm_ros.ros.bags.write_input_bag`.
         start_ns, period_ns: stamp of the first frame and frame spacing [ns].
 
     Each image becomes one frame with one detection: id = label = the object class of the

@@ -1,4 +1,5 @@
-"""Exact CPU ray casting (trimesh + Embree): the test oracle for :mod:`.gl`.
+"""Exact CPU ray casting (trimesh + Embree): the test oracle for ``interactvlm_ros.render.gl``
+(test-only, like embreex, which it needs).
 
 For every pixel centre a ray leaves the camera centre; the first triangle it hits gives the
 face id, the barycentric coordinates of the hit point and its view depth. Slow (about 8x
@@ -10,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from ..geometry.camera import Camera
-from .fragments import MeshFragments, PointFragments
+from interactvlm_ros.geometry.camera import Camera
+from interactvlm_ros.render.fragments import MeshFragments, PointFragments
 
 
 def raycast_mesh(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> MeshFragments:

@@ -1,0 +1,98 @@
+"""Numeric formats of MV-Loc: the precisions it loads in and the optional 8-/4-bit
+quantisation of its LLaMA decoder layers (bitsandbytes, CUDA only).
+
+Torch is imported inside the functions, so the names (:data:`PRECISIONS`, :data:`QUANTIZATIONS`)
+can be read by the parameter table without loading torch.
+
+transformers' own bitsandbytes integration (``replace_with_bnb_linear``) replaces layers with
+empty quantised ones that its ``from_pretrained`` machinery then fills; MV-Loc is assembled
+from parts and loads its state dict itself, so layers are replaced here after loading, with
+the same bitsandbytes classes and settings (LLM.int8 threshold 6.0, NF4).
+"""
+
+from __future__ import annotations
+
+#: Precisions a model loads in (``dtype`` parameter).
+PRECISIONS = ("float32", "bfloat16", "float16")
+#: Quantisation of the language model's decoder layers (bitsandbytes, CUDA only).
+QUANTIZATIONS = ("none", "8bit", "4bit")
+_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def torch_dtype(name: str):
+    """The torch dtype of a precision name (or its short form fp32 / bf16 / fp16).
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    import torch
+
+    name = _ALIASES.get(name, name)
+    if name not in PRECISIONS:
+        raise ValueError(f"dtype must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    return getattr(torch, name)
+
+
+
+
+def quantize_linear_layers(module, quantization: str, compute_dtype, device) -> int:
+    """Replace the ``nn.Linear`` layers inside ``module`` (a LLaMA decoder layer) with
+    bitsandbytes 8-bit (``Linear8bitLt``, LLM.int8, outlier threshold 6.0) or 4-bit NF4
+    (``Linear4bit``) layers on the CUDA ``device``; :func:`load_mvloc` applies it to the decoder
+    layers only (embeddings, ``lm_head``, SAM, CLIP and the projections stay in ``compute_dtype``).
+
+    Returns:
+        the number of layers replaced.
+
+    Raises:
+        ValueError: unknown quantisation, or a device that is not CUDA.
+        ImportError: bitsandbytes is not installed (it is optional: ``pip install bitsandbytes``).
+    """
+    import torch
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    if quantization == "none":
+        return 0
+    if torch.device(device).type != "cuda":
+        raise ValueError(f"{quantization} quantisation needs a CUDA device (bitsandbytes), got {device}")
+    try:
+        import bitsandbytes as bnb
+    except ImportError as error:
+        raise ImportError(f"{quantization} quantisation needs bitsandbytes: pip install bitsandbytes") from error
+    replaced = 0
+    for parent in module.modules():
+        for name, child in list(parent.named_children()):
+            if type(child) is not torch.nn.Linear:
+                continue
+            bias = child.bias is not None
+            if quantization == "8bit":
+                quantized = bnb.nn.Linear8bitLt(child.in_features, child.out_features, bias=bias,
+                                                has_fp16_weights=False, threshold=6.0)
+                quantized.weight = bnb.nn.Int8Params(child.weight.data.to(torch.float16).cpu(),
+                                                     requires_grad=False, has_fp16_weights=False)
+            else:
+                quantized = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=bias,
+                                              compute_dtype=compute_dtype, quant_type="nf4")
+                quantized.weight = bnb.nn.Params4bit(child.weight.data.to(compute_dtype).cpu(),
+                                                     requires_grad=False, quant_type="nf4")
+            if bias:
+                quantized.bias = torch.nn.Parameter(child.bias.data.to(compute_dtype), requires_grad=False)
+            setattr(parent, name, quantized.to(device))  # moving to CUDA quantises the weights
+            replaced += 1
+    return replaced
+
+
+def move_unquantized(module, device: str, dtype) -> None:
+    """Parameters and buffers of ``module`` to ``device``, floating ones in ``dtype``;
+    bitsandbytes layers (already placed and quantised) are left alone."""
+    import torch
+
+    for submodule in module.modules():
+        if submodule.__class__.__module__.startswith("bitsandbytes"):
+            continue
+        for name, parameter in list(submodule.named_parameters(recurse=False)):
+            data = parameter.data.to(device, dtype if parameter.is_floating_point() else parameter.dtype)
+            setattr(submodule, name, torch.nn.Parameter(data, requires_grad=False))
+        for name, buffer in list(submodule.named_buffers(recurse=False)):
+            submodule._buffers[name] = buffer.to(device)
