@@ -46,7 +46,7 @@ def main() -> int:
     leaks = {}
     with tempfile.TemporaryDirectory() as work:
         for preset in ("tiny", "small"):
-            checkpoint = write_tiny_checkpoint(Path(work) / preset, preset=preset)
+            checkpoint = write_tiny_checkpoint(Path(work) / preset, preset=preset, sam_image_size=1024)
             for dtype in ("float32", "bfloat16"):
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(args.device)

@@ -67,7 +67,8 @@ def generate_without_cache(model, features, steps):
 
 
 def run(preset, repeats, render_size, prepared, directory):
-    checkpoint = write_tiny_checkpoint(directory / preset, preset=preset, emit_seg=False)
+    # SAM at the released models' 1024 px input for both presets (the tiny default is 256).
+    checkpoint = write_tiny_checkpoint(directory / preset, preset=preset, emit_seg=False, sam_image_size=1024)
     size_mb = sum(p.stat().st_size for p in checkpoint.rglob("*") if p.is_file()) / 1e6
     model = load_mvloc(checkpoint, checkpoint / "clip")
     from skimage import data

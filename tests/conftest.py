@@ -67,3 +67,11 @@ def tiny_checkpoint(tmp_path_factory):
     from interactvlm_ros.localize.tiny import write_tiny_checkpoint
 
     return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-session") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_checkpoint):
+    """The tiny checkpoint loaded (float32, CPU), once per session. Tests must not change it."""
+    from interactvlm_ros.localize.builder import load_mvloc
+
+    return load_mvloc(tiny_checkpoint, tiny_checkpoint / "clip")

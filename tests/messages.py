@@ -12,9 +12,10 @@ from interactvlm_msgs.msg import Interaction, InteractionArray
 from interactvlm_msgs.srv import EstimateInteractions
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vision_msgs.msg import BoundingBox2D, Detection2D, Detection2DArray, ObjectHypothesisWithPose
+from vision_msgs.msg import Detection2D, Detection2DArray
 
-from interactvlm_ros.ros.conversions import human_contact_msg, object_affordance_msg
+from interactvlm_ros.detection import Detection
+from interactvlm_ros.ros.conversions import detections_to_msg, human_contact_msg, object_affordance_msg
 
 SMPLH_VERTICES = 6890
 PIAD_POINTS = 2048
@@ -26,28 +27,15 @@ def image_header() -> Header:
     return Header(stamp=STAMP, frame_id=IMAGE_FRAME)
 
 
-def detection(det_id: str, label: str, score: float, cx: float, cy: float, w: float, h: float) -> Detection2D:
-    det = Detection2D(header=image_header(), id=det_id)
-    hyp = ObjectHypothesisWithPose()
-    hyp.hypothesis.class_id = label
-    hyp.hypothesis.score = score
-    det.results.append(hyp)
-    det.bbox = BoundingBox2D()
-    det.bbox.center.position.x = cx
-    det.bbox.center.position.y = cy
-    det.bbox.size_x = w
-    det.bbox.size_y = h
-    return det
+#: The detections of :func:`detections` (the project's Detection type, boxes as pixels xyxy).
+DETECTIONS = (Detection("cup", (380.5, 189.0, 444.5, 277.0), 0.87, "track-17"),
+              Detection("chair", (45.0, 185.0, 255.0, 475.0), 0.61, "track-18"))
 
 
 def detections() -> Detection2DArray:
-    """Two detections in a 640x480 image: a cup and a chair, as a YOLO node would send them."""
-    msg = Detection2DArray(header=image_header())
-    msg.detections = [
-        detection("track-17", "cup", 0.87, 412.5, 233.0, 64.0, 88.0),
-        detection("track-18", "chair", 0.61, 150.0, 330.0, 210.0, 290.0),
-    ]
-    return msg
+    """Two detections in a 640x480 image: a cup and a chair, as a YOLO node would send them,
+    built with the project's converter."""
+    return detections_to_msg(DETECTIONS, image_header())
 
 
 def contact_probabilities(seed: int = 7) -> np.ndarray:

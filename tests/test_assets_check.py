@@ -14,12 +14,11 @@ from PIL import Image
 from interactvlm_ros.assets_check import check_assets, classify, format_reports
 from interactvlm_ros.cli import main as cli_main
 from interactvlm_ros.geometry.camera import BODY_VIEWS
-from interactvlm_ros.localize.tiny import write_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("assets") / "ckpt")
+def tiny(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def test_a_good_checkpoint_and_clip_tower(tiny, capsys):

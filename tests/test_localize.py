@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 
 import numpy as np
@@ -21,13 +22,13 @@ QUESTION = HUMAN_CONTACT_PROMPT.format(object="cup")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+def tiny(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
-def model(tiny):
-    return load_mvloc(tiny, tiny / "clip")
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_round_trip_loaded_weights_are_the_written_ones(tiny, model):
     assert torch.equal(loaded["sam.vision_encoder.layers.0.attn.qkv.weight"],
                        written["model.visual_model.image_encoder.blocks.0.attn.qkv.weight"].float())
     assert torch.equal(loaded["text_hidden_fcs.0.2.weight"], written["model.text_hidden_fcs.0.2.weight"].float())
-    assert model.weights_are_random and model.model_id == "ckpt"
+    assert model.weights_are_random and model.model_id == "tiny"
 
 
 def test_formats_and_loads_give_identical_weights(tiny, model, photo, tmp_path):
@@ -135,25 +136,18 @@ def test_loading_fails_clearly_on_missing_extra_and_misshapen_keys(tiny, tmp_pat
     with pytest.raises(CheckpointError, match=r"missing from the checkpoint: language_model\.model\.layers\.0\.mlp"):
         load_mvloc(broken, tiny / "clip")
 
-    broken = _copy(tiny, tmp_path / "b")
+    # A key the model lacks (an unknown SAM head), and the joint model's attention splitter.
+    for folder, key, shape, message in (("b", "model.visual_model.extra_head.weight", (2,), "extra_head.weight"),
+                                        ("c", "attention_splitter.key.weight", (2, 2), "attention_splitter.key.weight")):
+        broken = _copy(tiny, tmp_path / folder)
 
-    def add(state, weight_map):
-        state["model.visual_model.extra_head.weight"] = torch.zeros(2)
-        weight_map["model.visual_model.extra_head.weight"] = "pytorch_model-00001-of-00002.bin"
+        def add(state, weight_map, key=key, shape=shape):
+            state[key] = torch.zeros(shape)
+            weight_map[key] = "pytorch_model-00001-of-00002.bin"
 
-    _edit_shard(broken, add)
-    with pytest.raises(CheckpointError, match="extra_head"):
-        load_mvloc(broken, tiny / "clip")
-
-    broken = _copy(tiny, tmp_path / "c")
-
-    def stray(state, weight_map):
-        state["attention_splitter.key.weight"] = torch.zeros(2, 2)
-        weight_map["attention_splitter.key.weight"] = "pytorch_model-00001-of-00002.bin"
-
-    _edit_shard(broken, stray)
-    with pytest.raises(CheckpointError, match="attention_splitter.key.weight"):
-        load_mvloc(broken, tiny / "clip")
+        _edit_shard(broken, add)
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            load_mvloc(broken, tiny / "clip")
 
     broken = _copy(tiny, tmp_path / "d")
 

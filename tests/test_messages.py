@@ -36,6 +36,15 @@ def test_serialisation_round_trip_is_lossless(factory):
     assert len(serialize_message(back)) == len(data)
 
 
+def test_detections_round_trip_through_the_converters():
+    """Detection -> Detection2DArray -> CDR -> Detection2DArray -> Detection: the same values."""
+    from interactvlm_ros.ros.conversions import detection_from_msg
+
+    back, _ = _round_trip(messages.detections())
+    assert tuple(detection_from_msg(d, i) for i, d in enumerate(back.detections)) == messages.DETECTIONS
+    assert all(d.header == back.header for d in back.detections)
+
+
 def test_interaction_array_fields_after_round_trip():
     back, data = _round_trip(messages.interaction_array())
     # Two interactions, each carrying a 6890-float body map and a 2048-point cloud: the

@@ -18,7 +18,6 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from interactvlm_msgs.msg import InteractionArray
 from interactvlm_msgs.srv import EstimateInteractions
-from lifecycle_msgs.msg import State
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -50,8 +49,13 @@ class Spinner:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.executor = executor_type(context=self.context)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._spin, daemon=True)
         self.nodes = []
+
+    def _spin(self):
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
 
     def add(self, node):
         self.nodes.append(node)
@@ -63,9 +67,12 @@ class Spinner:
         return self
 
     def close(self):
-        self.executor.shutdown()
+        # Stop spinning first: shutting the executor down while its thread runs a callback
+        # destroys the guard condition under it (rclpy InvalidHandle in the spin thread).
+        self._stop.set()
         if self.thread.is_alive():
             self.thread.join(timeout=10)
+        self.executor.shutdown()
         for node in self.nodes:
             node.destroy_node()
         self.context.try_shutdown()
@@ -83,6 +90,13 @@ def image_msg(rgb: np.ndarray, sec: int, encoding: str = "rgb8", frame: str = "h
                 data=np.ascontiguousarray(rgb).tobytes())
     msg.header.stamp.sec, msg.header.frame_id = sec, frame
     return msg
+
+
+def model_parameters(checkpoint) -> dict:
+    """Node parameters loading the session's tiny RANDOM checkpoint as a released checkpoint
+    directory (use_tiny_checkpoint would write a new one for every node)."""
+    return {"contact_checkpoint_dir": str(checkpoint), "affordance_checkpoint_dir": str(checkpoint),
+            "clip_dir": str(checkpoint / "clip")}
 
 
 def detection(det_id: str, label: str, score: float, bbox_xyxy: tuple[float, float, float, float]) -> Detection2D:
@@ -106,7 +120,9 @@ class Client:
         self.detections = node.create_publisher(Detection2DArray, "detections", reliable)
         self.interactions, self.markers, self.diagnostics = [], [], []
         node.create_subscription(InteractionArray, "/interactvlm_node/interactions", self.interactions.append, 100)
-        node.create_subscription(MarkerArray, "/interactvlm_node/markers", self.markers.append, 100)
+        self.marker_times = []  # arrival times (monotonic) of self.markers
+        node.create_subscription(MarkerArray, "/interactvlm_node/markers",
+                                 lambda m: (self.markers.append(m), self.marker_times.append(time.monotonic())), 100)
         node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 100)
         self.service = node.create_client(EstimateInteractions, "/interactvlm_node/estimate_interactions")
         self.node = node
@@ -118,11 +134,11 @@ class Client:
 
 
 @pytest.fixture(scope="module")
-def running(module_domain_id, tmp_path_factory):
+def running(module_domain_id, tmp_path_factory, tiny_checkpoint):
     """One configured, active node (tiny checkpoint) and a client, for the module."""
     server = Spinner(module_domain_id, SingleThreadedExecutor)
     node = InteractVLMNode(context=server.context, parameter_overrides=[
-        Parameter(k, value=v) for k, v in {"use_tiny_checkpoint": True, "render_size": SIZE,
+        Parameter(k, value=v) for k, v in {**model_parameters(tiny_checkpoint), "render_size": SIZE,
                                            "cache_dir": str(tmp_path_factory.mktemp("cache")),
                                            "diagnostics_period": 0.2, "autostart": False,
                                            "ignore_classes": ["person"], "markers_max_rate": 0.0,
@@ -164,7 +180,7 @@ def test_real_photos_give_one_interaction_array_per_pair(running):
     first, second = client.interactions[before], client.interactions[before + 1]
     assert (first.header.stamp.sec, first.header.frame_id) == (100, "head_camera")
     assert [i.detection.id for i in first.interactions] == ["cam-1", "easel-1"]
-    assert first.weights_are_random and first.model_id == "tiny-random" and first.inference_ms > 0
+    assert first.weights_are_random and first.model_id == "tiny" and first.inference_ms > 0
     contact = first.interactions[0].human_contact
     assert (contact.body_model, contact.num_vertices, len(contact.vertex_probabilities)) == ("anny", 13718, 13718)
     assert contact.detection_id == "cam-1" and contact.object_label == "camera"
@@ -192,10 +208,12 @@ def test_real_photos_give_one_interaction_array_per_pair(running):
 
 def test_markers_are_rate_limited_and_follow_the_interactions(running):
     node, client = running
-    period = 5.0  # the second pair is processed well within it (~1 s here)
+    period = 3.0  # the second pair is processed well within it (~0.3 s here)
     node.set_parameters([Parameter("markers_max_rate", value=1.0 / period)])
     try:
-        assert wait_for(lambda: time.monotonic() - node._markers_published > period + 0.05, timeout=period + 1)
+        # A full period after the last markers arrived, the next output gets markers again.
+        assert wait_for(lambda: not client.marker_times or time.monotonic() - client.marker_times[-1] > period + 0.1,
+                        timeout=period + 1)
         interactions, markers = len(client.interactions), len(client.markers)
         astronaut = photo("astronaut")
         for sec in (300, 301):  # back to back: the second output comes well within the period
@@ -255,7 +273,7 @@ def test_every_bad_input_in_sequence_then_a_good_pair(running):
     # Still alive: a good pair after all that is processed.
     send(client, image_msg(camera, 210), detections_msg(210, good))
     assert wait_for(lambda: processed(node) > start + 1)
-    assert node._buffer.counts["unmatched_detections"] >= 1  # 150 and 201 never matched an image
+    assert node.pair_buffer.counts["unmatched_detections"] >= 1  # 150 and 201 never matched an image
     assert counts["inference_error"] == 0
 
 
@@ -268,7 +286,7 @@ def test_diagnostics_report_rates_drops_and_random_weights(running):
     assert status.name == "interactvlm_node: pipeline" and status.level == status.WARN
     assert status.message.endswith("RANDOM WEIGHTS: outputs are meaningless")
     assert values["weights_are_random"] == "true" and values["device"] == "cpu (float32)"
-    assert values["model_id"] == "tiny-random"
+    assert values["model_id"] == "tiny"
     assert {"image_rate_hz", "output_rate_hz", "median_latency_ms", "pending_pairs", "images_received"} <= set(values)
 
 
@@ -297,7 +315,7 @@ def test_a_burst_leaves_at_most_one_pending_pair(running):
     image was dropped on the way, best-effort QoS) or still waiting for its image; every pair
     is processed or counted as replaced; the newest pair is the last one processed."""
     node, client = running
-    counts, sync = node.counter.totals, node._buffer.counts
+    counts, sync = node.counter.totals, node.pair_buffer.counts
     start = dict(counts)
     start_sync = dict(sync)
     frame = np.ascontiguousarray(photo("camera")[::8, ::8])  # 64 x 64
@@ -305,7 +323,7 @@ def test_a_burst_leaves_at_most_one_pending_pair(running):
 
     def sample():
         while not stop.is_set():
-            pending.append(node._buffer.pending)
+            pending.append(node.pair_buffer.pending)
             time.sleep(0.001)
 
     def delta(counter, base, key):
@@ -322,7 +340,7 @@ def test_a_burst_leaves_at_most_one_pending_pair(running):
         client.detections.publish(detections_msg(1000 + i, detection("c", "cup", 0.9, (20, 20, 40, 40))))
         time.sleep(0.005)
     wait_for(lambda: delta(counts, start, "detections_received") >= 100, timeout=20)
-    settled = wait_for(lambda: node._buffer.pending == 0 and accounted(), timeout=60)
+    settled = wait_for(lambda: node.pair_buffer.pending == 0 and accounted(), timeout=60)
     stop.set()
     sampler.join()
     received = delta(counts, start, "detections_received")
@@ -330,14 +348,14 @@ def test_a_burst_leaves_at_most_one_pending_pair(running):
     assert max(pending) <= 1
     paired = delta(sync, start_sync, "paired")
     unmatched = delta(sync, start_sync, "unmatched_detections")
-    assert paired + unmatched + node._buffer.waiting_detections == received
+    assert paired + unmatched + node.pair_buffer.waiting_detections == received
     assert paired >= 90
     assert 1 <= delta(counts, start, "pairs_processed") < paired
     last = client.interactions[-1].header.stamp.sec
     assert last >= 1050 and last == max(m.header.stamp.sec for m in client.interactions if m.header.stamp.sec >= 1000)
 
 
-def test_lifecycle_transitions(tmp_path, ros_domain_id):
+def test_lifecycle_transitions(tmp_path, ros_domain_id, tiny_checkpoint):
     spinner = Spinner(ros_domain_id, SingleThreadedExecutor)
     try:
         failing = spinner.add(InteractVLMNode("failing_node", context=spinner.context,
@@ -351,11 +369,11 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id):
             Parameter("device_map", value="sam=cuda:63")]))
         assert absent_gpu.trigger_configure() == TransitionCallbackReturn.FAILURE  # a clear error, no crash
         node = spinner.add(InteractVLMNode(context=spinner.context, parameter_overrides=[
-            Parameter(k, value=v) for k, v in {"use_tiny_checkpoint": True, "render_size": SIZE,
+            Parameter(k, value=v) for k, v in {**model_parameters(tiny_checkpoint), "render_size": SIZE,
                                                "use_compressed": True, "cache_dir": str(tmp_path / "c")}.items()]))
         spinner.start()
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and node.estimator is not None
-        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE
+        assert node.lifecycle_state == "inactive"
         assert node.count_subscribers("/image") == 0
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert wait_for(lambda: node.count_subscribers("/image") == 1)
@@ -386,18 +404,19 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id):
         gc.collect()
         assert [r() is None for r in references] == [True] * 4
         assert node.count_publishers("/interactvlm_node/interactions") == 0
-        assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+        assert node.lifecycle_state == "unconfigured"
     finally:
         spinner.close()
 
 
-def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domain_id):
+def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domain_id, tiny_checkpoint):
     from sensor_msgs.msg import CameraInfo
 
     spinner = Spinner(ros_domain_id, SingleThreadedExecutor)
     try:
         node = spinner.add(InteractVLMNode(context=spinner.context, parameter_overrides=[
-            Parameter(k, value=v) for k, v in {"use_tiny_checkpoint": True, "render_size": SIZE, "use_depth": True,
+            Parameter(k, value=v) for k, v in {**model_parameters(tiny_checkpoint), "render_size": SIZE,
+                                               "use_depth": True,
                                                "depth_points": 512, "publish_markers": False,
                                                "image_qos": "reliable",  # single messages: no loss at matching
                                                "cache_dir": str(tmp_path / "c")}.items()]))
@@ -431,7 +450,7 @@ def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domai
         spinner.close()
 
 
-def test_node_and_replay_pair_a_bag_identically(running, tmp_path):
+def test_node_and_replay_pair_a_bag_identically(running, tmp_path, tiny_checkpoint):
     """One bag with jittered detection stamps, 80 ms slop: published to the live node in bag
     order and replayed offline, every detections message goes to the same image (the nearest
     one within the slop, even when it arrives after the detections)."""
@@ -472,7 +491,7 @@ def test_node_and_replay_pair_a_bag_identically(running, tmp_path):
             else:
                 dets = bag_detections_msg([Detection("cup", (40.0, 40.0, 80.0, 80.0), 0.9, event[2])], event[1])
                 writer.write(connections["/detections"], event[1], serialize_message(dets))
-    settings = {**default_settings(), "use_tiny_checkpoint": True, "render_size": SIZE, "publish_markers": False,
+    settings = {**default_settings(), **model_parameters(tiny_checkpoint), "render_size": SIZE, "publish_markers": False,
                 "sync_slop": 0.08, "cache_dir": str(tmp_path / "cache")}
     estimator, keepalive = build_estimator(settings, log=lambda line: None)
     result = replay(merged, tmp_path / "out", estimator, ProcessingSettings(markers=False), slop_ns=80 * ms,
@@ -493,10 +512,10 @@ def test_node_and_replay_pair_a_bag_identically(running, tmp_path):
                 message.header.stamp.sec, message.header.stamp.nanosec = divmod(event[1], 1_000_000_000)
                 client.detections.publish(message)
             time.sleep(0.3)
-            wait_for(lambda: node._buffer.pending == 0, timeout=30)
+            wait_for(lambda: node.pair_buffer.pending == 0, timeout=30)
         assert wait_for(lambda: len(client.interactions) - before >= len(offline), timeout=60), (
             offline, [(m.interactions[0].detection.id, m.header.stamp.sec) for m in client.interactions[before:]],
-            dict(node.counter.totals), dict(node._buffer.counts))
+            dict(node.counter.totals), dict(node.pair_buffer.counts))
     finally:
         node.set_parameters([Parameter("sync_slop", value=0.0)])
     live = {m.interactions[0].detection.id: m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec

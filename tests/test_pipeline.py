@@ -17,9 +17,8 @@ SIZE = 256
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    directory = write_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "tiny")
-    return load_mvloc(directory, directory / "clip")
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +73,9 @@ def test_detections_share_the_image_encoding_and_the_renders(estimator, model, c
     # The same class, the same answer and renders: identical maps.
     np.testing.assert_array_equal(result.interactions[0].object_affordance.probabilities,
                                   result.interactions[2].object_affordance.probabilities)
-    assert len(estimator._object_views) == 2
+    # One set of views per mesh, prepared once: the second "camera" reused the first's.
+    camera_views = estimator.object_views(estimator.objects.get("camera"))
+    assert estimator.object_views(estimator.objects.get("camera")) is camera_views
 
 
 def test_geometry_override_by_detection_id(estimator, camera_photo):

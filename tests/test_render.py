@@ -220,3 +220,18 @@ def test_body_barycentrics_at_full_size(rasterizer):
     weights = fragments.barycentric[fragments.mask]
     assert len(weights) > 50_000 and weights.min() >= 0.0
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)
+
+
+def test_two_renderers_in_one_thread():
+    """Each call makes its renderer's context current: a second renderer (another estimator
+    in the same thread) used in between must not make the first one draw into its context."""
+    camera = view_camera(ViewSpec("front", 2.0, 0.0, 0.0), 64)
+    big = TriangleMesh(np.array([[-5.0, -5.0, 0.0], [5.0, -5.0, 0.0], [0.0, 8.0, 0.0]]), np.array([[0, 1, 2]]))
+    first, second = GLRasterizer(), GLRasterizer()
+    try:
+        for rasterizer, level in ((first, 0.3), (second, 0.6), (first, 0.3)):
+            color, fragments = rasterizer.rasterize_mesh(big.vertices, big.faces, camera, np.full((3, 3), level))
+            assert (fragments.face_ids == 0).all() and (color == int(np.float32(level) * np.float32(255))).all()
+    finally:
+        second.release()
+        first.release()

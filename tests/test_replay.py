@@ -54,9 +54,27 @@ def settings(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def estimator(settings):
+    """One tiny RANDOM estimator for the module's replays (building one takes seconds; the
+    command-line tests build their own, as the command does)."""
+    from interactvlm_ros.loading import build_estimator
+
+    built, keepalive = build_estimator(settings, log=lambda line: None)
+    yield built
+    del keepalive
+
+
+@pytest.fixture(scope="module")
 def mcap_bag(tmp_path_factory):
     """write_bag's mcap bag, shared: tests copy it before changing anything."""
     return write_bag(tmp_path_factory.mktemp("bags") / "in")
+
+
+@pytest.fixture
+def shared_model(monkeypatch, estimator):
+    """The command's model loading returns the module's estimator (the command line is what
+    these tests check; one test, test_cli_replay_and_errors, loads for real)."""
+    monkeypatch.setattr("interactvlm_ros.loading.build_estimator", lambda settings, log=print: (estimator, None))
 
 
 @pytest.fixture
@@ -82,9 +100,9 @@ def hidden(folder):
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
-def test_every_input_is_accounted_for_and_the_output_bag_is_standard(tmp_path, settings, storage):
+def test_every_input_is_accounted_for_and_the_output_bag_is_standard(tmp_path, settings, estimator, storage):
     in_bag = write_bag(tmp_path / "in", storage)
-    paths = run_replay(in_bag, tmp_path / "out", settings, tmp_path / "report", progress=False)
+    paths = run_replay(in_bag, tmp_path / "out", settings, tmp_path / "report", progress=False, estimator=estimator)
     summary = json.loads(paths["summary"].read_text())
     assert summary["weights_are_random"] is True
     outcomes = {record["stamp_ns"]: record["outcome"] for record in summary["inputs"]}
@@ -111,7 +129,7 @@ def test_every_input_is_accounted_for_and_the_output_bag_is_standard(tmp_path, s
     assert (tmp_path / "report" / "sample_00.png").is_file() and (tmp_path / "report" / "report.json").is_file()
 
 
-def test_ground_truth_sidecar_is_scored(tmp_path, settings):
+def test_ground_truth_sidecar_is_scored(tmp_path, settings, estimator):
     in_bag = write_bag(tmp_path / "in")
     rng = np.random.default_rng(1)
     points = rng.normal(size=(200, 3)).astype(np.float32) * 0.1
@@ -120,7 +138,7 @@ def test_ground_truth_sidecar_is_scored(tmp_path, settings):
         GroundTruthSample(1 * S, "cup-1", "cup", affordance=truth, points=points),
         GroundTruthSample(2 * S, "cup-2", "cup", body_model="smplh", contact=np.zeros(6890, np.float32)),
     ])
-    paths = run_replay(in_bag, tmp_path / "out", settings, tmp_path / "report", progress=False)
+    paths = run_replay(in_bag, tmp_path / "out", settings, tmp_path / "report", progress=False, estimator=estimator)
     report = json.loads(paths["report"].read_text())
     samples = {s["detection_id"]: s for s in report["per_sample"]}
     assert set(samples) == {"cup-1", "cup-2"}
@@ -150,7 +168,7 @@ def test_cli_replay_and_errors(tmp_path, capsys):
         assert re.match(f"interactvlm-ros replay: {message}", error) and "Traceback" not in error, error
 
 
-def test_demo_writes_bags_report_and_figures(tmp_path, capsys):
+def test_demo_writes_bags_report_and_figures(tmp_path, capsys, shared_model):
     out = tmp_path / "demo_out"
     assert cli_main(["demo", str(out), "--render-size", "96", "--quiet"]) == 0
     printed = capsys.readouterr().out
@@ -230,7 +248,7 @@ def test_unreadable_input_bags_are_refused_in_one_line(tmp_path, capsys, no_mode
     assert not (tmp_path / "out").exists() and not hidden(tmp_path)
 
 
-def test_cut_off_mcap_is_processed_up_to_the_cut(tmp_path, capsys, mcap_bag):
+def test_cut_off_mcap_is_processed_up_to_the_cut(tmp_path, capsys, mcap_bag, shared_model):
     """rosbags refuses an mcap file without its end (AnyReaderError: File end magic is invalid.):
     replay reads it record by record up to the cut, writes a complete output bag and exits 1."""
     cut = shutil.copytree(mcap_bag, tmp_path / "cut")

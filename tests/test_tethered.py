@@ -21,10 +21,17 @@ from interactvlm_ros.detection import Detection
 from interactvlm_ros.ros.bags import detections_msg
 
 
-def test_camera_and_node_in_separate_processes(tmp_path, ros_domain_id, ros_subprocess_env):
+def test_camera_and_node_in_separate_processes(tmp_path, ros_domain_id, ros_subprocess_env, tiny_checkpoint,
+                                               monkeypatch, capsys):
+    """JPEG over best-effort from a camera process to the node process; then the lifecycle
+    shutdown transition (through ``interactvlm-ros lifecycle``, the wheel setup's ``ros2
+    lifecycle set``) ends the node process with 0, as a launched lifecycle node should."""
+    from interactvlm_ros.cli import main as cli_main
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(ros_domain_id))
     log = (tmp_path / "node.log").open("w")
     node = subprocess.Popen(
-        [sys.executable, "-m", "interactvlm_ros.ros.node", "--ros-args", "-p", "use_tiny_checkpoint:=true",
+        [sys.executable, "-m", "interactvlm_ros.ros.node", "--ros-args", *_model(tiny_checkpoint),
          "-p", "use_compressed:=true", "-p", "render_size:=96", "-p", f"cache_dir:={tmp_path / 'cache'}",
          "-p", "publish_markers:=false", "-r", "image:=/camera/image_raw/compressed",
          "-r", "detections:=/detector/detections"],
@@ -56,6 +63,13 @@ def test_camera_and_node_in_separate_processes(tmp_path, ros_domain_id, ros_subp
             end = time.monotonic() + 0.3
             while time.monotonic() < end and not received:
                 executor.spin_once(timeout_sec=0.05)
+        assert received, (tmp_path / "node.log").read_text()[-3000:]
+        assert cli_main(["lifecycle", "/interactvlm_node", "get"]) == 0
+        assert capsys.readouterr().out == "/interactvlm_node: active\n"
+        assert cli_main(["lifecycle", "interactvlm_node", "configure"]) == 2  # not from active
+        assert "cannot configure (available: deactivate, shutdown)" in capsys.readouterr().err
+        assert cli_main(["lifecycle", "/interactvlm_node", "shutdown"]) == 0
+        assert node.wait(timeout=30) == 0
     finally:
         node.terminate()
         node.wait(timeout=30)
@@ -63,7 +77,7 @@ def test_camera_and_node_in_separate_processes(tmp_path, ros_domain_id, ros_subp
         camera.destroy_node()
         context.try_shutdown()
         log.close()
-    assert received, (tmp_path / "node.log").read_text()[-3000:]
+    assert "shut down: the process exits" in (tmp_path / "node.log").read_text()
     message = received[0]
     assert message.weights_are_random and message.header.frame_id == "camera"
     assert message.interactions[0].detection.id == "helmet"
@@ -71,10 +85,17 @@ def test_camera_and_node_in_separate_processes(tmp_path, ros_domain_id, ros_subp
     assert np.isfinite(message.inference_ms)
 
 
-def _start_node(tmp_path, env, name: str):
+def _model(checkpoint) -> list[str]:
+    """Node arguments loading the session's tiny RANDOM checkpoint (as a released checkpoint
+    directory: nothing is written at start)."""
+    return ["-p", f"contact_checkpoint_dir:={checkpoint}", "-p", f"affordance_checkpoint_dir:={checkpoint}",
+            "-p", f"clip_dir:={checkpoint / 'clip'}"]
+
+
+def _start_node(tmp_path, env, name: str, checkpoint):
     log_path = tmp_path / f"{name}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "interactvlm_ros.ros.node", "--ros-args", "-p", "use_tiny_checkpoint:=true",
+        [sys.executable, "-m", "interactvlm_ros.ros.node", "--ros-args", *_model(checkpoint),
          "-p", "render_size:=96", "-p", f"cache_dir:={tmp_path / 'cache'}"],
         env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     return process, log_path
@@ -89,41 +110,25 @@ def _wait_for_line(log_path, text: str, process, timeout: float = 120.0) -> bool
     return text in log_path.read_text()
 
 
-def test_the_node_process_stops_cleanly_on_signals(tmp_path, ros_subprocess_env):
+def test_the_node_process_stops_cleanly_on_signals(tmp_path, ros_subprocess_env, tiny_checkpoint):
     """SIGTERM (what ros2 launch sends after SIGINT) while the model loads, and SIGINT while
     running: exit code 0, no "could not configure" fatal error, no abort."""
-    # "RANDOM weights" is logged once the tiny model is loaded, before the body and its renders.
-    for name, line, signum in (("loading", "RANDOM weights", signal.SIGTERM), ("running", "activated", signal.SIGINT)):
-        process, log = _start_node(tmp_path, ros_subprocess_env, name)
-        try:
+    # "RANDOM weights" is logged once the model is loaded, before the body renders (warm-up).
+    # Both processes start at once (two cores); each gets its signal at its own moment.
+    cases = [("loading", "RANDOM weights", signal.SIGTERM), ("running", "activated", signal.SIGINT)]
+    started = [(*_start_node(tmp_path, ros_subprocess_env, name, tiny_checkpoint), line, signum)
+               for name, line, signum in cases]
+    try:
+        for process, log, line, signum in started:
             assert _wait_for_line(log, line, process), log.read_text()
             process.send_signal(signum)
+        for process, log, _, _ in started:
             assert process.wait(timeout=60) == 0, log.read_text()
-        finally:
-            process.kill()
-        text = log.read_text()
-        assert "could not configure" not in text and "terminate called" not in text, text
-
-
-def test_lifecycle_shutdown_ends_the_process(tmp_path, ros_domain_id, ros_subprocess_env, monkeypatch, capsys):
-    """A lifecycle node launched by a launch file is expected to exit once finalized: the
-    shutdown transition (here through ``interactvlm-ros lifecycle``, the wheel setup's
-    ``ros2 lifecycle set``) ends the process with 0."""
-    from interactvlm_ros.cli import main as cli_main
-
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(ros_domain_id))
-    process, log = _start_node(tmp_path, ros_subprocess_env, "shutdown")
-    try:
-        assert _wait_for_line(log, "activated", process), log.read_text()
-        assert cli_main(["lifecycle", "/interactvlm_node", "get"]) == 0
-        assert capsys.readouterr().out == "/interactvlm_node: active\n"
-        assert cli_main(["lifecycle", "interactvlm_node", "configure"]) == 2  # not from active
-        assert "cannot configure (available: deactivate, shutdown)" in capsys.readouterr().err
-        assert cli_main(["lifecycle", "/interactvlm_node", "shutdown"]) == 0
-        assert process.wait(timeout=30) == 0, log.read_text()
+            text = log.read_text()
+            assert "could not configure" not in text and "terminate called" not in text, text
     finally:
-        process.kill()
-    assert "shut down: the process exits" in log.read_text()
+        for process, *_ in started:
+            process.kill()
 
 
 def test_configure_failures_say_why_in_one_line(tmp_path, ros_subprocess_env):
@@ -135,21 +140,22 @@ def test_configure_failures_say_why_in_one_line(tmp_path, ros_subprocess_env):
     body_dir.mkdir(parents=True)
     # A pickle that names scipy.sparse.save_npz (would write a file when called).
     (body_dir / "SMPLH_NEUTRAL.pkl").write_bytes(b"cscipy.sparse\nsave_npz\n(S'x'\ntR.")
-    for name, arguments, expected in (
-            ("map", ["-p", f"object_mesh_map:={bad_map}"],
-             f"configure failed: object_mesh_map = '{bad_map}': ValueError: {bad_map}: not valid YAML"),
-            ("pickle", ["-p", "body_model:=smplh", "-p", f"body_model_dir:={tmp_path / 'body'}"],
-             f"configure failed: body_model_dir = '{tmp_path / 'body'}': ")):
-        log_path = tmp_path / f"{name}.log"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "interactvlm_ros.ros.node", "--ros-args", "-p", "use_tiny_checkpoint:=true",
-             "-p", "render_size:=64", "-p", f"cache_dir:={tmp_path / 'cache'}", *arguments],
-            env=ros_subprocess_env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
-        try:
-            assert process.wait(timeout=120) == 1
-        finally:
+    cases = [("map", ["-p", f"object_mesh_map:={bad_map}"],
+              f"configure failed: object_mesh_map = '{bad_map}': ValueError: {bad_map}: not valid YAML"),
+             ("pickle", ["-p", "body_model:=smplh", "-p", f"body_model_dir:={tmp_path / 'body'}"],
+              f"configure failed: body_model_dir = '{tmp_path / 'body'}': ")]
+    processes = [subprocess.Popen(  # both at once
+        [sys.executable, "-m", "interactvlm_ros.ros.node", "--ros-args", "-p", "use_tiny_checkpoint:=true",
+         "-p", "render_size:=64", "-p", f"cache_dir:={tmp_path / 'cache'}", *arguments],
+        env=ros_subprocess_env, stdout=(tmp_path / f"{name}.log").open("w"), stderr=subprocess.STDOUT)
+        for name, arguments, _ in cases]
+    try:
+        assert [process.wait(timeout=120) for process in processes] == [1, 1]
+    finally:
+        for process in processes:
             process.kill()
-        text = log_path.read_text()
+    for name, _, expected in cases:
+        text = (tmp_path / f"{name}.log").read_text()
         errors = [line for line in text.splitlines() if "[ERROR]" in line]
         assert len(errors) == 1 and expected in errors[0], text
     assert "save_npz" in errors[0] and not list(tmp_path.rglob("x.npz"))

@@ -85,7 +85,7 @@ def _processing_settings(settings: dict):
 
 def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, image_topic=None,
                detections_topic=None, progress: bool = True, figures: int = 4, geodesic: str | None = None,
-               force: bool = False) -> dict:
+               force: bool = False, estimator=None) -> dict:
     """Replay, account for every input, score against ground truth when there is any, and draw
     a few samples. Returns the paths written.
 
@@ -96,7 +96,10 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
     Outputs and input are checked before the model loads (ValueError / FileNotFoundError);
     ``force`` replaces an existing output bag and overwrites a non-empty report directory.
     Raises BagReadError (with the paths) after writing everything when the input bag broke
-    off mid-way."""
+    off mid-way.
+
+    ``estimator``: an already loaded ``InteractionEstimator`` to use (its settings are then the
+    model's); None builds one from ``settings`` after the checks (what the command does)."""
     from .eval.evaluate import sample_pictures, score
     from .eval.groundtruth import load_ground_truth, sidecar_path
     from .eval.report import sample_figure, write_report
@@ -117,7 +120,9 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
             return PointCloudGeometry(truth.points, f"points:{sidecar.name}#{detection_id}")
         return None
 
-    estimator, keepalive = build_estimator(settings, log=lambda line: print(f"WARNING: {line}"))
+    keepalive = None
+    if estimator is None:
+        estimator, keepalive = build_estimator(settings, log=lambda line: print(f"WARNING: {line}"))
     result = replay(in_bag, out_bag, estimator, _processing_settings(settings), image_topic, detections_topic,
                     slop_ns=int(float(settings["sync_slop"]) * 1e9), geometries=geometries, progress=progress,
                     force=force)

@@ -78,31 +78,6 @@ def build_estimator(settings: Mapping[str, Any], log=print):
         check_devices_exist(parsed.values() if isinstance(parsed, dict) else [])
     with _Step("max_memory", max_memory):
         check_devices_exist(parse_max_memory(max_memory) if max_memory else [])
-    keepalive = None
-    if s["use_tiny_checkpoint"]:
-        from .localize.tiny import write_tiny_checkpoint
-
-        with _Step("use_tiny_checkpoint", True):
-            keepalive = tempfile.TemporaryDirectory(prefix="interactvlm-tiny-")
-            tiny = write_tiny_checkpoint(Path(keepalive.name) / "tiny-random")
-            contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype, device_map=device_map,
-                                              max_memory=max_memory)
-        log("use_tiny_checkpoint: the model has RANDOM weights; outputs are meaningless")
-    else:
-        contact_dir, affordance_dir = s["contact_checkpoint_dir"], s["affordance_checkpoint_dir"]
-        if not (contact_dir or affordance_dir):
-            raise ConfigurationError("contact_checkpoint_dir", contact_dir, FileNotFoundError(
-                "no model: set contact_checkpoint_dir and/or affordance_checkpoint_dir (or use_tiny_checkpoint "
-                "for a random plumbing model)"))
-        clip = s["clip_dir"] or None
-
-        def load(parameter, checkpoint):
-            with _Step(parameter, checkpoint):
-                return load_mvloc(checkpoint, clip, device, dtype, s["quantization"], device_map, max_memory)
-
-        contact = load("contact_checkpoint_dir", contact_dir) if contact_dir else None
-        affordance = contact if affordance_dir == contact_dir else (
-            load("affordance_checkpoint_dir", affordance_dir) if affordance_dir else None)
     body_name = s["body_model"]
     with _Step("body_model_dir" if s["body_model_dir"] else "body_model", s["body_model_dir"] or body_name):
         if body_name not in RENDERED_BODIES:
@@ -128,6 +103,35 @@ def build_estimator(settings: Mapping[str, Any], log=print):
     official = s["official_body_assets_dir"]
     with _Step("official_body_assets_dir", official):
         body_views = load_official_body_views(official, body.num_vertices, image_size=size) if official else None
+    # The models last: checking everything else first fails fast, before minutes of loading.
+    keepalive = None
+    if s["use_tiny_checkpoint"]:
+        from .localize.tiny import write_tiny_checkpoint
+
+        with _Step("use_tiny_checkpoint", True):
+            keepalive = tempfile.TemporaryDirectory(prefix="interactvlm-tiny-")
+            tiny = write_tiny_checkpoint(Path(keepalive.name) / "tiny-random")
+            contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype, device_map=device_map,
+                                              max_memory=max_memory)
+        log("use_tiny_checkpoint: the model has RANDOM weights; outputs are meaningless")
+    else:
+        contact_dir, affordance_dir = s["contact_checkpoint_dir"], s["affordance_checkpoint_dir"]
+        if not (contact_dir or affordance_dir):
+            raise ConfigurationError("contact_checkpoint_dir", contact_dir, FileNotFoundError(
+                "no model: set contact_checkpoint_dir and/or affordance_checkpoint_dir (or use_tiny_checkpoint "
+                "for a random plumbing model)"))
+        clip = s["clip_dir"] or None
+
+        def load(parameter, checkpoint):
+            with _Step(parameter, checkpoint):
+                return load_mvloc(checkpoint, clip, device, dtype, s["quantization"], device_map, max_memory)
+
+        contact = load("contact_checkpoint_dir", contact_dir) if contact_dir else None
+        affordance = contact if affordance_dir == contact_dir else (
+            load("affordance_checkpoint_dir", affordance_dir) if affordance_dir else None)
+        random = sorted({m.model_id for m in (contact, affordance) if m is not None and m.weights_are_random})
+        if random:
+            log(f"checkpoint {', '.join(random)} has RANDOM weights (make-tiny-checkpoint); outputs are meaningless")
     cache = RenderCache(s["cache_dir"] or default_cache_dir())
     with _Step("body_model", body_name):
         estimator = InteractionEstimator(contact, affordance, body, objects, cache=cache, render_size=size,

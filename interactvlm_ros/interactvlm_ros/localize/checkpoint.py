@@ -171,12 +171,11 @@ def map_checkpoint_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     for key, tensor in state.items():
         if key.startswith(SAM_PREFIX) or IGNORED_KEYS.match(key):
             continue
-        for source, target in PREFIX_MAP:
-            if key.startswith(source):
-                mapped[target + key[len(source):]] = tensor
-                break
-        else:
+        renamed = _rename(key, PREFIX_MAP)
+        if renamed is None:
             unmapped.append(key)
+        else:
+            mapped[renamed] = tensor
     if unmapped:
         raise CheckpointError(f"{len(unmapped)} checkpoint keys are not part of MV-Loc: {', '.join(sorted(unmapped)[:20])}")
     if not sam:
@@ -186,6 +185,14 @@ def map_checkpoint_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     except ValueError as error:
         raise CheckpointError(f"SAM weights: {error}") from error
     return mapped
+
+
+def _rename(key: str, prefixes) -> str | None:
+    """``key`` with the first matching (old prefix, new prefix) replaced, or None."""
+    for old, new in prefixes:
+        if key.startswith(old):
+            return new + key[len(old):]
+    return None
 
 
 def unmap_module_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -199,11 +206,9 @@ def unmap_module_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
         if key.startswith("sam."):
             sam[key[len("sam."):]] = tensor
             continue
-        for source, target in PREFIX_MAP:
-            if key.startswith(target):
-                out[source + key[len(target):]] = tensor
-                break
-        else:
+        renamed = _rename(key, [(target, source) for source, target in PREFIX_MAP])
+        if renamed is None:
             raise CheckpointError(f"module key {key} has no checkpoint name")
+        out[renamed] = tensor
     out.update({SAM_PREFIX + k: v for k, v in hf_state_dict_to_sam(sam).items()})
     return out

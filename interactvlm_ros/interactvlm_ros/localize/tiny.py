@@ -39,13 +39,14 @@ from .tokenizer import LlamaSlowTokenizer
 from ..geometry.body_parts import BODY_PARTS
 
 #: Sizes of the tiny model: a 2-layer LLaMA of width 64, a 2-layer CLIP ViT of width 32 at
-#: 224 px / patch 14 (256 tokens, as ViT-L/14), a 2-block SAM ViT of width 32 at 1024 px.
+#: 224 px / patch 14 (256 tokens, as ViT-L/14), a 2-block SAM ViT of width 32 at 256 px (renders
+#: are resized to SAM's input size; ``sam_image_size=1024`` gives the released models' input).
 TINY_LLAMA = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=4, max_position_embeddings=1024, rms_norm_eps=1e-5)
 TINY_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                  image_size=224, patch_size=14, projection_dim=32)
 TINY_SAM_VISION = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, global_attn_indexes=[1],
-                       window_size=14, mlp_dim=64, output_channels=256, image_size=1024, patch_size=16)
+                       window_size=14, mlp_dim=64, output_channels=256, image_size=256, patch_size=16)
 #: The mask decoder keeps SAM's width 256 (the [SEG] prompt size) with a narrow MLP.
 TINY_SAM_DECODER = dict(mlp_dim=64, iou_head_hidden_dim=32, layer_norm_eps=1e-5)
 
@@ -58,7 +59,7 @@ PRESETS = {
                    num_key_value_heads=12, max_position_embeddings=2048, rms_norm_eps=1e-5),
               dict(TINY_CLIP, hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4),
               dict(TINY_SAM_VISION, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                   global_attn_indexes=[1, 3], mlp_dim=1024),
+                   global_attn_indexes=[1, 3], mlp_dim=1024, image_size=1024),
               dict(layer_norm_eps=1e-5), 32000),
 }
 
@@ -110,7 +111,7 @@ def _write_tokenizer(directory: Path) -> None:
 
 def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_format: str = "bin",
                           camera_conditioned: bool = True, shards: int = 2, emit_seg: bool = True,
-                          preset: str = "tiny") -> Path:
+                          preset: str = "tiny", sam_image_size: int | None = None) -> Path:
     """Write a tiny random MV-Loc checkpoint and its CLIP tower (``directory/clip``).
 
     Args:
@@ -122,6 +123,8 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
         emit_seg: apply the plumbing arrangement that makes the model answer [SEG] at once
             (False: all weights plainly random).
         preset: "tiny" or "small" (see :data:`PRESETS`).
+        sam_image_size: SAM's input size (px, a multiple of 16); None: the preset's (tiny 256,
+            small 1024).
 
     Returns:
         The checkpoint directory.
@@ -134,6 +137,8 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     llama_sizes, clip_sizes, sam_vision, sam_decoder, vocab_size = PRESETS[preset]
+    if sam_image_size is not None:
+        sam_vision = dict(sam_vision, image_size=int(sam_image_size))
     if weight_format not in ("bin", "safetensors"):
         raise ValueError(f"weight_format must be 'bin' or 'safetensors', got {weight_format!r}")
     directory = Path(directory)

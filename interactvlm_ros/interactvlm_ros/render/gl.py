@@ -246,7 +246,18 @@ class GLRasterizer:
         barycentric_depth = np.frombuffer(textures[2].read(), np.float32).reshape(size, size, 4)[::-1]
         return color.copy(), ids.copy(), barycentric_depth.copy()
 
-    def rasterize_mesh(
+    def rasterize_mesh(self, *args, **kwargs) -> tuple[np.ndarray, MeshFragments]:
+        """See :meth:`_rasterize_mesh`; runs with this renderer's OpenGL context made current
+        (several renderers may live in one thread)."""
+        with self.ctx:
+            return self._rasterize_mesh(*args, **kwargs)
+
+    def rasterize_points(self, *args, **kwargs) -> list[PointFragments]:
+        """See :meth:`_rasterize_points`; runs with this renderer's OpenGL context current."""
+        with self.ctx:
+            return self._rasterize_points(*args, **kwargs)
+
+    def _rasterize_mesh(
         self,
         vertices: np.ndarray,
         faces: np.ndarray,
@@ -297,7 +308,7 @@ class GLRasterizer:
         barycentric = clamp_barycentric(barycentric_depth[:, :, :3], ids >= 0)
         return color, MeshFragments(ids, barycentric, np.ascontiguousarray(barycentric_depth[:, :, 3]))
 
-    def rasterize_points(
+    def _rasterize_points(
         self, points: np.ndarray, camera: Camera, radius: float, layers: int = 1
     ) -> list[PointFragments]:
         """Rasterise a point cloud as screen-space disc splats of a constant NDC radius.
@@ -346,9 +357,13 @@ class GLRasterizer:
 
     def release(self) -> None:
         """Free the OpenGL context and its framebuffers."""
+        with self.ctx:
+            self._release_targets()
+        self.ctx.release()
+
+    def _release_targets(self) -> None:
         for framebuffer, textures, _, peeled, depth in self._targets.values():
             framebuffer.release()
             for texture in (*textures, peeled, depth):
                 texture.release()
         self._targets.clear()
-        self.ctx.release()

@@ -171,6 +171,16 @@ class InteractVLMNode(LifecycleNode):
         return super().on_activate(state)  # enables the lifecycle publishers
 
     @property
+    def pair_buffer(self) -> PairBuffer:
+        """The image/detections pairing (its counts, pending and waiting pairs)."""
+        return self._buffer
+
+    @property
+    def lifecycle_state(self) -> str:
+        """The current lifecycle state's label ("unconfigured", "inactive", "active", ...)."""
+        return self._state_machine.current_state[1]
+
+    @property
     def active(self) -> bool:
         """Whether the node is active (its lifecycle publishers are enabled)."""
         publisher = self._outputs.get("interactions")
@@ -270,12 +280,8 @@ class InteractVLMNode(LifecycleNode):
         self.counter.count(RECEIVED_IMAGES, now)
         with self._timing_lock:
             self._image_times.append(now)
-        stamp = stamp_ns(msg.header.stamp)
-        if stamp == 0:
-            self._report(Reason.IMAGE_WITHOUT_STAMP, "images need a header stamp to be paired with detections")
-            return
-        if stamp < 0:
-            self._report(Reason.NEGATIVE_STAMP, f"image stamp {msg.header.stamp.sec} s is negative")
+        stamp = self._usable_stamp(msg, Reason.IMAGE_WITHOUT_STAMP, "image")
+        if stamp is None:
             return
         if isinstance(msg, Image) and msg.encoding not in SUPPORTED_ENCODINGS:
             self._report(Reason.UNSUPPORTED_ENCODING,
@@ -283,6 +289,16 @@ class InteractVLMNode(LifecycleNode):
             return
         self._buffer.add_image(stamp, msg)
         self._schedule()
+
+    def _usable_stamp(self, msg, missing: Reason, what: str) -> int | None:
+        """The header stamp (ns) of an image or detections message, or None (reported) when it
+        is missing (0: nothing to pair by) or negative."""
+        stamp = stamp_ns(msg.header.stamp)
+        if stamp == 0:
+            self._report(missing, f"{what} need a header stamp to be paired")
+        elif stamp < 0:
+            self._report(Reason.NEGATIVE_STAMP, f"{what} stamp {msg.header.stamp.sec} s is negative")
+        return stamp if stamp > 0 else None
 
     def _on_depth(self, msg: Image) -> None:
         self.counter.count("depth_received", time.monotonic())
@@ -319,12 +335,8 @@ class InteractVLMNode(LifecycleNode):
 
     def _on_detections(self, msg: Detection2DArray) -> None:
         self.counter.count(RECEIVED_DETECTIONS, time.monotonic())
-        stamp = stamp_ns(msg.header.stamp)
-        if stamp == 0:
-            self._report(Reason.DETECTIONS_WITHOUT_STAMP, "detections need the stamp of their image")
-            return
-        if stamp < 0:
-            self._report(Reason.NEGATIVE_STAMP, f"detections stamp {msg.header.stamp.sec} s is negative")
+        stamp = self._usable_stamp(msg, Reason.DETECTIONS_WITHOUT_STAMP, "detections")
+        if stamp is None:
             return
         if not msg.detections:
             self._report(Reason.EMPTY_DETECTIONS, "a detections message without detections")
