@@ -5,7 +5,7 @@ Each reason is a short snake_case key (the enum's value, what is counted and sho
 :attr:`Reason.severity` says how the node treats it:
 
 * ``quiet``: routine filtering the user asked for (ignored classes, low scores, the
-  ``max_detections`` limit): counted, logged at debug level (throttled);
+  ``max_detections`` limit): counted, logged at info level (throttled per reason);
 * ``warn``: bad or unusable input, or an output with a caveat: counted, logged as a warning
   (throttled per reason), and the diagnostics level is WARN while it recurs;
 * ``error``: the model failed on an input: counted, logged as an error, diagnostics ERROR

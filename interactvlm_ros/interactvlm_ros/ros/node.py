@@ -262,7 +262,7 @@ class InteractVLMNode(LifecycleNode):
 
     def _report(self, reason: Reason, detail: str) -> None:
         """An input not used, or used with a caveat: counted, and logged by its severity
-        (quiet: debug; warn: warning; error: error), at most once per reason every 5 s."""
+        (quiet: info; warn: warning; error: error), at most once per reason every 5 s."""
         reason = Reason(reason)
         now = time.monotonic()
         self.counter.count(reason, now)
@@ -272,7 +272,7 @@ class InteractVLMNode(LifecycleNode):
         more = f" (+{suppressed} more since the last message)" if suppressed else ""
         verb = "failed" if reason.severity == "error" else "dropped" if reason.drops else "note"
         line = f"{verb} ({reason}): {detail}{more}"
-        {"quiet": self.get_logger().debug, "warn": self.get_logger().warning,
+        {"quiet": self.get_logger().info, "warn": self.get_logger().warning,
          "error": self.get_logger().error}[reason.severity](line)
 
     def _on_image(self, msg) -> None:
