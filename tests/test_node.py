@@ -208,7 +208,7 @@ def test_real_photos_give_one_interaction_array_per_pair(running):
 
 def test_markers_are_rate_limited_and_follow_the_interactions(running):
     node, client = running
-    period = 3.0  # the second pair is processed well within it (~0.3 s here)
+    period = 2.0  # the second pair is processed well within it (~0.3 s here)
     node.set_parameters([Parameter("markers_max_rate", value=1.0 / period)])
     try:
         # A full period after the last markers arrived, the next output gets markers again.
@@ -501,7 +501,10 @@ def test_node_and_replay_pair_a_bag_identically(running, tmp_path, tiny_checkpoi
     node.set_parameters([Parameter("sync_slop", value=0.08)])
     try:
         before = len(client.interactions)
+        counts = node.counter.totals
         for event in events:
+            key = "images_received" if event[0] == "image" else "detections_received"
+            received = counts[key]
             if event[0] == "image":
                 msg = image_msg(frame, 0)
                 msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(event[1], 1_000_000_000)
@@ -511,8 +514,8 @@ def test_node_and_replay_pair_a_bag_identically(running, tmp_path, tiny_checkpoi
                 message.detections = [detection(event[2], "cup", 0.9, (40.0, 40.0, 80.0, 80.0))]
                 message.header.stamp.sec, message.header.stamp.nanosec = divmod(event[1], 1_000_000_000)
                 client.detections.publish(message)
-            time.sleep(0.3)
-            wait_for(lambda: node.pair_buffer.pending == 0, timeout=30)
+            # In order, one at a time: received, and any pair it completed taken by the worker.
+            assert wait_for(lambda: counts[key] > received and node.pair_buffer.pending == 0, timeout=30)
         assert wait_for(lambda: len(client.interactions) - before >= len(offline), timeout=60), (
             offline, [(m.interactions[0].detection.id, m.header.stamp.sec) for m in client.interactions[before:]],
             dict(node.counter.totals), dict(node.pair_buffer.counts))

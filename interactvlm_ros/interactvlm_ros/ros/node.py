@@ -272,8 +272,13 @@ class InteractVLMNode(LifecycleNode):
         more = f" (+{suppressed} more since the last message)" if suppressed else ""
         verb = "failed" if reason.severity == "error" else "dropped" if reason.drops else "note"
         line = f"{verb} ({reason}): {detail}{more}"
-        {"quiet": self.get_logger().info, "warn": self.get_logger().warning,
-         "error": self.get_logger().error}[reason.severity](line)
+        # One call site per severity: rclpy refuses a call site that changes its severity.
+        if reason.severity == "quiet":
+            self.get_logger().info(line)
+        elif reason.severity == "warn":
+            self.get_logger().warning(line)
+        else:
+            self.get_logger().error(line)
 
     def _on_image(self, msg) -> None:
         now = time.monotonic()
