@@ -38,10 +38,11 @@ CAMERA = Detection("camera", (230.0, 60.0, 360.0, 180.0), 0.91, "det-0")
 
 
 def test_real_photo_gives_finite_maps_of_the_right_sizes(estimator, camera_photo):
-    result = estimator.estimate(camera_photo, [CAMERA])
+    result = estimator.estimate(camera_photo, [CAMERA], image_region="full")
     assert result.weights_are_random and result.model_id == "tiny"
     (interaction,) = result.interactions
     assert interaction.detection == CAMERA and interaction.notes == ()
+    assert interaction.person is None and interaction.image_region == (0, 0, 512, 512)
     contact = interaction.human_contact
     assert contact.body_model == "anny" and contact.has_mask and contact.answer == "[SEG]"
     p = contact.vertex_probabilities
@@ -68,7 +69,7 @@ def test_detections_share_the_image_encoding_and_the_renders(estimator, model, c
     assert len(calls) == 1  # one model serves both tasks: one encoding for four detections
     assert [i.detection.id for i in result.interactions] == ["det-0", "det-1", "det-2", "det-3"]
     unknown = result.interactions[3]
-    assert unknown.object_affordance is None and "giraffe" in unknown.notes[0]
+    assert unknown.object_affordance is None and "giraffe" in unknown.notes[-1]
     assert unknown.human_contact is not None
     # The same class, the same answer and renders: identical maps.
     np.testing.assert_array_equal(result.interactions[0].object_affordance.probabilities,
@@ -193,7 +194,7 @@ def test_answer_without_seg_gives_no_mask_and_says_why(tmp_path, camera_photo):
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
     processor.process(image_msg(camera_photo, 1, frame_id="camera"),
                       detections_msg([Detection("camera", (225, 55, 365, 185), 0.9, "cam-1")], 1),
-                      ProcessingSettings(markers=False))
+                      ProcessingSettings(markers=False, image_region="full"))
     assert reports == [("answer_limit_reached", "contact answer for 'camera' (cam-1) reached max_new_tokens (2) "
                                                 "without [SEG]"),
                        ("answer_limit_reached", "affordance answer for 'camera' (cam-1) reached max_new_tokens (2) "

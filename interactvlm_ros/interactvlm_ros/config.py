@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .association import IMAGE_REGIONS
 from .geometry.body import RENDERED_BODIES
 from .geometry.smpl import CONTACT_TOPOLOGIES
 from .localize.quantization import PRECISIONS, QUANTIZATIONS
@@ -121,8 +122,15 @@ PARAMETERS: tuple[Parameter, ...] = (
       unit="detections", section="behaviour"),
     P("min_score", 0.0, "detections scoring lower are skipped", read_only=False, range=(0.0, 1.0), unit="score",
       section="behaviour"),
-    P("ignore_classes", [""], "detection classes never processed, e.g. [\"person\"] (ROS parameter files cannot hold "
-      "an empty list, so \"none\" is [\"\"])", read_only=False, section="behaviour"),
+    P("person_classes", ["person"], "detection classes that are people: never estimated as objects, each object is "
+      "associated with one of them (largest box overlap, then nearest)", read_only=False, section="behaviour"),
+    P("image_region", "person_object", "what the model sees per object: the square around the object's and its "
+      "person's boxes (the whole image when no person is detected), or always the whole image (InteractVLM's demo)",
+      read_only=False, choices=IMAGE_REGIONS, section="behaviour", cli=True),
+    P("region_margin", 0.1, "margin added on every side of the object + person boxes, as a fraction of their union's "
+      "longer side", read_only=False, range=(0.0, 2.0), unit="fraction", section="behaviour"),
+    P("ignore_classes", [""], "detection classes never processed, e.g. [\"dining table\"]; person_classes are exempt "
+      "(ROS parameter files cannot hold an empty list, so \"none\" is [\"\"])", read_only=False, section="behaviour"),
     P("publish_markers", True, "publish visualization_msgs/MarkerArray on ~/markers", read_only=False,
       section="behaviour"),
     P("markers_max_rate", 2.0, "most marker publications per second (a body mesh costs ~45 ms to convert and "

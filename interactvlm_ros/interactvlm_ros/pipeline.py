@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from .association import IMAGE_REGIONS, Association, associate
 from .detection import Detection
 from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS, ViewSpec
 from .geometry.mesh import TriangleMesh
@@ -74,12 +75,21 @@ class ObjectAffordanceResult:
 @dataclass(frozen=True)
 class InteractionResult:
     """Everything estimated for one detection; a part is None when its model is not loaded
-    or (affordance) no geometry is known for the class, with the reason in ``notes``."""
+    or (affordance) no geometry is known for the class, with the reason in ``notes``.
+
+    Attributes:
+        person: the person detection associated with the object (see :mod:`.association`),
+            None when there is none or the whole image was used by choice.
+        image_region: (x0, y0, x1, y1) integer pixel bounds of the image region the models
+            were shown (the whole image: (0, 0, W, H)).
+    """
 
     detection: Detection
     human_contact: HumanContactResult | None
     object_affordance: ObjectAffordanceResult | None
     notes: tuple[str, ...] = ()
+    person: Detection | None = None
+    image_region: tuple[int, int, int, int] | None = None
 
 
 @dataclass
@@ -256,21 +266,30 @@ class InteractionEstimator:
 
     def estimate(self, image: np.ndarray, detections: Sequence[Detection],
                  geometries: Mapping[str, ObjectGeometry | PointCloudGeometry] | None = None,
-                 threshold: float | None = None) -> EstimateResult:
+                 threshold: float | None = None, persons: Sequence[Detection] = (),
+                 image_region: str = "person_object", region_margin: float = 0.1) -> EstimateResult:
         """Human contact and object affordance for every detection of one image.
+
+        Each object detection is associated with a person detection and the models see the
+        square region around the pair (see :mod:`.association`); without a person detection
+        (or with ``image_region`` "full") they see the whole image, as in InteractVLM's demo.
 
         Args:
             image: (H, W, 3) uint8 RGB.
-            detections: the objects to reason about (the box is not used by the model, which
-                sees the whole image, as InteractVLM does).
+            detections: the objects to reason about.
             geometries: per detection id, geometry overriding the class map: a mesh
                 (``ObjectGeometry``) or a point cloud (``PointCloudGeometry``, lifted with
                 the point-cloud variant onto its points).
             threshold: decision threshold of the reported contact vertices, in [0, 1]; None:
                 the estimator's ``threshold``.
+            persons: the person detections of the image (never estimated themselves).
+            image_region: "person_object" or "full" (see :func:`.association.associate`).
+            region_margin: margin around the pair's boxes, a fraction of their union's longer
+                side (>= 0).
 
         Raises:
-            ValueError: an image that is not (H, W, 3) uint8, or a threshold outside [0, 1].
+            ValueError: an image that is not (H, W, 3) uint8, a threshold outside [0, 1], an
+                unknown ``image_region`` or a negative margin.
             Rejected: a detection label that cannot be used (see :meth:`validate_label`);
                 nothing is estimated then.
         """
@@ -280,20 +299,34 @@ class InteractionEstimator:
         threshold = self.threshold if threshold is None else float(threshold)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+        if image_region not in IMAGE_REGIONS:
+            raise ValueError(f"image_region must be one of {', '.join(IMAGE_REGIONS)}, got {image_region!r}")
         names = [self.validate_label(d.label) for d in detections]
+        height, width = image.shape[:2]
+        associations = associate(detections, persons, width, height, image_region, region_margin)
         timings: dict[str, float] = {}
         timer = _Timer(timings)
         start = time.perf_counter()
-        features = {}
-        with timer("image_encode"):
-            for model in self.models:
-                features[id(model)] = model.encode_image(image)
+        features: dict[tuple[int, tuple[int, int, int, int]], torch.Tensor] = {}
+
+        def image_features(model: MVLoc, association: Association) -> torch.Tensor:
+            # CLIP features once per model and distinct region (the whole image: once).
+            key = (id(model), association.region)
+            if key not in features:
+                x0, y0, x1, y1 = association.region
+                with timer("image_encode"):
+                    features[key] = model.encode_image(np.ascontiguousarray(image[y0:y1, x0:x1]))
+            return features[key]
+
         results = []
-        for detection, name in zip(detections, names):
+        for association, name in zip(associations, names):
+            detection = association.detection
             notes = []
+            if image_region == "person_object" and association.person is None:
+                notes.append("no person detection in the image: the whole image was used")
             contact = affordance = None
             if self.contact_model is not None:
-                contact = self._human_contact(name, features[id(self.contact_model)], threshold, timer)
+                contact = self._human_contact(name, image_features(self.contact_model, association), threshold, timer)
             if self.affordance_model is not None:
                 geometry = (geometries or {}).get(detection.id) or self.objects.get(detection.label)
                 if geometry is None:
@@ -301,9 +334,11 @@ class InteractionEstimator:
                 else:
                     with timer("render"):
                         prepared = self.object_views(geometry)
-                    affordance = self._affordance(name, geometry, prepared, features[id(self.affordance_model)],
-                                                  threshold, timer)
-            results.append(InteractionResult(detection, contact, affordance, tuple(notes)))
+                    affordance = self._affordance(name, geometry, prepared,
+                                                  image_features(self.affordance_model, association), threshold,
+                                                  timer)
+            results.append(InteractionResult(detection, contact, affordance, tuple(notes), association.person,
+                                             association.region))
         timings["total"] = (time.perf_counter() - start) * 1e3
         return EstimateResult(results, timings, self.weights_are_random, self.model_id)
 

@@ -50,6 +50,7 @@ class Reason(StrEnum):
     # Used, with a caveat.
     DETECTIONS_FRAME_MISMATCH = "detections_frame_mismatch"
     AFFORDANCE_SKIPPED_UNKNOWN_CLASS = "affordance_skipped_unknown_class"
+    NO_PERSON_FOR_OBJECT = "no_person_for_object"
     ANSWER_LIMIT_REACHED = "answer_limit_reached"
     ANSWER_WITHOUT_SEG = "answer_without_seg"
     NO_DEPTH_FOR_IMAGE = "no_depth_for_image"
@@ -71,10 +72,12 @@ class Reason(StrEnum):
 
 
 _QUIET = frozenset({Reason.IGNORED_CLASS, Reason.LOW_SCORE, Reason.DETECTIONS_OVER_LIMIT, Reason.EMPTY_DETECTIONS,
-                    Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS, Reason.PAIRS_WITHOUT_VALID_DETECTIONS})
+                    Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS, Reason.PAIRS_WITHOUT_VALID_DETECTIONS,
+                    Reason.NO_PERSON_FOR_OBJECT})
 
 
 _CAVEATS = frozenset({Reason.DETECTIONS_FRAME_MISMATCH, Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS,
+                      Reason.NO_PERSON_FOR_OBJECT,
                       Reason.ANSWER_LIMIT_REACHED, Reason.ANSWER_WITHOUT_SEG, Reason.NO_DEPTH_FOR_IMAGE,
                       Reason.TOO_FEW_DEPTH_POINTS, Reason.BAD_DEPTH, Reason.UNSUPPORTED_DEPTH_ENCODING})
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 from interactvlm_msgs.msg import HumanContact, Interaction, InteractionArray, ObjectAffordance
-from sensor_msgs.msg import PointCloud2, PointField
+from sensor_msgs.msg import PointCloud2, PointField, RegionOfInterest
 from vision_msgs.msg import Detection2DArray
 from std_msgs.msg import Header
 
@@ -304,7 +304,8 @@ def object_affordance_msg(
 def interaction_msg(header: Header, det_msg, interaction, threshold: float, camera_frame: str = "") -> Interaction:
     """interactvlm_msgs/Interaction of one pipeline result. A missing part (no model, or no
     geometry for the class) becomes an empty HumanContact / ObjectAffordance (body_model
-    or geometry_source "", ``threshold`` the configured one). Affordance points from depth
+    or geometry_source "", ``threshold`` the configured one); the associated person's id and
+    the image region shown to the model are copied. Affordance points from depth
     are in ``camera_frame`` (the depth image's optical frame); mesh points in the frame
     :func:`object_frame_id` of the label ("<name>_model").
 
@@ -313,7 +314,11 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
         interaction: the pipeline's ``InteractionResult``; threshold: the decision threshold.
     """
     det = interaction.detection
-    out = Interaction(detection=det_msg)
+    out = Interaction(detection=det_msg, person_detection_id=interaction.person.id if interaction.person else "")
+    if interaction.image_region is not None:
+        x0, y0, x1, y1 = interaction.image_region
+        out.image_region = RegionOfInterest(x_offset=int(x0), y_offset=int(y0), width=int(x1 - x0),
+                                            height=int(y1 - y0), do_rectify=False)
     contact = interaction.human_contact
     if contact is not None:
         out.human_contact = human_contact_msg(header, contact.body_model, contact.vertex_probabilities,

@@ -41,6 +41,9 @@ class ProcessingSettings:
     depth_points: int = 2048
     depth_cluster_gap: float = 0.05
     min_image_size: int = 32
+    person_classes: tuple[str, ...] = ("person",)
+    image_region: str = "person_object"
+    region_margin: float = 0.1
 
     @classmethod
     def from_parameters(cls, get: Callable[[str], object]) -> "ProcessingSettings":
@@ -49,7 +52,9 @@ class ProcessingSettings:
                    min_score=float(get("min_score")), ignore_classes=tuple(c for c in get("ignore_classes") if c),
                    markers=bool(get("publish_markers")), markers_frame_id=str(get("markers_frame_id")),
                    geometry_preference=str(get("geometry_preference")), depth_points=int(get("depth_points")),
-                   depth_cluster_gap=float(get("depth_cluster_gap")), min_image_size=int(get("min_image_size")))
+                   depth_cluster_gap=float(get("depth_cluster_gap")), min_image_size=int(get("min_image_size")),
+                   person_classes=tuple(c for c in get("person_classes") if c), image_region=str(get("image_region")),
+                   region_margin=float(get("region_margin")))
 
 
 def stamp_ns(stamp) -> int:
@@ -69,7 +74,11 @@ def validate_detections(msg: Detection2DArray, width: int, height: int, settings
     box, a label ``validate_label`` accepts, a class not in ``ignore_classes``, a score >=
     ``min_score``, a box of at least 2 x 2 px that overlaps the image and is not larger than
     the image by more than the image's own size, and an id not used by an earlier detection
-    of the message; of those, the ``max_detections`` highest scores (input order kept).
+    of the message; of those, the ``max_detections`` highest-scoring objects (input order
+    kept). Detections of ``person_classes`` are checked the same way except for the label
+    (it never reaches a prompt), are never ignored (``ignore_classes`` does not apply) and do
+    not count towards ``max_detections``: they are kept for association (see
+    ``interactvlm_ros.association``).
 
     Args:
         msg: vision_msgs/Detection2DArray (boxes: centre + size in image pixels).
@@ -79,7 +88,7 @@ def validate_detections(msg: Detection2DArray, width: int, height: int, settings
         (kept, rejections): kept = [(pipeline Detection (box as xyxy pixels), Detection2D)],
         rejections = [(Reason, detail)] one per detection not used.
     """
-    kept, rejections, seen_ids = [], [], set()
+    kept, persons, rejections, seen_ids = [], [], [], set()
     for index, det in enumerate(msg.detections):
         try:
             detection = detection_from_msg(det, index)
@@ -87,11 +96,13 @@ def validate_detections(msg: Detection2DArray, width: int, height: int, settings
             rejections.append((error.reason, error.detail))
             continue
         label, score, (x0, y0, x1, y1) = detection.label, detection.score, detection.bbox_xyxy
-        if label in settings.ignore_classes:
+        is_person = label in settings.person_classes
+        if label in settings.ignore_classes and not is_person:
             rejections.append((Reason.IGNORED_CLASS, label))
             continue
         try:
-            validate_label(label)
+            if not is_person:
+                validate_label(label)
         except Rejected as error:
             rejections.append((error.reason, f"detection {detection.id!r}: {error.detail}"))
             continue
@@ -116,12 +127,12 @@ def validate_detections(msg: Detection2DArray, width: int, height: int, settings
                                                               "once in the message; the first is used"))
             continue
         seen_ids.add(detection.id)
-        kept.append((score, index, detection, det))
+        (persons if is_person else kept).append((score, index, detection, det))
     if len(kept) > settings.max_detections:
         for _ in range(len(kept) - settings.max_detections):
             rejections.append((Reason.DETECTIONS_OVER_LIMIT, f"more than {settings.max_detections} detections"))
-        kept = sorted(sorted(kept, key=lambda k: -k[0])[: settings.max_detections], key=lambda k: k[1])
-    return [(k[2], k[3]) for k in kept], rejections
+        kept = sorted(kept, key=lambda k: -k[0])[: settings.max_detections]
+    return [(k[2], k[3]) for k in sorted(kept + persons, key=lambda k: k[1])], rejections
 
 
 class FrameProcessor:
@@ -164,8 +175,10 @@ class FrameProcessor:
             self.report(Reason.DETECTIONS_FRAME_MISMATCH, f"detections in frame {frames[0]!r} for an image in "
                                                           f"{frames[1]!r}; boxes are used as image pixels")
         selected = self.select(detections_msg, width, height, settings)
+        persons = [d for d, _ in selected if d.label in settings.person_classes]
+        selected = [(d, m) for d, m in selected if d.label not in settings.person_classes]
         if not selected:
-            self.report(Reason.PAIRS_WITHOUT_VALID_DETECTIONS, "no valid detection in the pair")
+            self.report(Reason.PAIRS_WITHOUT_VALID_DETECTIONS, "no valid object detection in the pair")
             return None
         detections = [d for d, _ in selected]
         if depth is not None:
@@ -176,11 +189,16 @@ class FrameProcessor:
             for detection in missing:  # falls back to the class's mesh or proxy
                 self.report(Reason.TOO_FEW_DEPTH_POINTS, f"detection {detection.id!r}: not enough valid depth in its box")
             geometries = {**from_depth, **(geometries or {})}
-        result = self.estimator.estimate(rgb, detections, geometries=geometries, threshold=settings.threshold)
+        result = self.estimator.estimate(rgb, detections, geometries=geometries, threshold=settings.threshold,
+                                         persons=persons, image_region=settings.image_region,
+                                         region_margin=settings.region_margin)
         header = Header(stamp=image_msg.header.stamp, frame_id=image_msg.header.frame_id)
         camera_frame = depth.frame_id if depth is not None and depth.frame_id else header.frame_id
         message = interaction_array_msg(header, [m for _, m in selected], result, settings.threshold, camera_frame)
         for interaction in result.interactions:
+            if interaction.person is None and settings.image_region == "person_object":
+                self.report(Reason.NO_PERSON_FOR_OBJECT, f"detection {interaction.detection.id!r}: no person detection "
+                                                         "(person_classes) in the image; the whole image was used")
             if interaction.object_affordance is None and self.estimator.affordance_model is not None:
                 self.report(Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS, interaction.detection.label)
             self.report_answers(interaction)
