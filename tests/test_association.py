@@ -132,3 +132,55 @@ def test_processing_keeps_people_for_association_and_reports_it(tiny_model):
     reports.clear()
     assert processor.process(image_msg(image, 7, frame_id="camera"), detections_msg(detections[:1], 7), settings) is None
     assert reports == [("pairs_without_valid_detections", "no valid object detection in the pair")]
+
+
+def test_scene_contact_is_one_human_contact_per_person(tiny_model, monkeypatch):
+    """scene_contact: per person one result for the class "scene" (InteractVLM's scene-model
+    class name) in that person's region, human contact only, after the objects; one for the
+    whole image without people; through the processor as Interactions with class "scene"."""
+    from interactvlm_ros.ros.bags import detections_msg, image_msg
+    from interactvlm_ros.ros.processing import FrameProcessor, ProcessingSettings
+
+    estimator = InteractionEstimator(tiny_model, tiny_model, load_body_model("anny"),
+                                     ObjectLibrary(proxies={"cup": ["cylinder", 0.1]}), render_size=64)
+    questions = []
+    original = tiny_model.predict
+    monkeypatch.setattr(tiny_model, "predict", lambda features, question, *a, **k: questions.append(question)
+                        or original(features, question, *a, **k))
+    image = np.random.default_rng(2).integers(0, 255, (240, 320, 3), np.uint8)
+    cup = Detection("cup", (40, 100, 60, 120), 0.9, "c1")
+    people = [person((0, 20, 100, 230), "p1", 0.7), person((220, 20, 320, 230), "p2")]
+    result = estimator.estimate(image, [cup], persons=people, region_margin=0.0, scene_contact=True)
+    cup_result, *scenes = result.interactions
+    assert cup_result.detection == cup and cup_result.object_affordance is not None
+    assert [s.detection for s in scenes] == [Detection("scene", (0, 20, 100, 230), 0.7, "scene/p1"),
+                                             Detection("scene", (220, 20, 320, 230), 0.9, "scene/p2")]
+    assert [s.person.id for s in scenes] == ["p1", "p2"]
+    assert [s.image_region for s in scenes] == [(0, 20, 210, 230), (110, 20, 320, 230)]
+    assert all(s.human_contact is not None and s.object_affordance is None for s in scenes)
+    assert questions[-1] == "Which body parts are in contact with the scene? Segment these contact areas."
+    (alone,) = estimator.estimate(image, [], scene_contact=True).interactions
+    assert alone.detection == Detection("scene", (0.0, 0.0, 320.0, 240.0), 1.0, "scene")
+    assert alone.image_region == (0, 0, 320, 240)
+    without_contact = InteractionEstimator(None, tiny_model, load_body_model("anny"), ObjectLibrary(), render_size=64)
+    with pytest.raises(ValueError, match="scene_contact needs a human-contact model"):
+        without_contact.estimate(image, [cup], scene_contact=True)
+    reports = []
+    processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
+    message, _ = processor.process(image_msg(image, 5, frame_id="camera"),
+                                   detections_msg([people[0], cup], 5),
+                                   ProcessingSettings(markers=False, scene_contact=True, region_margin=0.0))
+    assert reports == []
+    assert [i.detection.id for i in message.interactions] == ["c1", "scene/p1"]
+    scene = message.interactions[1]
+    assert scene.detection.results[0].hypothesis.class_id == "scene" and scene.person_detection_id == "p1"
+    assert scene.human_contact.object_label == "scene" and scene.object_affordance.geometry_source == ""
+    assert (scene.detection.bbox.size_x, scene.detection.bbox.size_y) == (100.0, 210.0)
+
+
+def test_scene_contact_without_a_contact_model_fails_configure(tmp_path):
+    from interactvlm_ros.loading import ConfigurationError, build_estimator
+
+    with pytest.raises(ConfigurationError, match="scene_contact = True: ValueError: scene contact is human contact"):
+        build_estimator({"affordance_checkpoint_dir": str(tmp_path), "scene_contact": True,
+                         "cache_dir": str(tmp_path / "cache")}, log=lambda line: None)

@@ -129,6 +129,9 @@ PARAMETERS: tuple[Parameter, ...] = (
       read_only=False, choices=IMAGE_REGIONS, section="behaviour", cli=True),
     P("region_margin", 0.1, "margin added on every side of the object + person boxes, as a fraction of their union's "
       "longer side", read_only=False, range=(0.0, 2.0), unit="fraction", section="behaviour"),
+    P("scene_contact", False, "also publish each person's contact with the scene (floor, seat, wall) as an "
+      "Interaction with class \"scene\" and id \"scene/<person id>\" (InteractVLM's "
+      "interactvlm-3d-hcontact-wScene-damon-lemon-rich as contact model)", section="behaviour", cli=True),
     P("ignore_classes", [""], "detection classes never processed, e.g. [\"dining table\"]; person_classes are exempt "
       "(ROS parameter files cannot hold an empty list, so \"none\" is [\"\"])", read_only=False, section="behaviour"),
     P("publish_markers", True, "publish visualization_msgs/MarkerArray on ~/markers", read_only=False,

@@ -62,7 +62,7 @@ def build_estimator(settings: Mapping[str, Any], log=print):
     from .geometry.smpl import CONTACT_TOPOLOGIES, load_conversion_matrix
     from .localize.builder import load_mvloc
     from .multiview import load_official_body_views
-    from .pipeline import InteractionEstimator
+    from .pipeline import SCENE_VIEW_TYPES, InteractionEstimator
     from .render.cache import RenderCache, default_cache_dir
 
     s = {**default_settings(), **settings}
@@ -103,6 +103,10 @@ def build_estimator(settings: Mapping[str, Any], log=print):
     official = s["official_body_assets_dir"]
     with _Step("official_body_assets_dir", official):
         body_views = load_official_body_views(official, body.num_vertices, image_size=size) if official else None
+    with _Step("scene_contact", s["scene_contact"]):
+        if s["scene_contact"] and not (s["use_tiny_checkpoint"] or s["contact_checkpoint_dir"]):
+            raise ValueError("scene contact is human contact: set contact_checkpoint_dir (InteractVLM's "
+                             "interactvlm-3d-hcontact-wScene-damon-lemon-rich)")
     # The models last: checking everything else first fails fast, before minutes of loading.
     keepalive = None
     if s["use_tiny_checkpoint"]:
@@ -132,6 +136,11 @@ def build_estimator(settings: Mapping[str, Any], log=print):
         random = sorted({m.model_id for m in (contact, affordance) if m is not None and m.weights_are_random})
         if random:
             log(f"checkpoint {', '.join(random)} has RANDOM weights (make-tiny-checkpoint); outputs are meaningless")
+    if s["scene_contact"]:
+        if not contact.weights_are_random and contact.config.get("hC_sam_view_type") not in SCENE_VIEW_TYPES:
+            log(f"scene_contact: {contact.model_id} was not trained on scene contact (its hC_sam_view_type is "
+                f"{contact.config.get('hC_sam_view_type')!r}, not one of {', '.join(SCENE_VIEW_TYPES)}); its "
+                "\"scene\" answers are outside its training")
     cache = RenderCache(s["cache_dir"] or default_cache_dir())
     with _Step("body_model", body_name):
         estimator = InteractionEstimator(contact, affordance, body, objects, cache=cache, render_size=size,

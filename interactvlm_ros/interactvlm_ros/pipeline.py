@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .association import IMAGE_REGIONS, Association, associate
+from .association import IMAGE_REGIONS, Association, associate, pair_region
 from .detection import Detection
 from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS, ViewSpec
 from .geometry.mesh import TriangleMesh
@@ -26,6 +26,15 @@ from .multiview import PreparedViews, prepare_body_views, prepare_object_views, 
 from .render.views import POINT_VIEWS
 from .render.cache import RenderCache
 from .render.views import Renderer
+
+
+#: The class name InteractVLM's scene-contact training data uses for "the scene" (floor,
+#: seats, walls: RICH, ``datasets/hcontactScene_3d.py``).
+SCENE_LABEL = "scene"
+#: ``hC_sam_view_type`` of the scene-contact model's training: "4MV-Z_Vitru_wScene" in its
+#: training script, renamed "4MV-Z_Vitru_FootGround" in InteractVLM's code since (same cameras
+#: as "4MV-Z_Vitru"; the contact labels include foot-ground contact).
+SCENE_VIEW_TYPES = ("4MV-Z_Vitru_FootGround", "4MV-Z_Vitru_wScene")
 
 
 @dataclass(frozen=True)
@@ -267,7 +276,8 @@ class InteractionEstimator:
     def estimate(self, image: np.ndarray, detections: Sequence[Detection],
                  geometries: Mapping[str, ObjectGeometry | PointCloudGeometry] | None = None,
                  threshold: float | None = None, persons: Sequence[Detection] = (),
-                 image_region: str = "person_object", region_margin: float = 0.1) -> EstimateResult:
+                 image_region: str = "person_object", region_margin: float = 0.1,
+                 scene_contact: bool = False) -> EstimateResult:
         """Human contact and object affordance for every detection of one image.
 
         Each object detection is associated with a person detection and the models see the
@@ -286,10 +296,16 @@ class InteractionEstimator:
             image_region: "person_object" or "full" (see :func:`.association.associate`).
             region_margin: margin around the pair's boxes, a fraction of their union's longer
                 side (>= 0).
+            scene_contact: also estimate each person's contact with the scene (floor, seat,
+                wall: the class name "scene" of InteractVLM's RICH training data, answered by
+                its ``interactvlm-3d-hcontact-wScene-damon-lemon-rich`` model), one result per
+                person detection (the whole image when there is none), after the objects'
+                results; see :meth:`scene_detections`.
 
         Raises:
             ValueError: an image that is not (H, W, 3) uint8, a threshold outside [0, 1], an
-                unknown ``image_region`` or a negative margin.
+                unknown ``image_region``, a negative margin, or ``scene_contact`` without a
+                human-contact model.
             Rejected: a detection label that cannot be used (see :meth:`validate_label`);
                 nothing is estimated then.
         """
@@ -301,9 +317,20 @@ class InteractionEstimator:
             raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
         if image_region not in IMAGE_REGIONS:
             raise ValueError(f"image_region must be one of {', '.join(IMAGE_REGIONS)}, got {image_region!r}")
+        if scene_contact and self.contact_model is None:
+            raise ValueError("scene_contact needs a human-contact model")
         names = [self.validate_label(d.label) for d in detections]
         height, width = image.shape[:2]
         associations = associate(detections, persons, width, height, image_region, region_margin)
+        if scene_contact:  # each person's own region, as for an object held by that person
+            full = (0, 0, width, height)
+            for scene, person in zip(self.scene_detections(persons, width, height), persons or [None]):
+                if person is None or image_region == "full":
+                    associations.append(Association(scene, None, full, True))
+                else:
+                    region = pair_region([person.bbox_xyxy], width, height, region_margin)
+                    associations.append(Association(scene, person, region, region == full))
+                names.append(SCENE_LABEL)
         timings: dict[str, float] = {}
         timer = _Timer(timings)
         start = time.perf_counter()
@@ -319,7 +346,7 @@ class InteractionEstimator:
             return features[key]
 
         results = []
-        for association, name in zip(associations, names):
+        for index, (association, name) in enumerate(zip(associations, names)):
             detection = association.detection
             notes = []
             if image_region == "person_object" and association.person is None:
@@ -327,7 +354,8 @@ class InteractionEstimator:
             contact = affordance = None
             if self.contact_model is not None:
                 contact = self._human_contact(name, image_features(self.contact_model, association), threshold, timer)
-            if self.affordance_model is not None:
+            # The scene has no geometry of its own: human contact only.
+            if self.affordance_model is not None and index < len(detections):
                 geometry = (geometries or {}).get(detection.id) or self.objects.get(detection.label)
                 if geometry is None:
                     notes.append(f"no mesh or proxy for class {detection.label!r}: affordance skipped")
@@ -341,6 +369,15 @@ class InteractionEstimator:
                                              association.region))
         timings["total"] = (time.perf_counter() - start) * 1e3
         return EstimateResult(results, timings, self.weights_are_random, self.model_id)
+
+    @staticmethod
+    def scene_detections(persons: Sequence[Detection], width: int, height: int) -> list[Detection]:
+        """The pseudo-detections scene contact is estimated for: per person detection one with
+        label "scene", the person's box and score and id ``"scene/<person id>"``; without
+        persons one for the whole image, id "scene"."""
+        if not persons:
+            return [Detection(SCENE_LABEL, (0.0, 0.0, float(width), float(height)), 1.0, SCENE_LABEL)]
+        return [Detection(SCENE_LABEL, p.bbox_xyxy, p.score, f"{SCENE_LABEL}/{p.id}") for p in persons]
 
     def _human_contact(self, name: str, features, threshold: float, timer: _Timer) -> HumanContactResult:
         model = self.contact_model

@@ -22,7 +22,7 @@ from visualization_msgs.msg import MarkerArray
 from ..pipeline import InteractionEstimator
 from ..reasons import Reason, Rejected
 from ..geometry.depth import DepthFrame, object_geometries_from_depth
-from .conversions import detection_from_msg, interaction_array_msg
+from .conversions import detection_from_msg, detections_to_msg, interaction_array_msg
 from .images import decode_image
 from .markers import MarkerBuilder
 
@@ -44,6 +44,7 @@ class ProcessingSettings:
     person_classes: tuple[str, ...] = ("person",)
     image_region: str = "person_object"
     region_margin: float = 0.1
+    scene_contact: bool = False
 
     @classmethod
     def from_parameters(cls, get: Callable[[str], object]) -> "ProcessingSettings":
@@ -54,7 +55,7 @@ class ProcessingSettings:
                    geometry_preference=str(get("geometry_preference")), depth_points=int(get("depth_points")),
                    depth_cluster_gap=float(get("depth_cluster_gap")), min_image_size=int(get("min_image_size")),
                    person_classes=tuple(c for c in get("person_classes") if c), image_region=str(get("image_region")),
-                   region_margin=float(get("region_margin")))
+                   region_margin=float(get("region_margin")), scene_contact=bool(get("scene_contact")))
 
 
 def stamp_ns(stamp) -> int:
@@ -191,15 +192,20 @@ class FrameProcessor:
             geometries = {**from_depth, **(geometries or {})}
         result = self.estimator.estimate(rgb, detections, geometries=geometries, threshold=settings.threshold,
                                          persons=persons, image_region=settings.image_region,
-                                         region_margin=settings.region_margin)
+                                         region_margin=settings.region_margin,
+                                         scene_contact=settings.scene_contact)
         header = Header(stamp=image_msg.header.stamp, frame_id=image_msg.header.frame_id)
         camera_frame = depth.frame_id if depth is not None and depth.frame_id else header.frame_id
-        message = interaction_array_msg(header, [m for _, m in selected], result, settings.threshold, camera_frame)
-        for interaction in result.interactions:
-            if interaction.person is None and settings.image_region == "person_object":
+        # Scene contact (settings.scene_contact) comes after the objects, for pseudo-detections.
+        scene = detections_to_msg([i.detection for i in result.interactions[len(selected):]], header).detections
+        message = interaction_array_msg(header, [m for _, m in selected] + list(scene), result, settings.threshold,
+                                        camera_frame)
+        for index, interaction in enumerate(result.interactions):
+            is_object = index < len(selected)
+            if is_object and interaction.person is None and settings.image_region == "person_object":
                 self.report(Reason.NO_PERSON_FOR_OBJECT, f"detection {interaction.detection.id!r}: no person detection "
                                                          "(person_classes) in the image; the whole image was used")
-            if interaction.object_affordance is None and self.estimator.affordance_model is not None:
+            if is_object and interaction.object_affordance is None and self.estimator.affordance_model is not None:
                 self.report(Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS, interaction.detection.label)
             self.report_answers(interaction)
         return message, result
