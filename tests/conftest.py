@@ -75,3 +75,40 @@ def tiny_model(tiny_checkpoint):
     from interactvlm_ros.localize.builder import load_mvloc
 
     return load_mvloc(tiny_checkpoint, tiny_checkpoint / "clip")
+
+
+@pytest.fixture(scope="session")
+def tiny_variant(tmp_path_factory):
+    """``tiny_variant(variant, **kwargs)``: the tiny RANDOM checkpoint of a release variant
+    (``write_tiny_checkpoint(variant=..., **kwargs)``), written once per session and
+    arguments. Tests must not modify it: copy it first."""
+    from interactvlm_ros.localize.tiny import write_tiny_checkpoint
+
+    written = {}
+
+    def get(variant: str, **kwargs):
+        key = (variant, tuple(sorted(kwargs.items())))
+        if key not in written:
+            name = "-".join([variant] + [f"{k}{v}" for k, v in key[1]])
+            written[key] = write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-variant") / name, variant=variant,
+                                                 **kwargs)
+        return written[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_variant_model(tiny_variant):
+    """``tiny_variant_model(variant, **kwargs)``: that checkpoint loaded (float32, CPU), once
+    per session and arguments. Tests must not change it."""
+    from interactvlm_ros.localize.builder import load_mvloc
+
+    loaded = {}
+
+    def get(variant: str, **kwargs):
+        directory = tiny_variant(variant, **kwargs)
+        if directory not in loaded:
+            loaded[directory] = load_mvloc(directory, directory / "clip")
+        return loaded[directory]
+
+    return get

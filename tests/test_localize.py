@@ -174,7 +174,13 @@ def test_loading_fails_clearly_on_missing_files(tiny, tmp_path):
         load_mvloc(broken, tiny / "clip")
     config = json.loads((tiny / "config.json").read_text())
     (broken / "config.json").write_text(json.dumps({**config, "token_type": "Gen-Hu-Obj"}))
-    with pytest.raises(ValueError, match="joint human-object model"):
+    with pytest.raises(ValueError, match="token_type 'Gen-Hu-Obj' needs an integer hseg_token_idx"):
+        load_mvloc(broken, tiny / "clip")
+    # A joint token type on a single-task checkpoint: no attention splitter in its weights.
+    broken = _copy(tiny, tmp_path / "joint")
+    (broken / "config.json").write_text(json.dumps({**config, "token_type": "Gen-Hu-Obj", "hseg_token_idx": 401,
+                                                    "oseg_token_idx": 402}))
+    with pytest.raises(CheckpointError, match=r"missing from the checkpoint: attention_splitter\."):
         load_mvloc(broken, tiny / "clip")
     broken = _copy(tiny, tmp_path / "e")
     (broken / "config.json").write_text(json.dumps({**config, "mm_hidden_size": 48}))

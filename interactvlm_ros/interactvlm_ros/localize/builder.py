@@ -12,12 +12,12 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import SAM_PREFIX, CheckpointError, map_checkpoint_keys, read_config, read_state_dict
+from .checkpoint import CheckpointError, map_checkpoint_keys, read_config, read_state_dict, sam_weights
 from .model import MVLocModel, MVLocSpec
 from .placement import (balanced_device_map, block_bytes, bytes_per_device, check_device_memory, check_devices_exist,
                         describe, explicit_device_map, gpu_budgets)
-from .predictor import MVLoc
-from .prompts import IM_END_TOKEN, IM_START_TOKEN, SEG_TOKEN
+from .predictor import MVLoc, mask_tokens
+from .prompts import IM_END_TOKEN, IM_START_TOKEN
 from .quantization import QUANTIZATIONS, move_unquantized, quantize_linear_layers, torch_dtype
 from .sam_keys import hf_config_from_sam_state_dict
 from .tokenizer import LlamaSlowTokenizer
@@ -79,8 +79,8 @@ def plan_checkpoint(checkpoint_dir: str | os.PathLike) -> CheckpointPlan:
     config = read_config(checkpoint_dir)
     spec = MVLocSpec.from_config(config)
     state = read_state_dict(checkpoint_dir)
-    sam_state = {k[len(SAM_PREFIX):]: v for k, v in state.items() if k.startswith(SAM_PREFIX)}
-    mapped = map_checkpoint_keys(state)
+    sam_state = sam_weights(state, spec.different_decoders)
+    mapped = map_checkpoint_keys(state, spec.different_decoders)
     llama_config = LlamaConfig(**{k: config[k] for k in _LLAMA_FIELDS if k in config})
     with torch.device("meta"):
         model = MVLocModel(spec, llama_config, hf_config_from_sam_state_dict(sam_state))
@@ -229,7 +229,7 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
                                f"(e.g. {offloaded[0]}); device map: {describe(placement)}")
     model.eval()
     tokenizer = LlamaSlowTokenizer.from_pretrained(checkpoint_dir)
-    for token in (SEG_TOKEN, IM_START_TOKEN, IM_END_TOKEN):
+    for token in dict.fromkeys([t for t, _, _ in mask_tokens(plan.spec)] + [IM_START_TOKEN, IM_END_TOKEN]):
         if tokenizer.convert_tokens_to_ids(token) == tokenizer.unk_token_id:
             raise CheckpointError(f"the tokenizer in {checkpoint_dir} lacks the token {token}")
     image_processor = CLIPImageProcessorPil.from_pretrained(clip_path, local_files_only=True)

@@ -18,8 +18,11 @@ checkpoint key                              module key
 ``model.mm_projector.*``                    ``mm_projector.*``
 ``model.text_hidden_fcs.0.{0,2}.*``         ``text_hidden_fcs.0.{0,2}.*``
 ``cam_pose_encoder.*``                      ``cam_pose_encoder.*``
+``attention_splitter.*`` (joint models)     ``attention_splitter.*``
 ``model.visual_model.{image_encoder,        ``sam.*`` through :func:`.sam_keys.sam_state_dict_to_hf`
 prompt_encoder,mask_decoder}.*``
+``model.visual_model.{human,object}_mask_   checked equal to ``mask_decoder.*``, then dropped
+decoder.*`` ("DifDe" token types only)      (see :func:`sam_weights`)
 ``model.layers.{i}.self_attn.rotary_emb.    ignored (recomputed; old transformers saved it)
 inv_freq``
 ==========================================  ==========================================
@@ -45,7 +48,11 @@ PREFIX_MAP: tuple[tuple[str, str], ...] = (
     ("model.", "language_model.model."),
     ("lm_head.", "language_model.lm_head."),
     ("cam_pose_encoder.", "cam_pose_encoder."),
+    ("attention_splitter.", "attention_splitter."),
 )
+
+#: The decoder copies of InteractVLM's "DifDe" models, relative to :data:`SAM_PREFIX`.
+DECODER_COPIES = ("human_mask_decoder.", "object_mask_decoder.")
 
 #: Checkpoint keys that carry no weights and are dropped.
 IGNORED_KEYS = re.compile(r"^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$")
@@ -159,14 +166,55 @@ def read_state_dict(checkpoint_dir: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def map_checkpoint_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def sam_weights(state: Mapping[str, torch.Tensor], different_decoders: bool = False) -> dict[str, torch.Tensor]:
+    """The SAM part of a checkpoint in segment_anything's names (``SAM_PREFIX`` removed).
+
+    For "DifDe" token types (``different_decoders``) the checkpoint may also hold
+    ``human_mask_decoder.*`` and ``object_mask_decoder.*``. InteractVLM's ``ModifiedSAM``
+    registers both as the very module ``mask_decoder`` is, at every load (only training calls
+    ``initialize_separate_decoders``), so its inference decodes with ONE set of weights; its
+    merge script loads the trained weights into that shared module and saves it under all three
+    names, i.e. identical copies. Those copies are dropped here after checking that they equal
+    ``mask_decoder.*``: if they differ, which set InteractVLM would end up with depends on
+    the order in which its loader happens to read the keys, so there is no defined model.
+
+    Raises:
+        CheckpointError: decoder copies without a "DifDe" token type are left in place (and then
+            rejected by the SAM mapping as unmapped keys); copies that differ from
+            ``mask_decoder.*`` or lack one of its keys.
+    """
+    sam = {k[len(SAM_PREFIX):]: v for k, v in state.items() if k.startswith(SAM_PREFIX)}
+    if not different_decoders:
+        return sam
+    for copy in DECODER_COPIES:
+        keys = [k for k in sam if k.startswith(copy)]
+        if not keys:
+            continue
+        differing = sorted(k for k in keys if not torch.equal(
+            sam[k], sam.get("mask_decoder." + k[len(copy):], torch.empty(0))))
+        if differing:
+            raise CheckpointError(
+                f"{SAM_PREFIX}{copy}* differs from {SAM_PREFIX}mask_decoder.* ({len(differing)} tensors, e.g. "
+                f"{differing[0]}): InteractVLM shares one decoder module under the three names at load time, so "
+                "which weights it would use depends on the order its loader reads the keys; no defined model")
+        for key in keys:
+            del sam[key]
+    return sam
+
+
+def map_checkpoint_keys(state: Mapping[str, torch.Tensor], different_decoders: bool = False
+                        ) -> dict[str, torch.Tensor]:
     """Checkpoint keys -> module keys (table in the module docstring).
+
+    Args:
+        state: checkpoint key -> tensor; different_decoders: the model's token type has
+            "DifDe" (see :func:`sam_weights`).
 
     Raises:
         CheckpointError: keys no rule maps (listed), or SAM keys the SAM mapping rejects.
     """
     mapped: dict[str, torch.Tensor] = {}
-    sam = {k[len(SAM_PREFIX):]: v for k, v in state.items() if k.startswith(SAM_PREFIX)}
+    sam = sam_weights(state, different_decoders)
     unmapped = []
     for key, tensor in state.items():
         if key.startswith(SAM_PREFIX) or IGNORED_KEYS.match(key):

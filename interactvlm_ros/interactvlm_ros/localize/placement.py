@@ -40,8 +40,8 @@ def model_blocks(model: torch.nn.Module) -> list[str]:
     """Names of the blocks of an :class:`~.model.MVLocModel`, in execution order.
 
     The CLIP tower is included when attached (``model.vision_tower`` not None); the camera
-    encoder when the model has one. Every parameter and buffer of the model belongs to exactly
-    one block.
+    encoder and the attention splitter (joint models) when the model has them. Every parameter
+    and buffer of the model belongs to exactly one block.
     """
     lm = "language_model"
     names = ["vision_tower"] if model.vision_tower is not None else []
@@ -50,6 +50,8 @@ def model_blocks(model: torch.nn.Module) -> list[str]:
     names += [f"{lm}.model.norm", f"{lm}.lm_head", "text_hidden_fcs"]
     if model.cam_pose_encoder is not None:
         names.append("cam_pose_encoder")
+    if getattr(model, "attention_splitter", None) is not None:
+        names.append("attention_splitter")
     names.append("sam")
     return names
 

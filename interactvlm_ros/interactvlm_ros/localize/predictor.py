@@ -1,12 +1,27 @@
 """MV-Loc inference: one (image, question) -> answer -> [SEG] embedding -> per-view masks,
 as InteractVLM's ``evaluate`` does it, with two shortcuts that do not change the result:
 
-* generation is greedy with a KV cache and stops as soon as ``[SEG]`` is produced (or at EOS
-  or ``max_new_tokens``); the hidden state used for the masks is the last-layer state of the
-  position that *predicted* ``[SEG]`` (LISA's one-token offset, ``img_emb_len`` = 255), which
-  a cached step already has;
+* generation is greedy with a KV cache and stops as soon as a mask token is produced (``[SEG]``,
+  and for the joint models ``[HSEG]`` / ``[OSEG]``), or at EOS or ``max_new_tokens``; the hidden
+  state used for the masks is the last-layer state of the position that *predicted* that token
+  (LISA's one-token offset, ``img_emb_len`` = 255), which a cached step already has;
 * the SAM image embeddings of the renders (constant for the body, per mesh for objects) are
   computed once by :meth:`MVLoc.image_embeddings` and reused for every detection and frame.
+
+Where InteractVLM's ``evaluate`` differs from the first shortcut: it generates on (to EOS or
+512 tokens) and uses the hidden state of EVERY mask token of the answer, all of them decoded
+together through the splitter branch of the FIRST one (``tokens.append(output_ids[i,
+valid_indices[0]])``); its training answers hold exactly one mask token, and so do the answers
+it produces, so stopping at the first one gives its result. An answer with several would give
+InteractVLM one mask per token, each with the first token's branch; this implementation
+returns the first token's mask only.
+
+Joint models (``token_type`` "Gen-Hu-Obj"): the answer's token picks the attention-splitter
+branch (:meth:`MVLoc.sparse_prompt_embeddings`); ask one question per map (the human-contact
+question answers [HSEG], the object questions [OSEG]) with the views of that map.
+
+2D human contact (``interactvlm-2d-hcontact``, ``multiview_channels`` 1): SAM runs on the camera
+image itself (:meth:`MVLoc.image_contact`), as run_demo.py's 'h2dcontact' path does.
 
 Names follow LLaVA / LISA and SAM: :meth:`MVLoc.generate` (the answer),
 ``seg_embedding`` (the hidden state that predicted ``[SEG]``), :meth:`MVLoc.sparse_prompt_embeddings`
@@ -29,7 +44,7 @@ from ..geometry.camera import ViewSpec
 from .checkpoint import RANDOM_WEIGHTS_KEY, CheckpointError
 from .model import MVLocModel, normalized_camera
 from .placement import describe, model_blocks
-from .prompts import IMAGE_TOKEN_INDEX, SEG_TOKEN, conversation
+from .prompts import HSEG_TOKEN, IMAGE_TOKEN_INDEX, ISEG_TOKEN, OSEG_TOKEN, SEG_TOKEN, conversation
 
 #: SAM's pixel normalisation (segment_anything ``Sam.pixel_mean`` / ``pixel_std``), 0-255 RGB.
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -42,6 +57,18 @@ MAX_NEW_TOKENS = 512
 #: is under 300).
 MAX_QUESTION_LENGTH = 1024
 
+#: The camera-conditioning input of the 2D model when its config says ``multiview_cam_cond``:
+#: InteractVLM trained it with ``torch.zeros(1, 5)`` "dummy cam_params"
+#: (datasets/hcontact_2d.py ``__getitem__``; datasets/dataset.py ``collate_fn`` keeps (1, 5)
+#: for one channel), the input its ``evaluate`` conditions on when given the loader's
+#: cameras. (run_demo.py passes ``torch.rand(1, 5)`` instead; with ``vi_v1`` its
+#: ``process_embeddings`` indexes that as a 5-vector and fails, so the demo defines nothing.)
+IMAGE_CONTACT_CAMERA = (0.0, 0.0, 0.0, 0.0, 0.0)
+
+#: ``logits_processor`` for :meth:`MVLoc.generate`: transformers' ``LogitsProcessor`` protocol,
+#: ``processor(input_ids (1, L) int64, scores (1, vocab) float32) -> scores``.
+LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
 
 @dataclass
 class Answer:
@@ -51,16 +78,20 @@ class Answer:
         text: the generated text (special tokens kept, e.g. ending in "[SEG]"), decoded as
             transformers 4.31 decodes it (see :mod:`.tokenizer`).
         token_ids: the generated token ids.
-        seg_embedding: (H,) last-layer hidden state of the position that predicted [SEG]
-            (LISA's ``pred_embeddings`` before ``text_hidden_fcs``), or None without [SEG].
-        stop_reason: why generation ended: "seg" (the [SEG] token), "eos" (end of sequence
-            without [SEG]) or "max_new_tokens" (the limit reached without [SEG]).
+        seg_embedding: (H,) last-layer hidden state of the position that predicted the mask
+            token (LISA's ``pred_embeddings`` before ``text_hidden_fcs``), or None without one.
+        stop_reason: why generation ended: "seg" (a mask token), "eos" (end of sequence
+            without one) or "max_new_tokens" (the limit reached without one).
+        seg_token: the mask token that ended the answer: "[SEG]", or for joint models
+            "[HSEG]" / "[OSEG]" ("[ISEG]" for "Gen-Int"); None without one. It decides the
+            attention-splitter branch (:meth:`MVLoc.sparse_prompt_embeddings`).
     """
 
     text: str
     token_ids: list[int]
     seg_embedding: torch.Tensor | None
     stop_reason: str = "seg"
+    seg_token: str | None = None
 
 
 class MVLoc:
@@ -85,11 +116,19 @@ class MVLoc:
         self.weights_are_random = bool(config.get(RANDOM_WEIGHTS_KEY, False))
         self.dtype = next(model.sam.parameters()).dtype  # SAM is never quantised
         self.device_map = {block: str(_device_of(model.get_submodule(block))) for block in model_blocks(model)}
-        if tokenizer.convert_tokens_to_ids(SEG_TOKEN) != self.spec.seg_token_idx:
-            raise CheckpointError(
-                f"tokenizer id of {SEG_TOKEN} is {tokenizer.convert_tokens_to_ids(SEG_TOKEN)} but config.json "
-                f"says seg_token_idx = {self.spec.seg_token_idx}")
+        for token, key, idx in mask_tokens(self.spec):
+            found = tokenizer.convert_tokens_to_ids(token)
+            if found != idx:
+                raise CheckpointError(f"tokenizer id of {token} is {found} but config.json says {key} = {idx}")
         self.sam_image_size = int(model.sam.config.vision_config.image_size)
+
+    @property
+    def seg_tokens(self) -> dict[int, str]:
+        """Mask-token id -> token: [SEG]; joint models also [HSEG], [OSEG] ("Gen-Int": [ISEG])."""
+        tokens: dict[int, str] = {}
+        for token, _, idx in mask_tokens(self.spec):
+            tokens.setdefault(idx, token)
+        return tokens
 
     @property
     def placement(self) -> str:
@@ -131,11 +170,53 @@ class MVLoc:
             scale = size / max(pixels.shape[-2:])
             new = (round(pixels.shape[-2] * scale), round(pixels.shape[-1] * scale))
             pixels = F.interpolate(pixels, size=new, mode="bilinear", align_corners=False, antialias=True)
-            pixels = F.pad(pixels, (0, size - new[1], 0, size - new[0]))
+        pixels = self._normalize_and_pad(pixels)
+        return torch.cat([self.model.sam.get_image_embeddings(pixels[i:i + 1]) for i in range(len(pixels))])
+
+    def _normalize_and_pad(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, h, w) float 0-255 RGB -> (B, 3, S, S) in SAM's dtype on SAM's device:
+        ``(x - pixel_mean) / pixel_std``, then zeros below and to the right up to S = SAM's
+        input size (segment_anything ``Sam.preprocess``; run_demo.py ``preprocess``)."""
+        size = self.sam_image_size
         mean = torch.tensor(SAM_PIXEL_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(SAM_PIXEL_STD).view(1, 3, 1, 1)
-        pixels = ((pixels - mean) / std).to(_device_of(self.model.sam), self.dtype)
-        return torch.cat([self.model.sam.get_image_embeddings(pixels[i:i + 1]) for i in range(len(pixels))])
+        pixels = (pixels - mean) / std
+        pixels = F.pad(pixels, (0, size - pixels.shape[-1], 0, size - pixels.shape[-2]))
+        return pixels.to(_device_of(self.model.sam), self.dtype)
+
+    def sam_input_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of an image of ``height`` x ``width`` resized to SAM's input size S along its
+        longest side: segment_anything's ``ResizeLongestSide.get_preprocess_shape``,
+        ``scale = S / max(H, W)``, each side ``int(side * scale + 0.5)``."""
+        scale = self.sam_image_size * 1.0 / max(height, width)
+        return int(height * scale + 0.5), int(width * scale + 0.5)
+
+    @torch.inference_mode()
+    def image_embedding(self, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        """SAM image embedding of a camera image, for the 2D model (:meth:`image_contact`),
+        prepared as run_demo.py's 'h2dcontact' path does: segment_anything's
+        ``ResizeLongestSide(S).apply_image`` (PIL bilinear resize of the uint8 image to
+        :meth:`sam_input_size`, through torchvision's ``resize`` on a PIL image; the result
+        is uint8), :meth:`_normalize_and_pad`, SAM's image encoder.
+
+        Args:
+            rgb: (H, W, 3) uint8 RGB.
+
+        Returns:
+            ((1, C, h, w) embedding, (h, w) size of the resized image inside the padded input).
+
+        Raises:
+            ValueError: not an (H, W, 3) uint8 array.
+        """
+        from PIL import Image
+
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+        height, width = self.sam_input_size(*rgb.shape[:2])
+        resized = np.array(Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height), Image.BILINEAR))
+        pixels = torch.from_numpy(resized).permute(2, 0, 1)[None].float()
+        return self.model.sam.get_image_embeddings(self._normalize_and_pad(pixels)), (height, width)
 
     # ------------------------------------------------------------------------------ text side
     def prompt_ids(self, question: str) -> list[int]:
@@ -153,14 +234,26 @@ class MVLoc:
         return self.tokenizer.image_prompt_ids(conversation(question, self.spec.mm_use_im_start_end))
 
     @torch.inference_mode()
-    def generate(self, image_features: torch.Tensor, question: str, max_new_tokens: int = MAX_NEW_TOKENS) -> Answer:
-        """Greedy answer to ``question`` about the image, stopping at [SEG], EOS or
-        ``max_new_tokens`` (default 512, InteractVLM's; generation normally stops at [SEG]
-        long before, so the limit costs nothing then).
+    def generate(self, image_features: torch.Tensor, question: str, max_new_tokens: int = MAX_NEW_TOKENS,
+                 logits_processor: LogitsProcessor | None = None) -> Answer:
+        """Greedy answer to ``question`` about the image, stopping at the first mask token
+        ([SEG]; joint models also [HSEG] / [OSEG]), EOS or ``max_new_tokens`` (default 512,
+        InteractVLM's; generation normally stops at the mask token long before, so the limit
+        costs nothing then).
 
         Args:
             image_features: (1, N, H) from :meth:`encode_image`; question: the user turn.
             max_new_tokens: most tokens generated (>= 1).
+            logits_processor: optional, transformers' ``LogitsProcessor`` protocol: called at
+                every step with ``input_ids`` (1, L) int64, the prompt ids as LLaVA's
+                ``generate`` sees them (:data:`~.prompts.IMAGE_TOKEN_INDEX` in place of the
+                image) followed by the tokens generated so far, and ``scores`` (1, vocab)
+                float32, the next-token logits; the argmax of what it returns is the next
+                token. The same object given to transformers' ``generate`` (a
+                ``LogitsProcessorList`` entry) sees the same arguments there. Used to constrain
+                or script answers (e.g. tests force [OSEG] from the random tiny model); it
+                does not change the hidden state of the step, so the mask embedding of a
+                forced token is the model's own.
 
         Raises:
             ValueError: max_new_tokens < 1.
@@ -179,13 +272,19 @@ class MVLoc:
         out = lm(inputs_embeds=inputs, use_cache=True, output_hidden_states=True)
         generated: list[int] = []
         seg_embedding = None
+        seg_token = None
         stop_reason = "max_new_tokens"
         eos = self.tokenizer.eos_token_id
+        seg_tokens = self.seg_tokens
         for step in range(max_new_tokens):
-            next_id = int(out.logits[0, -1].argmax())
+            scores = out.logits[:, -1].float()
+            if logits_processor is not None:
+                scores = logits_processor(torch.tensor([ids + generated], device=scores.device), scores)
+            next_id = int(scores[0].argmax())
             generated.append(next_id)
-            if next_id == self.spec.seg_token_idx:
+            if next_id in seg_tokens:
                 seg_embedding = out.hidden_states[-1][0, -1]
+                seg_token = seg_tokens[next_id]
                 stop_reason = "seg"
                 break
             if next_id == eos:
@@ -194,18 +293,30 @@ class MVLoc:
             if step + 1 < max_new_tokens:
                 out = lm(input_ids=torch.tensor([[next_id]], device=embed_device),
                          past_key_values=out.past_key_values, use_cache=True, output_hidden_states=True)
-        return Answer(self.tokenizer.decode(generated, skip_special_tokens=False), generated, seg_embedding, stop_reason)
+        text = self.tokenizer.decode(generated, skip_special_tokens=False)
+        return Answer(text, generated, seg_embedding, stop_reason, seg_token)
 
     # ------------------------------------------------------------------------------ mask side
     @torch.inference_mode()
-    def sparse_prompt_embeddings(self, seg_embedding: torch.Tensor, cameras: list[list[float]]) -> torch.Tensor:
-        """(V, 256) per-view sparse prompt embeddings for SAM's mask decoder:
-        ``text_hidden_fcs(seg_embedding)``, multiplied by the camera encoding of each view when
-        the model is camera-conditioned (InteractVLM's ``vi_v1``).
+    def sparse_prompt_embeddings(self, seg_embedding: torch.Tensor, cameras: list[list[float]],
+                                 seg_token: str | None = None) -> torch.Tensor:
+        """(V, 256) per-view sparse prompt embeddings for SAM's mask decoder, as InteractVLM's
+        ``process_embeddings`` makes them:
+
+        1. ``e = text_hidden_fcs(seg_embedding)``, repeated for the V views;
+        2. camera-conditioned models (``vi_v1``): ``e_v = e * cam_pose_encoder(c)_v``;
+        3. joint models (attention splitter): the (V, 256) result is ONE sequence of V tokens
+           through :class:`~.model.AttentionSplitter`; ``[HSEG]`` returns its human output,
+           ``[OSEG]`` its object output (``[ISEG]``, "Gen-Int": the human output, InteractVLM
+           tests [HSEG]'s id first), ``[SEG]`` (or None) the conditioned embedding unchanged.
 
         Args:
             seg_embedding: (H,) from :meth:`generate`; cameras: V normalised cameras
-                (:meth:`cameras`)."""
+                (:meth:`cameras`); seg_token: the answer's mask token (``Answer.seg_token``).
+
+        Raises:
+            ValueError: a seg_token this model does not have.
+        """
         head = self.model.text_hidden_fcs[0]
         embedding = head(seg_embedding[None].to(_device_of(head)))  # (1, 256)
         num_views = len(cameras)
@@ -214,25 +325,32 @@ class MVLoc:
         if encoder is not None:
             cams = torch.tensor(cameras, device=_device_of(encoder), dtype=embedding.dtype)
             embedding = embedding * encoder(cams).to(embedding.device)
-        return embedding
+        if seg_token is not None and seg_token not in self.seg_tokens.values():
+            raise ValueError(f"{seg_token} is not a mask token of this model ({', '.join(self.seg_tokens.values())})")
+        splitter = self.model.attention_splitter
+        if splitter is None or seg_token in (None, SEG_TOKEN):
+            return embedding
+        token_id = next(i for i, t in self.seg_tokens.items() if t == seg_token)
+        human, obj = splitter(embedding[None].to(_device_of(splitter)))
+        if token_id == self.spec.hseg_token_idx:
+            return human[0].to(embedding.device)
+        return obj[0].to(embedding.device)
 
     @torch.inference_mode()
-    def decode_masks(self, sparse_prompt_embeddings: torch.Tensor, image_embeddings: torch.Tensor, output_size: int,
-                     as_tensor: bool = False):
-        """Mask logits per view.
+    def low_res_masks(self, sparse_prompt_embeddings: torch.Tensor, image_embeddings: torch.Tensor) -> torch.Tensor:
+        """SAM's mask decoder, one low-resolution mask per view (``multimask_output=False``).
 
-        Each view is decoded with all V view-conditioned embeddings as its sparse prompt (what
-        InteractVLM's batch-1 token set broadcast over the V image embeddings amounts to) and
-        the no-mask dense embedding; the single low-resolution mask (``multimask_output=False``)
-        is upsampled bilinearly to SAM's input size and then to ``output_size``.
+        Each view is decoded with all V embeddings as its sparse prompt (what InteractVLM's
+        batch-1 token set broadcast over the V image embeddings amounts to) and the no-mask
+        dense embedding.
 
         Args:
             sparse_prompt_embeddings: (V, 256) from :meth:`sparse_prompt_embeddings`;
-            image_embeddings: (V, C, h, w) from :meth:`image_embeddings`.
+            image_embeddings: (V, C, h, w) from :meth:`image_embeddings` (or
+                :meth:`image_embedding`, V = 1).
 
         Returns:
-            (V, output_size, output_size) float32 logits: numpy, or a torch tensor on SAM's
-            device when ``as_tensor`` (lifting can then stay on that device).
+            (V, 1, 4h, 4w) float32 logits on SAM's device.
         """
         sam = self.model.sam
         device = _device_of(sam)
@@ -251,53 +369,155 @@ class MVLoc:
             dense_prompt_embeddings=dense.to(device, self.dtype),
             multimask_output=False,
         )[:2]
-        masks = low_res[:, 0, :1].float()  # (V, 1, h', w')
+        return low_res[:, 0, :1].float()
+
+    @torch.inference_mode()
+    def decode_masks(self, sparse_prompt_embeddings: torch.Tensor, image_embeddings: torch.Tensor, output_size: int,
+                     as_tensor: bool = False):
+        """Mask logits per view: :meth:`low_res_masks` upsampled bilinearly to SAM's input size
+        and then to ``output_size`` (InteractVLM's ``postprocess_masks`` for renders that fill
+        SAM's input).
+
+        Args:
+            sparse_prompt_embeddings: (V, 256) from :meth:`sparse_prompt_embeddings`;
+            image_embeddings: (V, C, h, w) from :meth:`image_embeddings`.
+
+        Returns:
+            (V, output_size, output_size) float32 logits: numpy, or a torch tensor on SAM's
+            device when ``as_tensor`` (lifting can then stay on that device).
+        """
+        masks = self.low_res_masks(sparse_prompt_embeddings, image_embeddings)
         masks = F.interpolate(masks, size=(self.sam_image_size, self.sam_image_size), mode="bilinear",
                               align_corners=False)
         if output_size != self.sam_image_size:
             masks = F.interpolate(masks, size=(output_size, output_size), mode="bilinear", align_corners=False)
         return masks[:, 0] if as_tensor else masks[:, 0].cpu().numpy()
 
+    @torch.inference_mode()
+    def postprocess_masks(self, low_res: torch.Tensor, input_size: tuple[int, int],
+                          original_size: tuple[int, int]) -> torch.Tensor:
+        """segment_anything's ``Sam.postprocess_masks``: upsample (bilinear, align_corners
+        False) to the padded S x S input, crop the resized image (``input_size`` (h, w), top
+        left), resize (bilinear) to ``original_size`` (H, W).
+
+        Args:
+            low_res: (B, 1, h', w') from :meth:`low_res_masks`.
+
+        Returns:
+            (B, H, W) float32 logits on SAM's device.
+        """
+        masks = F.interpolate(low_res.float(), (self.sam_image_size, self.sam_image_size), mode="bilinear",
+                              align_corners=False)
+        masks = masks[..., :input_size[0], :input_size[1]]
+        return F.interpolate(masks, tuple(original_size), mode="bilinear", align_corners=False)[:, 0]
+
     def predict(self, image_features: torch.Tensor, question: str,
                 image_embeddings: torch.Tensor | Callable[[], torch.Tensor], cameras: list[list[float]],
-                output_size: int, max_new_tokens: int = MAX_NEW_TOKENS, timings: dict[str, float] | None = None):
+                output_size: int, max_new_tokens: int = MAX_NEW_TOKENS, timings: dict[str, float] | None = None,
+                logits_processor: LogitsProcessor | None = None):
         """The whole MV-Loc sequence for one question: :meth:`generate`, then, when the answer
-        holds [SEG], :meth:`sparse_prompt_embeddings` and :meth:`decode_masks`.
+        holds a mask token, :meth:`sparse_prompt_embeddings` (with that token's splitter branch
+        for joint models) and :meth:`decode_masks`.
 
         Args:
             image_features: (1, N, H) from :meth:`encode_image`; question: the user turn.
             image_embeddings: (V, C, h, w) SAM embeddings of the V views, or a function giving
-                them (called only when the answer has [SEG]).
+                them (called only when the answer has a mask token).
             cameras: V normalised cameras of those views (:meth:`cameras`).
             output_size: S of the returned logits.
             timings: if given, milliseconds are added to its "generate", "sam_encode" and
                 "decode" entries.
+            logits_processor: passed to :meth:`generate`.
 
         Returns:
             (answer, logits): logits (V, S, S) float32 on SAM's device, or None when the answer
-            has no [SEG] (see ``answer.stop_reason``).
+            has no mask token (see ``answer.stop_reason``).
         """
         timings = {} if timings is None else timings
-
-        def timed(stage, function):
-            start = time.perf_counter()
-            result = function()
-            timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1e3
-            return result
-
-        answer = timed("generate", lambda: self.generate(image_features, question, max_new_tokens))
+        answer = _timed(timings, "generate",
+                        lambda: self.generate(image_features, question, max_new_tokens, logits_processor))
         if answer.seg_embedding is None:
             return answer, None
         if callable(image_embeddings):
-            image_embeddings = timed("sam_encode", image_embeddings)
-        logits = timed("decode", lambda: self.decode_masks(
-            self.sparse_prompt_embeddings(answer.seg_embedding, cameras), image_embeddings, output_size,
-            as_tensor=True))
+            image_embeddings = _timed(timings, "sam_encode", image_embeddings)
+        logits = _timed(timings, "decode", lambda: self.decode_masks(
+            self.sparse_prompt_embeddings(answer.seg_embedding, cameras, answer.seg_token), image_embeddings,
+            output_size, as_tensor=True))
         return answer, logits
+
+    def image_contact(self, image_features: torch.Tensor, rgb: np.ndarray, question: str,
+                      max_new_tokens: int = MAX_NEW_TOKENS, timings: dict[str, float] | None = None,
+                      logits_processor: LogitsProcessor | None = None, image_embedding=None):
+        """The 2D human-contact model on one camera image, as run_demo.py's 'h2dcontact' path
+        runs InteractVLM's ``evaluate``: :meth:`generate`; when the answer has a mask token,
+        :meth:`image_embedding` of ``rgb`` (SAM on the image itself, one "view"),
+        :meth:`sparse_prompt_embeddings` with one camera (:data:`IMAGE_CONTACT_CAMERA`, read
+        only when the config says ``multiview_cam_cond``), :meth:`low_res_masks` and
+        :meth:`postprocess_masks` back to the image's pixels.
+
+        The logits are raw: InteractVLM's demo thresholds them at 0.5 (not a sigmoid).
+
+        Args:
+            image_features: (1, N, H) from :meth:`encode_image` of the same image (or crop).
+            rgb: (H, W, 3) uint8 RGB, the image SAM segments and whose pixels the mask is in.
+            question: e.g. :data:`~.prompts.HUMAN_CONTACT_2D_PROMPT` formatted.
+            timings: if given, milliseconds are added to "generate", "sam_encode", "decode".
+            logits_processor: passed to :meth:`generate`.
+            image_embedding: optional ``(embedding, input_size)`` from :meth:`image_embedding`
+                of ``rgb`` (computed here when None).
+
+        Returns:
+            (answer, logits): logits (H, W) float32 on SAM's device in ``rgb``'s pixels, or
+            None when the answer has no mask token.
+
+        Raises:
+            ValueError: the model is a multi-view model (``multiview_channels`` != 1): its
+                embedding is made for V views and InteractVLM has no single-image path for it.
+        """
+        if self.spec.multiview_channels != 1:
+            raise ValueError(f"image_contact needs a 2D model (multiview_channels 1); {self.model_id} has "
+                             f"multiview_channels {self.spec.multiview_channels}: use predict with its views")
+        timings = {} if timings is None else timings
+        answer = _timed(timings, "generate",
+                        lambda: self.generate(image_features, question, max_new_tokens, logits_processor))
+        if answer.seg_embedding is None:
+            return answer, None
+        if image_embedding is None:
+            image_embedding = _timed(timings, "sam_encode", lambda: self.image_embedding(rgb))
+        embedding, input_size = image_embedding
+
+        def decode():
+            sparse = self.sparse_prompt_embeddings(answer.seg_embedding, [list(IMAGE_CONTACT_CAMERA)],
+                                                   answer.seg_token)
+            return self.postprocess_masks(self.low_res_masks(sparse, embedding), input_size, rgb.shape[:2])[0]
+
+        return answer, _timed(timings, "decode", decode)
 
     def cameras(self, views: list[ViewSpec], dist: float | None = None) -> list[list[float]]:
         """Normalised camera-conditioning inputs of the views (see ``normalized_camera``)."""
         return [normalized_camera(v, dist) for v in views]
+
+
+def mask_tokens(spec) -> list[tuple[str, str, int]]:
+    """(token, config key, id) of each mask token of a model (:class:`~.model.MVLocSpec`): [SEG];
+    "Gen-Hu-Obj": also [HSEG], [OSEG]; "Gen-Int": also [ISEG] (under both keys). InteractVLM's
+    ``evaluate`` takes every one of them as a mask token (``seg_mask | hseg_mask | oseg_mask``)."""
+    tokens = [(SEG_TOKEN, "seg_token_idx", spec.seg_token_idx)]
+    if spec.base_token_type == "Gen-Hu-Obj":
+        tokens += [(HSEG_TOKEN, "hseg_token_idx", spec.hseg_token_idx), (OSEG_TOKEN, "oseg_token_idx",
+                                                                          spec.oseg_token_idx)]
+    elif spec.base_token_type == "Gen-Int":
+        tokens += [(ISEG_TOKEN, "hseg_token_idx", spec.hseg_token_idx), (ISEG_TOKEN, "oseg_token_idx",
+                                                                          spec.oseg_token_idx)]
+    return tokens
+
+
+def _timed(timings: dict[str, float], stage: str, function):
+    """``function()``, its milliseconds added to ``timings[stage]``."""
+    start = time.perf_counter()
+    result = function()
+    timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1e3
+    return result
 
 
 def _device_of(module: torch.nn.Module) -> torch.device:

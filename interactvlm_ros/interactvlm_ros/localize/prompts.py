@@ -13,6 +13,13 @@ from ..reasons import Reason, Rejected
 
 #: Special tokens added to the tokenizer (LISA / InteractVLM).
 SEG_TOKEN = "[SEG]"
+#: The joint model's tokens (``token_type`` "Gen-Hu-Obj", InteractVLM's utils/utils.py
+#: ``add_new_tokens``): [HSEG] ends a human-contact answer, [OSEG] an object answer (its
+#: datasets replace HTOKEN / OTOKEN of the answer templates with them).
+HSEG_TOKEN = "[HSEG]"
+OSEG_TOKEN = "[OSEG]"
+#: ``token_type`` "Gen-Int": one token for both (its [HSEG] and [OSEG] ids are the same).
+ISEG_TOKEN = "[ISEG]"
 IMAGE_TOKEN = "<image>"
 IM_START_TOKEN = "<im_start>"
 IM_END_TOKEN = "<im_end>"
@@ -29,7 +36,16 @@ OBJECT_AFFORDANCE_PROMPT = (
     "What type of affordance does the human-object interaction suggest? Then, segment the area "
     "on the {object} where the human is making contact."
 )
+#: The 2D human-contact model's question: run_demo.py's ``BASE_PROMPT`` of its 'h2dcontact' path
+#: (= HCONTACT_QUESTION_LIST[0] of utils/utils.py, the "simple" question; training used the
+#: body-parts questions, datasets/hcontact_2d.py).
 HUMAN_CONTACT_2D_PROMPT = "Segment the area on the human's body that is in direct contact with the {object} in this image."
+#: The joint model's object-contact question: OCONTACT_QUESTION_LIST[0] of InteractVLM's
+#: utils/utils.py (datasets/ocontact_3d.py uses that list whatever ``oC_question_type`` says;
+#: answers end in [OSEG] for "Gen-Hu-Obj"). The joint model's object-affordance and human-contact
+#: questions are :data:`OBJECT_AFFORDANCE_PROMPT` and :data:`HUMAN_CONTACT_PROMPT` ("afford"
+#: and "parts" question types in scripts/run_train.sh).
+OBJECT_CONTACT_PROMPT = "Segment the area on the {object} where the human is making direct contact in this image."
 
 #: Affordance words of PIAD and LEMON, the datasets InteractVLM's affordance models learnt from.
 AFFORDANCES_PIAD = ("grasp", "contain", "lift", "open", "lay", "sit", "support", "wrapgrasp", "pour",
@@ -101,7 +117,8 @@ class ParsedAnswer:
         text: the answer, special tokens left in place.
         body_parts: body parts named in a human-contact answer (in order, deduplicated).
         affordance: the affordance word of an object-affordance answer, "" when none.
-        has_seg: whether the answer produced a [SEG] token (no [SEG]: no mask).
+        has_seg: whether the answer produced a mask token: [SEG], or [HSEG] / [OSEG] / [ISEG]
+            of the joint models (none: no mask).
     """
 
     text: str
@@ -127,4 +144,5 @@ def parse_answer(text: str) -> ParsedAnswer:
     match = _AFFORDANCE.search(clean)
     if match:
         affordance = match.group(1).strip().lower()
-    return ParsedAnswer(text=clean, body_parts=parts, affordance=affordance, has_seg=SEG_TOKEN in clean)
+    has_seg = any(token in clean for token in (SEG_TOKEN, HSEG_TOKEN, OSEG_TOKEN, ISEG_TOKEN))
+    return ParsedAnswer(text=clean, body_parts=parts, affordance=affordance, has_seg=has_seg)

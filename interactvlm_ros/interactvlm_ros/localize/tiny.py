@@ -8,12 +8,22 @@ vision tower with the 224 px ``preprocessor_config.json`` of ``openai/clip-vit-l
 Loading it goes through exactly the code that loads a real checkpoint.
 
 The weights are random (fixed seed), stored in bfloat16 like InteractVLM's bf16 training, with
-one arrangement for plumbing: every token embedding carries a constant in channel 0 and the
-``[SEG]`` row of ``lm_head`` reads that channel, so the tiny model answers ``[SEG]`` at once
-and the mask path always runs. Outputs are meaningless and every result built from them
-reports ``weights_are_random = true`` (config.json carries ``interactvlm_ros_random_weights``).
-The tokenizer is in LLaMA's format (a SentencePiece model trained here on the prompts and
-answers, 400 pieces, plus InteractVLM's added tokens).
+arrangements for plumbing: every token embedding carries a constant in channel 0 and the row
+of ``lm_head`` of the variant's mask token (``[SEG]``; ``[HSEG]`` for the joint model) reads
+that channel, so the tiny model answers that token at once and the mask path always runs,
+whatever the question: a random model cannot answer [HSEG] to the human question and [OSEG]
+to the object question, so tests that need [OSEG] script the answer with
+``MVLoc.generate(..., logits_processor=...)``. The joint model's attention splitter gets a
+larger input projection (:data:`SPLITTER_INPUT_SCALE`) so that its two branches differ
+measurably, and SAM's image encoder gets weights of a usual scale (transformers' default
+initialisation makes its output ~1e-20 for any image). Outputs are meaningless and every
+result built from them reports ``weights_are_random = true`` (config.json carries
+``interactvlm_ros_random_weights``). The tokenizer is in LLaMA's format (a SentencePiece model
+trained here on the prompts and answers, 400 pieces, plus InteractVLM's added tokens).
+
+``variant`` picks which released model's layout and config values are written
+(:data:`VARIANTS`): 3D human contact (the default), scene contact, object affordance, the joint
+human-object model and 2D human contact.
 """
 
 from __future__ import annotations
@@ -24,14 +34,18 @@ from pathlib import Path
 
 import torch
 
+from dataclasses import dataclass, field
+
 from .checkpoint import RANDOM_WEIGHTS_KEY, unmap_module_keys
 from .model import MVLocModel, MVLocSpec
 from .prompts import (
     AFFORDANCES,
+    HSEG_TOKEN,
     HUMAN_CONTACT_PROMPT,
     IM_END_TOKEN,
     IM_START_TOKEN,
     OBJECT_AFFORDANCE_PROMPT,
+    OSEG_TOKEN,
     SEG_TOKEN,
     SYSTEM_PROMPT,
 )
@@ -63,6 +77,10 @@ PRESETS = {
               dict(layer_norm_eps=1e-5), 32000),
 }
 
+#: Plumbing arrangement of the joint variant: factor on the attention splitter's input projection
+#: (see :func:`write_tiny_checkpoint`).
+SPLITTER_INPUT_SCALE = 64.0
+
 #: openai/clip-vit-large-patch14's preprocessing (shortest side 224, bicubic, centre crop).
 CLIP_PREPROCESSOR = {
     "crop_size": {"height": 224, "width": 224}, "do_center_crop": True, "do_normalize": True,
@@ -72,11 +90,73 @@ CLIP_PREPROCESSOR = {
 }
 
 
-def _write_tokenizer(directory: Path) -> None:
+@dataclass(frozen=True)
+class TinyVariant:
+    """One released InteractVLM model as a tiny checkpoint.
+
+    Attributes:
+        release: the released model's name (InteractVLM's fetch_data.sh).
+        config: config.json values that differ from the "hcontact" variant's.
+        extra_tokens: mask tokens the tokenizer adds after ``[SEG]``, ``<im_start>``,
+            ``<im_end>`` (InteractVLM's ``add_new_tokens`` on LISA's tokenizer, which already
+            holds those three: [HSEG] = [SEG] + 3, [OSEG] = [SEG] + 4, as 32003 / 32004 in the
+            release); their ids go to ``hseg_token_idx`` / ``oseg_token_idx``.
+        emit: the token the plumbing arrangement makes the model answer.
+        note: where the values come from.
+    """
+
+    release: str
+    config: dict = field(default_factory=dict)
+    extra_tokens: tuple[str, ...] = ()
+    emit: str = SEG_TOKEN
+    note: str = ""
+
+
+#: The release variants. Config values are those of InteractVLM's scripts/run_train.sh blocks
+#: after train.py and merge_lora_weights_and_save_hf_model.py (replayed with its own code; the
+#: "hcontact" values are the base of :func:`write_tiny_checkpoint`).
+VARIANTS: dict[str, TinyVariant] = {
+    "hcontact": TinyVariant(
+        "interactvlm-3d-hcontact-damon",
+        note="3D human contact: token_type Gen, 4 body views (4MV-Z_Vitru), vi_v1 camera conditioning"),
+    "hcontact-wscene": TinyVariant(
+        "interactvlm-3d-hcontact-wScene-damon-lemon-rich",
+        {"hC_sam_view_type": "4MV-Z_Vitru_FootGround", "oC_question_type": "afford"},
+        note="human contact with the scene: the 3D human-contact architecture; run_train.sh names the view "
+             "type 4MV-Z_Vitru_wScene, which InteractVLM renamed 4MV-Z_Vitru_FootGround (same views) and which "
+             "its current code needs"),
+    "oafford": TinyVariant(
+        "interactvlm-3d-oafford-lemon-piad",
+        {"hC_loss_weight": 0.0, "oC_loss_weight": 3.0, "oC_question_type": "afford"},
+        note="object affordance: 4 object views (4MV-Z_HM), vi_v1. run_train.sh spells its dataset "
+             "'offord_seg', which selects no training data and would give multiview_channels 1; the release "
+             "was trained on oafford_seg, so multiview_channels is 4 (OBJS_VIEW_DICT['4MV-Z_HM'] grid)"),
+    "hcontact-ocontact": TinyVariant(
+        "interactvlm-3d-hcontact-ocontact",
+        {"token_type": "Gen-Hu-Obj", "oC_loss_weight": 3.0, "oC_sam_view_type": "4MV-Z_HM_BM",
+         "oC_question_type": "afford"},
+        extra_tokens=(HSEG_TOKEN, OSEG_TOKEN), emit=HSEG_TOKEN,
+        note="joint human-object model: [SEG], [HSEG], [OSEG] and the attention splitter; one shared mask "
+             "decoder (no -DifDe in run_train.sh); human views 4MV-Z_Vitru, object views 4MV-Z_HM_BM"),
+    "2d-hcontact": TinyVariant(
+        "interactvlm-2d-hcontact",
+        # No training script for this model exists in InteractVLM's repository, so its config
+        # values are unknown. multiview_channels 1 is what train.py computes for a dataset
+        # without multi-view renders; multiview_cam_cond is unknown (false here; with true the
+        # model is conditioned on the zero camera its training fed, predictor.IMAGE_CONTACT_CAMERA);
+        # loss weights 0 build no 3D lifting module (evaluate() never lifts 'h2dcontact').
+        {"multiview_channels": 1, "multiview_cam_cond": False, "hC_loss_weight": 0.0, "oC_loss_weight": 0.0},
+        note="2D human contact: SAM on the camera image (one view), no camera conditioning; config values "
+             "not published (no training script), see the comment in VARIANTS"),
+}
+
+
+def _write_tokenizer(directory: Path, extra_tokens: tuple[str, ...] = ()) -> None:
     """A LLaMA-format tokenizer, as a released checkpoint ships it: a SentencePiece BPE model
     (``tokenizer.model``; <unk>=0, <s>=1, </s>=2, byte fallback) trained here on the prompt
     and answer text, ``tokenizer_config.json`` naming ``LlamaTokenizer``, and the tokens
-    InteractVLM adds: ``[SEG]`` (not special), ``<im_start>``, ``<im_end>`` (special)."""
+    InteractVLM adds: ``[SEG]`` (not special), ``<im_start>``, ``<im_end>`` (special), then
+    ``extra_tokens`` (the joint model's [HSEG], [OSEG]; not special, as ``add_tokens`` adds them)."""
     import io
 
     import sentencepiece
@@ -92,7 +172,7 @@ def _write_tokenizer(directory: Path) -> None:
     (directory / "tokenizer.model").write_bytes(model.getvalue())
     # The files transformers 4.31's save_pretrained writes for InteractVLM's tokenizer
     # (LlamaTokenizer, pad = unk, [SEG] then <im_start>, <im_end> added with add_tokens).
-    added = {SEG_TOKEN: 400, IM_START_TOKEN: 401, IM_END_TOKEN: 402}
+    added = {token: 400 + i for i, token in enumerate((SEG_TOKEN, IM_START_TOKEN, IM_END_TOKEN) + extra_tokens)}
     (directory / "added_tokens.json").write_text(json.dumps(added, indent=2, sort_keys=True))
 
     def token(content: str, marked: bool) -> dict:
@@ -110,24 +190,30 @@ def _write_tokenizer(directory: Path) -> None:
 
 
 def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_format: str = "bin",
-                          camera_conditioned: bool = True, shards: int = 2, emit_seg: bool = True,
-                          preset: str = "tiny", sam_image_size: int | None = None) -> Path:
+                          camera_conditioned: bool | None = None, shards: int = 2, emit_seg: bool = True,
+                          preset: str = "tiny", sam_image_size: int | None = None, variant: str = "hcontact") -> Path:
     """Write a tiny random MV-Loc checkpoint and its CLIP tower (``directory/clip``).
 
     Args:
         directory: created if needed; existing files of the same names are overwritten.
         seed: torch seed of the random initialisation (same seed, same bytes of weights).
         weight_format: "bin" (torch, as the released checkpoints) or "safetensors".
-        camera_conditioned: write the vi_v1 camera encoder (as the released 3D models).
+        camera_conditioned: write the vi_v1 camera encoder (``multiview_cam_cond``); None: the
+            variant's value (true for the 3D models, false for "2d-hcontact").
         shards: number of weight files (an index JSON is written when > 1).
-        emit_seg: apply the plumbing arrangement that makes the model answer [SEG] at once
-            (False: all weights plainly random).
+        emit_seg: apply the plumbing arrangement that makes the model answer its mask token
+            at once (False: all weights plainly random).
         preset: "tiny" or "small" (see :data:`PRESETS`).
         sam_image_size: SAM's input size (px, a multiple of 16); None: the preset's (tiny 256,
             small 1024).
+        variant: a key of :data:`VARIANTS` ("hcontact", "hcontact-wscene", "oafford",
+            "hcontact-ocontact", "2d-hcontact").
 
     Returns:
         The checkpoint directory.
+
+    Raises:
+        ValueError: unknown preset, variant or weight format.
     """
     from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, SamConfig
     from transformers.utils import logging as transformers_logging
@@ -136,6 +222,9 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
 
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    release = VARIANTS[variant]
     llama_sizes, clip_sizes, sam_vision, sam_decoder, vocab_size = PRESETS[preset]
     if sam_image_size is not None:
         sam_vision = dict(sam_vision, image_size=int(sam_image_size))
@@ -144,12 +233,16 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    _write_tokenizer(directory)
+    _write_tokenizer(directory, release.extra_tokens)
     tokenizer = LlamaSlowTokenizer.from_pretrained(directory)
     seg = tokenizer.convert_tokens_to_ids(SEG_TOKEN)
+    split_ids = {"hseg_token_idx": None, "oseg_token_idx": None}
+    if release.extra_tokens:
+        split_ids = {"hseg_token_idx": tokenizer.convert_tokens_to_ids(HSEG_TOKEN),
+                     "oseg_token_idx": tokenizer.convert_tokens_to_ids(OSEG_TOKEN)}
     # Every key of a released config.json (checkpoint.RELEASE_CONFIG_KEYS), with the values
-    # InteractVLM's training script gives its 3D human-contact model, so that InteractVLM's own
-    # InteractVLMForCausalLM can read this config too; the project's own keys last.
+    # InteractVLM's training script gives its 3D human-contact model, then the variant's, so that
+    # InteractVLM's own InteractVLMForCausalLM can read this config too; the project's keys last.
     clip_name = "openai/clip-vit-large-patch14"
     config = {
         "_name_or_path": "interactvlm_ros/tiny-random", "architectures": ["InteractVLMForCausalLM"],
@@ -163,21 +256,33 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
         "image_grid_pinpoints": None, "tune_mm_mlp_adapter": False, "freeze_mm_mlp_adapter": True,
         "pretrain_mm_mlp_adapter": None, "mm_resampler_type": None, "tune_mm_vision_resampler": False,
         "train_mask_decoder": True, "out_dim": 256, "use_fusion": False, "use_uncertainty": False,
-        "img_emb_len": 255, "seg_token_idx": seg, "hseg_token_idx": None, "oseg_token_idx": None, "token_type": "Gen",
+        "img_emb_len": 255, "seg_token_idx": seg, **split_ids, "token_type": "Gen",
         "hC_sam_view_type": "4MV-Z_Vitru", "oC_sam_view_type": "4MV-Z_HM", "hC_loss_weight": 3.0,
         "oC_loss_weight": 0.0, "hC_question_type": "parts", "oC_question_type": "afford_obj",
-        "multiview_channels": 4, "multiview_cam_cond": camera_conditioned, "cam_encoder_type": "vi_v1",
+        "multiview_channels": 4, "multiview_cam_cond": True, "cam_encoder_type": "vi_v1",
+        **release.config,
         RANDOM_WEIGHTS_KEY: True, "interactvlm_ros_tiny_seed": seed, "interactvlm_ros_preset": preset,
+        "interactvlm_ros_variant": variant,
     }
+    if camera_conditioned is not None:
+        config["multiview_cam_cond"] = bool(camera_conditioned)
     spec = MVLocSpec.from_config(config)
     llama = LlamaConfig(**{k: v for k, v in config.items() if k in llama_sizes or k in (
         "vocab_size", "hidden_act", "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id")})
     sam = SamConfig(vision_config=sam_vision, mask_decoder_config=sam_decoder)
     model = MVLocModel(spec, llama, sam)
+    _randomise_sam_image_encoder(model.sam.vision_encoder, seed)
     if emit_seg:
         with torch.no_grad():  # the plumbing arrangement described in the module docstring
             model.language_model.get_input_embeddings().weight[:, 0] = 4.0
-            model.language_model.lm_head.weight[seg, 0] = 8.0
+            model.language_model.lm_head.weight[tokenizer.convert_tokens_to_ids(release.emit), 0] = 8.0
+            if model.attention_splitter is not None:
+                # Random weights of the usual scale give attention logits of ~1e-3 over the
+                # views: uniform attention, under which the human and object branches coincide
+                # and a swapped branch would go unnoticed. A larger input projection makes the
+                # attention depend on the view (branches differ by ~1e-2 relative).
+                model.attention_splitter.input_proj.weight.mul_(SPLITTER_INPUT_SCALE)
+                model.attention_splitter.input_proj.bias.mul_(SPLITTER_INPUT_SCALE)
     state = unmap_module_keys({k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()})
     _save_weights(directory, state, weight_format, shards)
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
@@ -186,6 +291,27 @@ def write_tiny_checkpoint(directory: str | os.PathLike, seed: int = 0, weight_fo
     clip.save_pretrained(directory / "clip", safe_serialization=True)
     (directory / "clip" / "preprocessor_config.json").write_text(json.dumps(CLIP_PREPROCESSOR, indent=2))
     return directory
+
+
+def _randomise_sam_image_encoder(encoder: torch.nn.Module, seed: int) -> None:
+    """Give SAM's image encoder weights that make its output depend on the image.
+
+    transformers initialises ``SamVisionEncoder`` with ``SamVisionConfig.initializer_range``,
+    1e-10 by default, and zeros / ones for biases, positional tables and LayerNorms, so a random
+    encoder outputs ~1e-20 whatever the image, and a wrong resize, padding or normalisation of
+    the input would change no mask. Here, from a generator of its own (the other weights keep
+    their values): matrices and convolution kernels N(0, 1/fan_in), biases, ``pos_embed`` and
+    ``rel_pos_*`` N(0, 0.1^2), LayerNorm weights 1 + N(0, 0.1^2)."""
+    generator = torch.Generator().manual_seed(seed + 7919)
+    with torch.no_grad():
+        for name, tensor in encoder.named_parameters():
+            noise = torch.randn(tensor.shape, generator=generator)
+            if "layer_norm" in name and name.endswith("weight"):
+                tensor.copy_(1.0 + 0.1 * noise)
+            elif tensor.dim() >= 2 and name.endswith("weight"):
+                tensor.copy_(noise / tensor[0].numel() ** 0.5)
+            else:
+                tensor.copy_(0.1 * noise)
 
 
 def _save_weights(directory: Path, state: dict, weight_format: str, shards: int) -> None:
