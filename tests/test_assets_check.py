@@ -95,3 +95,23 @@ def test_body_models_and_official_assets(tmp_path):
     assert classify(tmp_path) == "body_models"
 
 
+
+
+@pytest.mark.parametrize("variant", ["hcontact-wscene", "oafford", "hcontact-ocontact", "2d-hcontact"])
+def test_every_release_variant_is_accepted(tiny_variant, variant, capsys):
+    """make-tiny-checkpoint's release layouts of the other released models pass check-assets
+    (config values, tokenizer with every mask token, every weight key and shape)."""
+    directory = tiny_variant(variant)
+    (report,) = check_assets([directory])
+    assert report.kind == "checkpoint" and report.ok, format_reports([report])
+
+
+def test_cli_writes_each_variant_and_refuses_unknown_ones(tmp_path, capsys):
+    assert cli_main(["make-tiny-checkpoint", str(tmp_path / "joint"), "--model", "hcontact-ocontact"]) == 0
+    assert "tiny hcontact-ocontact MV-Loc checkpoint" in capsys.readouterr().out
+    config = json.loads((tmp_path / "joint" / "config.json").read_text())
+    assert (config["token_type"], config["hseg_token_idx"], config["oseg_token_idx"]) == (
+        "Gen-Hu-Obj", config["seg_token_idx"] + 3, config["seg_token_idx"] + 4)
+    assert cli_main(["make-tiny-checkpoint", str(tmp_path / "x"), "--model", "3d-everything"]) == 2
+    assert "variant must be one of hcontact, hcontact-wscene, oafford, hcontact-ocontact, 2d-hcontact" in \
+        capsys.readouterr().err

@@ -299,9 +299,17 @@ def test_service_answers_on_demand(running):
                                            task="")
     response = client.service.call(request, timeout_sec=60)
     assert response is not None and response.success, response and response.message
-    request.task = "handover"  # no released model takes a task: refused, not ignored
+    assert response.interactions.task == ""
+    request.task = "handover"  # the tiny model is not the joint model: no clearance, said so
+    handover = client.service.call(request, timeout_sec=60)
+    assert handover is not None and handover.success and handover.interactions.task == "handover"
+    cloud = handover.interactions.interactions[0].object_affordance.points
+    assert [f.name for f in cloud.fields] == ["x", "y", "z", "affordance"]
+    assert wait_for(lambda: node.counter.totals["no_object_contact_for_handover"] >= 1)
+    request.task = "dance"  # unknown tasks are refused, not ignored
     refused = client.service.call(request, timeout_sec=60)
-    assert refused is not None and not refused.success and "task 'handover' is not supported" in refused.message
+    assert refused is not None and not refused.success
+    assert refused.message == "task 'dance' is not supported; supported: \"\" (default maps), handover"
     assert response.interactions.header.stamp.sec == 300
     assert response.interactions.interactions[0].object_affordance.geometry_source == "proxy:sphere"
     bad = EstimateInteractions.Request(image=image_msg(photo("astronaut"), 301), detections=detections_msg(301))

@@ -1,6 +1,6 @@
 """``interactvlm-ros``: command-line tools.
 
-    interactvlm-ros make-tiny-checkpoint DIR [--seed N] [--format bin|safetensors]
+    interactvlm-ros make-tiny-checkpoint DIR [--model VARIANT] [--seed N] [--format bin|safetensors]
     interactvlm-ros check-assets DIR...
     interactvlm-ros replay IN_BAG OUT_BAG [model options] [--params-file YAML] [--report-dir DIR] [--force]
     interactvlm-ros demo [OUT_DIR] [model options] [--force]
@@ -24,8 +24,8 @@ from pathlib import Path
 def _make_tiny_checkpoint(args) -> int:
     from .localize.tiny import write_tiny_checkpoint
 
-    directory = write_tiny_checkpoint(args.directory, seed=args.seed, weight_format=args.format)
-    print(f"wrote a tiny MV-Loc checkpoint with RANDOM weights (seed {args.seed}) to {directory}; "
+    directory = write_tiny_checkpoint(args.directory, seed=args.seed, weight_format=args.format, variant=args.model)
+    print(f"wrote a tiny {args.model} MV-Loc checkpoint with RANDOM weights (seed {args.seed}) to {directory}; "
           f"its CLIP tower is in {directory / 'clip'}. Outputs of this model are meaningless.")
     return 0
 
@@ -160,12 +160,20 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
         for interaction in estimate.interactions:
             if drawn >= figures:
                 break
-            body, obj = sample_pictures(estimator.renderer, estimator, interaction)
+            image = result.images[stamp]
+            body, obj = sample_pictures(estimator.renderer, estimator, interaction, image=image)
             title = f"{interaction.detection.label} ({interaction.detection.id})"
             if interaction.object_affordance is not None and interaction.object_affordance.affordance:
                 title += f": {interaction.object_affordance.affordance}"
-            paths[f"sample_{drawn}"] = sample_figure(report_dir / f"sample_{drawn:02d}.png", result.images[stamp],
-                                                     body, obj, title, estimator.weights_are_random)
+            boxes = [(interaction.detection.bbox_xyxy, "yellow", interaction.detection.label)]
+            if interaction.person is not None:
+                boxes.append((interaction.person.bbox_xyxy, "cyan", f"person {interaction.person.id}"))
+            if interaction.image_region is not None:
+                boxes.append((interaction.image_region, "white", "region the model saw"))
+            is_2d = interaction.human_contact is not None and interaction.human_contact.image_probabilities is not None
+            paths[f"sample_{drawn}"] = sample_figure(report_dir / f"sample_{drawn:02d}.png", image, body, obj, title,
+                                                     estimator.weights_are_random, boxes,
+                                                     "human contact (2D)" if is_2d else "human contact")
             drawn += 1
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items()))
     print(f"inputs: {counts or 'none'}")
@@ -221,11 +229,14 @@ def _demo(args) -> int:
     check_outputs(out / "input_bag", force=args.force)
     check_outputs(out / "interactions_bag", out / "report", force=args.force)
     camera = data.camera()  # a man operating a camera on a tripod, 512 x 512 grey
+    # Hand-drawn boxes, as a detector would give them: the object and the person holding it.
     frames = [
         Frame(1_700_000_000_000_000_000, camera[:, :, None].repeat(3, axis=2),
-              [Detection("camera", (240.0, 65.0, 360.0, 175.0), 0.9, "camera-0")]),
+              [Detection("camera", (240.0, 65.0, 360.0, 175.0), 0.9, "camera-0"),
+               Detection("person", (110.0, 40.0, 330.0, 512.0), 0.9, "person-0")]),
         Frame(1_700_000_000_100_000_000, data.astronaut(),  # an astronaut holding a helmet
-              [Detection("helmet", (345.0, 345.0, 495.0, 495.0), 0.9, "helmet-0")]),
+              [Detection("helmet", (345.0, 345.0, 495.0, 495.0), 0.9, "helmet-0"),
+               Detection("person", (40.0, 10.0, 470.0, 512.0), 0.9, "person-0")]),
     ]
     settings = _settings(args)
     if not (settings["contact_checkpoint_dir"] or settings["affordance_checkpoint_dir"]):
@@ -277,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     tiny = commands.add_parser("make-tiny-checkpoint",
                                help="write a tiny randomly initialised checkpoint in InteractVLM's format")
     tiny.add_argument("directory")
+    tiny.add_argument("--model", default="hcontact", metavar="VARIANT",
+                      help="the release whose layout and config to write (localize.tiny.VARIANTS): hcontact "
+                           "(interactvlm-3d-hcontact-damon), hcontact-wscene (...-wScene-damon-lemon-rich), oafford "
+                           "(interactvlm-3d-oafford-lemon-piad), hcontact-ocontact (the joint model), 2d-hcontact")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--format", choices=("bin", "safetensors"), default="bin")
     tiny.set_defaults(run=_make_tiny_checkpoint)

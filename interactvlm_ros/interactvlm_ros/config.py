@@ -22,6 +22,7 @@ from typing import Any
 
 from .association import IMAGE_REGIONS
 from .geometry.body import RENDERED_BODIES
+from .handover import CLEARANCE_DISTANCE, TASKS
 from .geometry.smpl import CONTACT_TOPOLOGIES
 from .localize.quantization import PRECISIONS, QUANTIZATIONS
 
@@ -132,6 +133,12 @@ PARAMETERS: tuple[Parameter, ...] = (
     P("scene_contact", False, "also publish each person's contact with the scene (floor, seat, wall) as an "
       "Interaction with class \"scene\" and id \"scene/<person id>\" (InteractVLM's "
       "interactvlm-3d-hcontact-wScene-damon-lemon-rich as contact model)", section="behaviour", cli=True),
+    P("task", "", "what the object maps are for: \"\" (the models' maps) or \"handover\" (object points also carry "
+      "robot_grasp_clearance, from the human's contact on the object: needs InteractVLM's joint model as affordance "
+      "model)", read_only=False, choices=TASKS, section="behaviour", cli=True),
+    P("handover_clearance_distance", CLEARANCE_DISTANCE, "distance from the human's contact on the object at which "
+      "robot_grasp_clearance reaches 1 (linear from 0 on the contact)", read_only=False, range=(0.001, 1.0),
+      unit="metres", section="behaviour"),
     P("ignore_classes", [""], "detection classes never processed, e.g. [\"dining table\"]; person_classes are exempt "
       "(ROS parameter files cannot hold an empty list, so \"none\" is [\"\"])", read_only=False, section="behaviour"),
     P("publish_markers", True, "publish visualization_msgs/MarkerArray on ~/markers", read_only=False,
@@ -229,7 +236,8 @@ def _comment(parameter: Parameter) -> str:
     if parameter.range is not None:
         text += f"; range {parameter.range[0]}..{parameter.range[1]}"
     if parameter.choices:
-        text += f"; one of {' | '.join(parameter.choices)}"
+        choices = " | ".join(c or '""' for c in parameter.choices)
+        text += f"; one of {choices}"
     return text
 
 

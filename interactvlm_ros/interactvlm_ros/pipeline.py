@@ -18,10 +18,11 @@ from .association import IMAGE_REGIONS, Association, associate, pair_region
 from .detection import Detection
 from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS, ViewSpec
 from .geometry.mesh import TriangleMesh
+from .handover import CLEARANCE_DISTANCE, check_task, grasp_clearance
 from .geometry.objects import ObjectGeometry, ObjectLibrary, PointCloudGeometry
 from .localize.predictor import MAX_NEW_TOKENS, MVLoc
-from .localize.prompts import (HUMAN_CONTACT_PROMPT, IMAGE_TOKEN, MAX_LABEL_LENGTH, OBJECT_AFFORDANCE_PROMPT,
-                               object_name, parse_answer)
+from .localize.prompts import (HUMAN_CONTACT_2D_PROMPT, HUMAN_CONTACT_PROMPT, IMAGE_TOKEN, MAX_LABEL_LENGTH, OBJECT_AFFORDANCE_PROMPT,
+                               OBJECT_CONTACT_PROMPT, object_name, parse_answer)
 from .multiview import PreparedViews, prepare_body_views, prepare_object_views, prepare_point_views
 from .render.views import POINT_VIEWS
 from .render.cache import RenderCache
@@ -47,7 +48,15 @@ class HumanContactResult:
         threshold: the decision threshold; body_parts: parts named in the answer;
         answer: the model's text; has_mask: False when the answer produced no [SEG] (then all
         probabilities are 0); stop_reason: "seg", "eos" or "max_new_tokens" (see
-        ``localize.inference.Answer``).
+        ``localize.predictor.Answer``).
+        image_probabilities: for InteractVLM's 2D contact model, (H, W) float32 contact
+            probability per pixel of the source image (sigmoid of SAM's mask logits; 0 outside
+            the region the model was shown); body_model is then "" and the vertex arrays
+            empty. None for 3D models.
+        contact_points, contact_point_probabilities: (N, 3) float32 metres in the camera's
+            optical frame and (N,) float32: the pixels of ``image_probabilities`` >= threshold
+            back-projected with registered depth (filled by the caller that has depth, e.g.
+            ``ros.processing``; see ``geometry.depth.contact_points_from_depth``), else None.
     """
 
     body_model: str
@@ -58,6 +67,9 @@ class HumanContactResult:
     answer: str
     has_mask: bool
     stop_reason: str = "seg"
+    image_probabilities: np.ndarray | None = None
+    contact_points: np.ndarray | None = None
+    contact_point_probabilities: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,14 @@ class ObjectAffordanceResult:
         the object's own frame (metres); probabilities: (N,) float32 in [0, 1]; threshold;
         affordance: the affordance word of the answer ("" if none); answer; has_mask;
         stop_reason: as for :class:`HumanContactResult`.
+        contact: (N,) float32 in [0, 1], where the human touches the object in this image (the
+            joint model's object-contact answer), or None when the model does not estimate it.
+            Object *contact* is what happens now; *affordance* where an interaction would
+            touch the object.
+        contact_answer, contact_stop_reason: that answer's text and stop reason ("" without).
+        grasp_clearance: (N,) float32 in [0, 1] for task "handover" (see
+            ``handover.grasp_clearance``: 1 = at least ``clearance_distance`` from every point of
+            human contact), None otherwise.
     """
 
     geometry_source: str
@@ -79,6 +99,10 @@ class ObjectAffordanceResult:
     answer: str
     has_mask: bool
     stop_reason: str = "seg"
+    contact: np.ndarray | None = None
+    contact_answer: str = ""
+    contact_stop_reason: str = ""
+    grasp_clearance: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -258,7 +282,7 @@ class InteractionEstimator:
 
     def warm_up(self) -> None:
         """Prepare the body views and their SAM embeddings now instead of on the first image."""
-        if self.contact_model is not None:
+        if self.contact_model is not None and not self.contact_is_2d:
             self._view_embeddings(self.contact_model, self.body_views())
 
     def _masks(self, model: MVLoc, features, question: str, prepared: PreparedViews,
@@ -277,7 +301,8 @@ class InteractionEstimator:
                  geometries: Mapping[str, ObjectGeometry | PointCloudGeometry] | None = None,
                  threshold: float | None = None, persons: Sequence[Detection] = (),
                  image_region: str = "person_object", region_margin: float = 0.1,
-                 scene_contact: bool = False) -> EstimateResult:
+                 scene_contact: bool = False, task: str = "",
+                 clearance_distance: float = CLEARANCE_DISTANCE) -> EstimateResult:
         """Human contact and object affordance for every detection of one image.
 
         Each object detection is associated with a person detection and the models see the
@@ -301,11 +326,17 @@ class InteractionEstimator:
                 its ``interactvlm-3d-hcontact-wScene-damon-lemon-rich`` model), one result per
                 person detection (the whole image when there is none), after the objects'
                 results; see :meth:`scene_detections`.
+            task: "" (the models' maps) or "handover": object results also carry
+                ``grasp_clearance`` when the object-side model estimates object contact
+                (:attr:`estimates_object_contact`; otherwise a note says it is missing).
+            clearance_distance: metres at which a point is fully clear of the human's contact
+                (see ``handover.grasp_clearance``).
 
         Raises:
             ValueError: an image that is not (H, W, 3) uint8, a threshold outside [0, 1], an
-                unknown ``image_region``, a negative margin, or ``scene_contact`` without a
-                human-contact model.
+                unknown ``image_region``, a negative margin, ``scene_contact`` without a
+                human-contact model, an unsupported ``task`` or a non-positive
+                ``clearance_distance``.
             Rejected: a detection label that cannot be used (see :meth:`validate_label`);
                 nothing is estimated then.
         """
@@ -319,6 +350,9 @@ class InteractionEstimator:
             raise ValueError(f"image_region must be one of {', '.join(IMAGE_REGIONS)}, got {image_region!r}")
         if scene_contact and self.contact_model is None:
             raise ValueError("scene_contact needs a human-contact model")
+        check_task(task)
+        if not clearance_distance > 0.0:
+            raise ValueError(f"clearance_distance must be > 0, got {clearance_distance}")
         names = [self.validate_label(d.label) for d in detections]
         height, width = image.shape[:2]
         associations = associate(detections, persons, width, height, image_region, region_margin)
@@ -353,7 +387,9 @@ class InteractionEstimator:
                 notes.append("no person detection in the image: the whole image was used")
             contact = affordance = None
             if self.contact_model is not None:
-                contact = self._human_contact(name, image_features(self.contact_model, association), threshold, timer)
+                contact_features = image_features(self.contact_model, association)
+                contact = (self._image_contact(name, contact_features, image, association.region, threshold, timer)
+                           if self.contact_is_2d else self._human_contact(name, contact_features, threshold, timer))
             # The scene has no geometry of its own: human contact only.
             if self.affordance_model is not None and index < len(detections):
                 geometry = (geometries or {}).get(detection.id) or self.objects.get(detection.label)
@@ -364,7 +400,10 @@ class InteractionEstimator:
                         prepared = self.object_views(geometry)
                     affordance = self._affordance(name, geometry, prepared,
                                                   image_features(self.affordance_model, association), threshold,
-                                                  timer)
+                                                  timer, task, clearance_distance)
+                    if task == "handover" and affordance.grasp_clearance is None:
+                        notes.append(f"task handover: {self.affordance_model.model_id} does not estimate the human's "
+                                     "contact on the object (InteractVLM's joint model does): no grasp clearance")
             results.append(InteractionResult(detection, contact, affordance, tuple(notes), association.person,
                                              association.region))
         timings["total"] = (time.perf_counter() - start) * 1e3
@@ -379,6 +418,25 @@ class InteractionEstimator:
             return [Detection(SCENE_LABEL, (0.0, 0.0, float(width), float(height)), 1.0, SCENE_LABEL)]
         return [Detection(SCENE_LABEL, p.bbox_xyxy, p.score, f"{SCENE_LABEL}/{p.id}") for p in persons]
 
+    @property
+    def contact_is_2d(self) -> bool:
+        """Whether the human-contact model is InteractVLM's 2D model (``multiview_channels``
+        1: SAM segments the camera image itself, no body views)."""
+        return self.contact_model is not None and self.contact_model.spec.multiview_channels == 1
+
+    def _image_contact(self, name: str, features, image: np.ndarray, region: tuple[int, int, int, int],
+                       threshold: float, timer: _Timer) -> HumanContactResult:
+        """2D human contact on the region of ``image`` the model was shown, as a per-pixel
+        probability map of the whole image (0 outside the region)."""
+        x0, y0, x1, y1 = region
+        answer, logits = self.contact_model.image_contact(
+            features, np.ascontiguousarray(image[y0:y1, x0:x1]), HUMAN_CONTACT_2D_PROMPT.format(object=name),
+            self.max_new_tokens, timer.timings)
+        probabilities = np.zeros(image.shape[:2], np.float32)
+        if logits is not None:  # sigmoid of SAM's mask logits, pasted back at the region
+            probabilities[y0:y1, x0:x1] = torch.sigmoid(logits.float()).cpu().numpy()
+        return _contact_result(answer, "", np.zeros(0, np.float32), threshold, probabilities)
+
     def _human_contact(self, name: str, features, threshold: float, timer: _Timer) -> HumanContactResult:
         model = self.contact_model
         with timer("render"):
@@ -391,34 +449,62 @@ class InteractionEstimator:
             from .geometry.smpl import smplh_to_smplx
 
             probabilities = smplh_to_smplx(probabilities, self.smplx_matrix)
-        parsed = parse_answer(answer.text)
-        return HumanContactResult(
-            body_model=self.body_model_name,
-            vertex_probabilities=probabilities,
-            contact_vertices=np.flatnonzero(probabilities >= np.float32(threshold)),
-            threshold=threshold,
-            body_parts=parsed.body_parts,
-            answer=answer.text,
-            has_mask=answer.seg_embedding is not None,
-            stop_reason=answer.stop_reason,
-        )
+        return _contact_result(answer, self.body_model_name, probabilities, threshold)
+
+    @property
+    def estimates_object_contact(self) -> bool:
+        """Whether the object-side model is InteractVLM's joint human-object model, which also
+        answers where the human touches the object now ([OSEG] of its object-contact question)."""
+        return self.affordance_model is not None and self.affordance_model.spec.has_splitter
 
     def _affordance(self, name: str, geometry: ObjectGeometry | PointCloudGeometry, prepared: PreparedViews,
-                    features, threshold: float, timer: _Timer) -> ObjectAffordanceResult:
-        answer, probabilities = self._masks(self.affordance_model, features,
-                                            OBJECT_AFFORDANCE_PROMPT.format(object=name), prepared,
+                    features, threshold: float, timer: _Timer, task: str,
+                    clearance_distance: float) -> ObjectAffordanceResult:
+        model = self.affordance_model
+        answer, probabilities = self._masks(model, features, OBJECT_AFFORDANCE_PROMPT.format(object=name), prepared,
                                             OBJECT_VIEWS, OBJECT_CONDITIONING_DIST, timer.timings)
-        points = geometry.points if isinstance(geometry, PointCloudGeometry) else geometry.mesh.vertices
+        points = np.asarray(geometry.points if isinstance(geometry, PointCloudGeometry) else geometry.mesh.vertices,
+                            np.float32)
         if probabilities is None:
             probabilities = np.zeros(len(points), np.float32)
+        contact = contact_answer = clearance = None
+        contact_stop = ""
+        if self.estimates_object_contact:
+            contact_answer, contact = self._masks(model, features, OBJECT_CONTACT_PROMPT.format(object=name),
+                                                  prepared, OBJECT_VIEWS, OBJECT_CONDITIONING_DIST, timer.timings)
+            contact_stop = contact_answer.stop_reason
+            if contact is None:
+                contact = np.zeros(len(points), np.float32)
+            if task == "handover":
+                clearance = grasp_clearance(points, contact, threshold, clearance_distance)
         parsed = parse_answer(answer.text)
         return ObjectAffordanceResult(
             geometry_source=geometry.source,
-            points=np.asarray(points, np.float32),
+            points=points,
             probabilities=probabilities,
             threshold=threshold,
             affordance=parsed.affordance,
             answer=answer.text,
             has_mask=answer.seg_embedding is not None,
             stop_reason=answer.stop_reason,
+            contact=contact,
+            contact_answer=contact_answer.text if contact_answer is not None else "",
+            contact_stop_reason=contact_stop,
+            grasp_clearance=clearance,
         )
+
+
+def _contact_result(answer, body_model: str, vertex_probabilities: np.ndarray, threshold: float,
+                    image_probabilities: np.ndarray | None = None) -> HumanContactResult:
+    """A :class:`HumanContactResult` of one answer and its lifted (or 2D) probabilities."""
+    return HumanContactResult(
+        body_model=body_model,
+        vertex_probabilities=vertex_probabilities,
+        contact_vertices=np.flatnonzero(vertex_probabilities >= np.float32(threshold)),
+        threshold=threshold,
+        body_parts=parse_answer(answer.text).body_parts,
+        answer=answer.text,
+        has_mask=answer.seg_embedding is not None,
+        stop_reason=answer.stop_reason,
+        image_probabilities=image_probabilities,
+    )

@@ -51,6 +51,7 @@ class Reason(StrEnum):
     DETECTIONS_FRAME_MISMATCH = "detections_frame_mismatch"
     AFFORDANCE_SKIPPED_UNKNOWN_CLASS = "affordance_skipped_unknown_class"
     NO_PERSON_FOR_OBJECT = "no_person_for_object"
+    NO_OBJECT_CONTACT_FOR_HANDOVER = "no_object_contact_for_handover"
     ANSWER_LIMIT_REACHED = "answer_limit_reached"
     ANSWER_WITHOUT_SEG = "answer_without_seg"
     NO_DEPTH_FOR_IMAGE = "no_depth_for_image"
@@ -77,7 +78,7 @@ _QUIET = frozenset({Reason.IGNORED_CLASS, Reason.LOW_SCORE, Reason.DETECTIONS_OV
 
 
 _CAVEATS = frozenset({Reason.DETECTIONS_FRAME_MISMATCH, Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS,
-                      Reason.NO_PERSON_FOR_OBJECT,
+                      Reason.NO_PERSON_FOR_OBJECT, Reason.NO_OBJECT_CONTACT_FOR_HANDOVER,
                       Reason.ANSWER_LIMIT_REACHED, Reason.ANSWER_WITHOUT_SEG, Reason.NO_DEPTH_FOR_IMAGE,
                       Reason.TOO_FEW_DEPTH_POINTS, Reason.BAD_DEPTH, Reason.UNSUPPORTED_DEPTH_ENCODING})
 

@@ -101,11 +101,26 @@ def object_picture(renderer: Renderer, points: np.ndarray, probabilities: np.nda
     return alpha_composite(layers, normalized, colors, camera, 0.02)
 
 
-def sample_pictures(renderer: Renderer, estimator, interaction, size: int = 384):
-    """(body picture or None, object picture or None) of one pipeline interaction."""
+def contact_overlay(image: np.ndarray, probabilities: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """A 2D contact map drawn on its image: each pixel blended towards red by ``alpha`` times
+    its probability. image: (H, W, 3) uint8 RGB; probabilities: (H, W) in [0, 1]. Returns
+    (H, W, 3) uint8."""
+    weight = alpha * np.clip(np.asarray(probabilities, np.float32), 0.0, 1.0)[..., None]
+    red = np.array([255.0, 38.0, 25.0], np.float32)  # InteractVLM's demo mask colour (1.0, 0.15, 0.10)
+    return np.round(image.astype(np.float32) * (1.0 - weight) + red * weight).astype(np.uint8)
+
+
+def sample_pictures(renderer: Renderer, estimator, interaction, size: int = 384, image: np.ndarray | None = None):
+    """(contact picture or None, object picture or None) of one pipeline interaction: the body
+    rendered with its contact, or for a 2D contact model its map on ``image`` (None without
+    the image)."""
     body = None
-    if interaction.human_contact is not None and estimator.smplx_matrix is None:
-        body = body_picture(renderer, estimator.body, interaction.human_contact.vertex_probabilities, size)
+    contact = interaction.human_contact
+    if contact is not None and contact.image_probabilities is not None:
+        if image is not None:
+            body = contact_overlay(image, contact.image_probabilities)
+    elif contact is not None and estimator.smplx_matrix is None:
+        body = body_picture(renderer, estimator.body, contact.vertex_probabilities, size)
     picture = None
     affordance = interaction.object_affordance
     if affordance is not None and len(affordance.points):

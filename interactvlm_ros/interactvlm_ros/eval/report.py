@@ -188,25 +188,30 @@ def _check_rgb(name: str, image: Any) -> np.ndarray | None:
 
 
 def sample_figure(path: str | Path, image: Any, body_render: Any | None,
-                  object_render: Any | None, title: str, weights_are_random: bool) -> Path:
+                  object_render: Any | None, title: str, weights_are_random: bool,
+                  boxes: Sequence[tuple[Sequence[float], str, str]] = (), contact_title: str = "human contact") -> Path:
     """Lay out one sample as a 1x3 panel PNG: input image, body render, object render.
 
     Args:
         path: output PNG path (its folder is created if missing).
         image: (H, W, 3) uint8 RGB input image.
-        body_render: (S, S, 3) uint8 RGB render of the body with the predicted contact, or None
-            (the panel then says "not available").
+        body_render: (S, S, 3) uint8 RGB render of the body with the predicted contact (or, for
+            a 2D contact model, the image with its contact map), or None (the panel then says
+            "not available").
         object_render: (S, S, 3) uint8 RGB render of the object with the predicted
             affordance, or None.
         title: figure title; prefixed with :data:`RANDOM_WEIGHTS_BANNER` (in red) when
             ``weights_are_random``.
         weights_are_random: True when the model ran with random weights.
+        boxes: rectangles drawn on the input image: (xyxy in its pixels, matplotlib colour,
+            legend label), e.g. the detection, its person and the region the model saw.
+        contact_title: the second panel's title.
 
     The renders are made by the caller; this function only lays them out. The PNG is
     :data:`SAMPLE_FIGURE_SIZE_PX` pixels. Returns the written path.
     """
     panels = [("input image", _check_rgb("image", image)),
-              ("human contact", _check_rgb("body_render", body_render)),
+              (contact_title, _check_rgb("body_render", body_render)),
               ("object affordance", _check_rgb("object_render", object_render))]
     if panels[0][1] is None:
         raise ValueError("image is required")
@@ -219,6 +224,13 @@ def sample_figure(path: str | Path, image: Any, body_render: Any | None,
                       transform=axes.transAxes, color="gray")
         else:
             axes.imshow(array)
+        if i == 0 and boxes:
+            from matplotlib.patches import Rectangle
+
+            for (x0, y0, x1, y1), color, label in boxes:
+                axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=1.5,
+                                         label=label))
+            axes.legend(loc="lower left", fontsize=6, framealpha=0.6)
         axes.set_title(name, fontsize=10)
         axes.set_xticks([])
         axes.set_yticks([])

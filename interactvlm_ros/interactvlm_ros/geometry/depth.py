@@ -457,3 +457,27 @@ def object_geometries_from_depth(detections, depth: DepthFrame, color_shape: Seq
         else:
             geometries[detection.id] = PointCloudGeometry(points, "depth")
     return geometries, missing
+
+
+def contact_points_from_depth(probabilities: np.ndarray, depth: DepthFrame,
+                              threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels of a per-pixel contact map at or above ``threshold``, back-projected with a
+    registered depth image (:func:`back_project`), with their probabilities.
+
+    Args:
+        probabilities: (H, W) float contact probability per pixel of the colour image.
+        depth: the depth registered to that image; threshold: in [0, 1].
+
+    Returns:
+        (points, values): (N, 3) float32 metres in ``depth.frame_id`` (camera optical frame)
+        and (N,) float32 probabilities, in row-major pixel order; N = 0 when no contact pixel
+        has valid depth.
+
+    Raises:
+        ValueError: a map of another size than the depth image (not registered).
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    check_registered(depth.metres.shape, probabilities.shape)
+    with np.errstate(invalid="ignore"):
+        mask = (probabilities >= np.float32(threshold)) & np.isfinite(depth.metres) & (depth.metres > 0)
+    return back_project(depth.metres, depth.intrinsics, mask=mask), probabilities[mask]

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 from interactvlm_msgs.msg import HumanContact, Interaction, InteractionArray, ObjectAffordance
-from sensor_msgs.msg import PointCloud2, PointField, RegionOfInterest
+from sensor_msgs.msg import Image, PointCloud2, PointField, RegionOfInterest
 from vision_msgs.msg import Detection2DArray
 from std_msgs.msg import Header
 
@@ -35,6 +35,10 @@ POINT_FIELD_DTYPES = {
 
 #: Field names of ObjectAffordance.points, in memory order (4 x float32, 16 bytes a point).
 AFFORDANCE_FIELDS = ("x", "y", "z", "affordance")
+#: Optional per-point maps after ``affordance``, in this order: ``contact`` (where the human
+#: touches the object in the image: InteractVLM's joint model) and ``robot_grasp_clearance``
+#: (task "handover", see ``interactvlm_ros.handover.grasp_clearance``); both in [0, 1].
+OPTIONAL_MAP_FIELDS = ("contact", "robot_grasp_clearance")
 
 
 def detections_to_msg(detections: Sequence[Detection], header: Header) -> Detection2DArray:
@@ -167,48 +171,89 @@ def human_contact_msg(
     return msg
 
 
-def affordance_cloud(header: Header, points, affordance) -> PointCloud2:
-    """Pack object points and their affordance into a PointCloud2 (fields x, y, z, affordance).
+def affordance_cloud(header: Header, points, affordance, contact=None, robot_grasp_clearance=None) -> PointCloud2:
+    """Pack object points and their maps into a PointCloud2 (fields x, y, z, affordance, then
+    contact and robot_grasp_clearance when given; see :func:`probability_cloud`).
 
     Args:
         header: stamp of the source image; frame_id of the frame the points are in.
         points: (N, 3) positions in metres in ``header.frame_id``; must be finite.
         affordance: (N,) affordance probability per point, in [0, 1].
-
-    Returns:
-        An unorganised cloud (height 1, width N, is_dense true), four float32 fields, 16-byte
-        points in the machine's byte order.
+        contact: optional (N,) probability in [0, 1] that the human touches the point now.
+        robot_grasp_clearance: optional (N,) clearance in [0, 1] from the human's contact.
 
     Raises:
-        ValueError: wrong shapes, non-finite values, probabilities outside [0, 1].
+        ValueError: wrong shapes, non-finite values, values outside [0, 1].
+    """
+    maps = {"affordance": affordance, "contact": contact, "robot_grasp_clearance": robot_grasp_clearance}
+    return probability_cloud(header, points, {k: v for k, v in maps.items() if v is not None})
+
+
+def probability_cloud(header: Header, points, maps: dict) -> PointCloud2:
+    """Pack points and per-point values in [0, 1] into a PointCloud2: float32 fields x, y, z,
+    then one per entry of ``maps`` (in its order).
+
+    Args:
+        header: stamp of the source image; frame_id of the frame the points are in.
+        points: (N, 3) positions in metres in ``header.frame_id``; must be finite.
+        maps: field name -> (N,) values in [0, 1].
+
+    Returns:
+        An unorganised cloud (height 1, width N, is_dense true), 4 bytes per field and point,
+        in the machine's byte order.
+
+    Raises:
+        ValueError: wrong shapes, non-finite values, values outside [0, 1].
     """
     xyz = np.asarray(points, dtype=np.float32)
     if xyz.ndim != 2 or xyz.shape[1] != 3:
         raise ValueError(f"points must have shape (N, 3), got {xyz.shape}")
     if not np.all(np.isfinite(xyz)):
         raise ValueError("points contain non-finite coordinates")
-    p = unit_interval(affordance, "affordance")
-    if p.shape[0] != xyz.shape[0]:
-        raise ValueError(f"{xyz.shape[0]} points but {p.shape[0]} affordance values")
-    packed = np.empty((xyz.shape[0], 4), dtype=np.float32)
-    packed[:, :3] = xyz
-    packed[:, 3] = p
+    columns, names = [xyz], ["x", "y", "z"]
+    for name, values in maps.items():
+        p = unit_interval(values, name)
+        if p.shape[0] != xyz.shape[0]:
+            raise ValueError(f"{xyz.shape[0]} points but {p.shape[0]} {name} values")
+        columns.append(p[:, None].astype(np.float32))
+        names.append(name)
+    packed = np.ascontiguousarray(np.concatenate(columns, axis=1), dtype=np.float32)
 
     msg = PointCloud2()
     msg.header = header
     msg.height = 1
     msg.width = int(xyz.shape[0])
-    msg.fields = [
-        PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-        for i, name in enumerate(AFFORDANCE_FIELDS)
-    ]
+    msg.fields = [PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                  for i, name in enumerate(names)]
     msg.is_bigendian = sys.byteorder == "big"
-    msg.point_step = 16
-    msg.row_step = 16 * msg.width
+    msg.point_step = 4 * len(names)
+    msg.row_step = msg.point_step * msg.width
     data = array.array("B")
     data.frombytes(packed.tobytes())
     msg.data = data
     msg.is_dense = True
+    return msg
+
+
+def probability_image(header: Header, probabilities) -> Image:
+    """A per-pixel probability map as ``sensor_msgs/Image`` 32FC1 (row-major, machine byte
+    order, step 4 * width).
+
+    Args:
+        header: the source image's header; probabilities: (H, W) values in [0, 1].
+
+    Raises:
+        ValueError: not 2-D, non-finite or outside [0, 1].
+    """
+    p = np.asarray(probabilities, dtype=np.float32)
+    if p.ndim != 2:
+        raise ValueError(f"probabilities must have shape (H, W), got {p.shape}")
+    unit_interval(p.reshape(-1), "probabilities")
+    msg = Image(header=header, height=int(p.shape[0]), width=int(p.shape[1]), encoding="32FC1",
+                is_bigendian=sys.byteorder == "big", step=4 * int(p.shape[1]))
+    data = array.array("B")
+    data.frombytes(np.ascontiguousarray(p).tobytes())
+    msg.data = data
     return msg
 
 
@@ -271,6 +316,8 @@ def object_affordance_msg(
     points,
     point_affordance,
     threshold: float,
+    contact=None,
+    robot_grasp_clearance=None,
 ) -> ObjectAffordance:
     """Build an interactvlm_msgs/ObjectAffordance.
 
@@ -283,6 +330,7 @@ def object_affordance_msg(
         geometry_source: ``"mesh:<uri>"``, ``"proxy:<shape>"``, ``"points:<uri>"`` or ``"depth"``.
         points: (N, 3) metres; point_affordance: (N,) probabilities in [0, 1].
         threshold: decision threshold in [0, 1].
+        contact, robot_grasp_clearance: optional (N,) maps in [0, 1] (see :func:`affordance_cloud`).
 
     Raises:
         ValueError: geometry_source of another form, or see :func:`affordance_cloud`.
@@ -296,7 +344,7 @@ def object_affordance_msg(
     msg.object_label = object_label
     msg.affordance = affordance
     msg.geometry_source = geometry_source
-    msg.points = affordance_cloud(header, points, point_affordance)
+    msg.points = affordance_cloud(header, points, point_affordance, contact, robot_grasp_clearance)
     msg.threshold = _threshold(threshold)
     return msg
 
@@ -320,7 +368,17 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
         out.image_region = RegionOfInterest(x_offset=int(x0), y_offset=int(y0), width=int(x1 - x0),
                                             height=int(y1 - y0), do_rectify=False)
     contact = interaction.human_contact
-    if contact is not None:
+    if contact is not None and contact.image_probabilities is not None:  # 2D contact model
+        out.human_contact = HumanContact(header=header, object_label=det.label, detection_id=det.id,
+                                         threshold=_threshold(contact.threshold),
+                                         body_parts=[str(part) for part in contact.body_parts],
+                                         contact_image=probability_image(header, contact.image_probabilities))
+        if contact.contact_points is not None:
+            cloud_header = Header(stamp=header.stamp, frame_id=camera_frame or header.frame_id)
+            out.human_contact.contact_points = probability_cloud(cloud_header, contact.contact_points,
+                                                                 {"contact": contact.contact_point_probabilities})
+        out.contact_answer = contact.answer
+    elif contact is not None:
         out.human_contact = human_contact_msg(header, contact.body_model, contact.vertex_probabilities,
                                               contact.threshold, contact.body_parts, det.label, det.id)
         out.contact_answer = contact.answer
@@ -334,8 +392,10 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
     if affordance is not None:
         out.object_affordance = object_affordance_msg(object_header, det.id, det.label, affordance.affordance,
                                                       affordance.geometry_source, affordance.points,
-                                                      affordance.probabilities, affordance.threshold)
+                                                      affordance.probabilities, affordance.threshold,
+                                                      affordance.contact, affordance.grasp_clearance)
         out.affordance_answer = affordance.answer
+        out.object_contact_answer = affordance.contact_answer
     else:
         out.object_affordance = ObjectAffordance(header=object_header, detection_id=det.id,
                                                  object_label=det.label, threshold=float(threshold),
@@ -345,12 +405,12 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
 
 
 def interaction_array_msg(header: Header, detection_msgs, result, threshold: float,
-                          camera_frame: str = "") -> InteractionArray:
+                          camera_frame: str = "", task: str = "") -> InteractionArray:
     """``interactvlm_msgs/InteractionArray`` of one estimate: the image's header, one
-    :func:`interaction_msg` per detection (input order), model id, random-weights flag and
-    the total inference time (ms)."""
+    :func:`interaction_msg` per detection (input order), model id, random-weights flag, the
+    task the maps were made for and the total inference time (ms)."""
     message = InteractionArray(header=header, model_id=result.model_id, weights_are_random=result.weights_are_random,
-                               inference_ms=float(result.timings_ms.get("total", 0.0)))
+                               inference_ms=float(result.timings_ms.get("total", 0.0)), task=task)
     for det_msg, interaction in zip(detection_msgs, result.interactions):
         message.interactions.append(interaction_msg(header, det_msg, interaction, threshold, camera_frame))
     return message

@@ -23,6 +23,7 @@ logged at most once per reason every 5 s, and reported on /diagnostics (see ``di
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
 import time
@@ -49,6 +50,7 @@ from ..reasons import Reason, Rejected
 from .diagnostics import PROCESSED, RECEIVED_DETECTIONS, RECEIVED_IMAGES, ReasonLog, WindowedCounter, build_status
 from .images import SUPPORTED_ENCODINGS, depth_to_array
 from ..config import PARAMETERS
+from ..handover import check_task
 from ..geometry.depth import DepthFrame
 from .parameters import parameter_descriptor
 from .processing import FrameProcessor, ProcessingSettings, stamp_ns
@@ -411,13 +413,13 @@ class InteractVLMNode(LifecycleNode):
         if not self.active or self._processor is None or self._worker is None:
             response.success, response.message = False, "interactvlm_node is not active"
             return response
-        if request.task:
-            response.success, response.message = False, (
-                f"task {request.task!r} is not supported: leave it empty (the released models answer one fixed "
-                "question each; tasks are reserved for model variants that take one)")
+        try:
+            settings = dataclasses.replace(self._settings(), task=check_task(request.task))
+        except ValueError as error:
+            response.success, response.message = False, str(error)
             return response
         done = RclpyFuture(executor=self.executor)
-        job: Future = self._worker.submit(self._estimate, request.image, request.detections)
+        job: Future = self._worker.submit(self._estimate, request.image, request.detections, settings)
 
         def finished(completed: Future) -> None:  # worker thread: complete, then wake the executor
             done.set_result(completed)

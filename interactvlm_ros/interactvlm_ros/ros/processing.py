@@ -11,6 +11,7 @@ caller can count and log it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,9 +20,10 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 from visualization_msgs.msg import MarkerArray
 
+from ..handover import CLEARANCE_DISTANCE
 from ..pipeline import InteractionEstimator
 from ..reasons import Reason, Rejected
-from ..geometry.depth import DepthFrame, object_geometries_from_depth
+from ..geometry.depth import DepthFrame, contact_points_from_depth, object_geometries_from_depth
 from .conversions import detection_from_msg, detections_to_msg, interaction_array_msg
 from .images import decode_image
 from .markers import MarkerBuilder
@@ -45,6 +47,8 @@ class ProcessingSettings:
     image_region: str = "person_object"
     region_margin: float = 0.1
     scene_contact: bool = False
+    task: str = ""
+    clearance_distance: float = CLEARANCE_DISTANCE
 
     @classmethod
     def from_parameters(cls, get: Callable[[str], object]) -> "ProcessingSettings":
@@ -55,7 +59,8 @@ class ProcessingSettings:
                    geometry_preference=str(get("geometry_preference")), depth_points=int(get("depth_points")),
                    depth_cluster_gap=float(get("depth_cluster_gap")), min_image_size=int(get("min_image_size")),
                    person_classes=tuple(c for c in get("person_classes") if c), image_region=str(get("image_region")),
-                   region_margin=float(get("region_margin")), scene_contact=bool(get("scene_contact")))
+                   region_margin=float(get("region_margin")), scene_contact=bool(get("scene_contact")),
+                   task=str(get("task")), clearance_distance=float(get("handover_clearance_distance")))
 
 
 def stamp_ns(stamp) -> int:
@@ -193,13 +198,21 @@ class FrameProcessor:
         result = self.estimator.estimate(rgb, detections, geometries=geometries, threshold=settings.threshold,
                                          persons=persons, image_region=settings.image_region,
                                          region_margin=settings.region_margin,
-                                         scene_contact=settings.scene_contact)
+                                         scene_contact=settings.scene_contact, task=settings.task,
+                                         clearance_distance=settings.clearance_distance)
+        if depth is not None:  # 2D contact maps -> the touching body parts' points
+            for index, interaction in enumerate(result.interactions):
+                contact = interaction.human_contact
+                if contact is not None and contact.image_probabilities is not None:
+                    points, values = contact_points_from_depth(contact.image_probabilities, depth, contact.threshold)
+                    result.interactions[index] = dataclasses.replace(interaction, human_contact=dataclasses.replace(
+                        contact, contact_points=points, contact_point_probabilities=values))
         header = Header(stamp=image_msg.header.stamp, frame_id=image_msg.header.frame_id)
         camera_frame = depth.frame_id if depth is not None and depth.frame_id else header.frame_id
         # Scene contact (settings.scene_contact) comes after the objects, for pseudo-detections.
         scene = detections_to_msg([i.detection for i in result.interactions[len(selected):]], header).detections
         message = interaction_array_msg(header, [m for _, m in selected] + list(scene), result, settings.threshold,
-                                        camera_frame)
+                                        camera_frame, settings.task)
         for index, interaction in enumerate(result.interactions):
             is_object = index < len(selected)
             if is_object and interaction.person is None and settings.image_region == "person_object":
@@ -207,6 +220,11 @@ class FrameProcessor:
                                                          "(person_classes) in the image; the whole image was used")
             if is_object and interaction.object_affordance is None and self.estimator.affordance_model is not None:
                 self.report(Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS, interaction.detection.label)
+            elif (is_object and settings.task == "handover" and interaction.object_affordance is not None
+                  and interaction.object_affordance.grasp_clearance is None):
+                self.report(Reason.NO_OBJECT_CONTACT_FOR_HANDOVER,
+                            f"detection {interaction.detection.id!r}: {self.estimator.affordance_model.model_id} "
+                            "does not estimate the human's contact on the object; no robot_grasp_clearance")
             self.report_answers(interaction)
         return message, result
 
@@ -214,11 +232,15 @@ class FrameProcessor:
         """Report the answers of one detection that ended without [SEG] (no mask): at the
         generation limit (``answer_limit_reached``: raise ``max_new_tokens``) or at the end of
         the sequence (``answer_without_seg``)."""
-        for kind, part in (("contact", interaction.human_contact), ("affordance", interaction.object_affordance)):
-            if part is None or part.stop_reason == "seg":
+        affordance = interaction.object_affordance
+        answers = [("contact", interaction.human_contact and interaction.human_contact.stop_reason),
+                   ("affordance", affordance and affordance.stop_reason),
+                   ("object contact", affordance and affordance.contact_stop_reason)]
+        for kind, stop_reason in answers:
+            if not stop_reason or stop_reason == "seg":
                 continue
             detection = interaction.detection
-            if part.stop_reason == "max_new_tokens":
+            if stop_reason == "max_new_tokens":
                 self.report(Reason.ANSWER_LIMIT_REACHED, f"{kind} answer for {detection.label!r} ({detection.id}) reached "
                                                     f"max_new_tokens ({self.estimator.max_new_tokens}) without [SEG]")
             else:
