@@ -112,6 +112,8 @@ def test_cli_writes_each_variant_and_refuses_unknown_ones(tmp_path, capsys):
     config = json.loads((tmp_path / "joint" / "config.json").read_text())
     assert (config["token_type"], config["hseg_token_idx"], config["oseg_token_idx"]) == (
         "Gen-Hu-Obj", config["seg_token_idx"] + 3, config["seg_token_idx"] + 4)
-    assert cli_main(["make-tiny-checkpoint", str(tmp_path / "x"), "--model", "3d-everything"]) == 2
-    assert "variant must be one of hcontact, hcontact-wscene, oafford, hcontact-ocontact, 2d-hcontact" in \
-        capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["make-tiny-checkpoint", str(tmp_path / "x"), "--model", "3d-everything"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: '3d-everything' (choose from 'hcontact', 'hcontact-wscene', 'oafford', " \
+           "'hcontact-ocontact', '2d-hcontact')" in capsys.readouterr().err

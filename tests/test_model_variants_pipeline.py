@@ -128,3 +128,27 @@ def test_joint_model_gives_both_object_maps_and_handover_clearance(tiny_variant_
                                    ProcessingSettings(markers=False))
     assert list(cloud_fields(message.interactions[0].object_affordance.points)) == ["x", "y", "z", "affordance",
                                                                                    "contact"]
+
+
+def test_a_2d_model_is_refused_as_affordance_model(tiny_variant_model):
+    model = tiny_variant_model("2d-hcontact")
+    with pytest.raises(ValueError, match="is a 2D model .* use it as the contact model"):
+        InteractionEstimator(None, model, load_body_model("anny"), ObjectLibrary(), render_size=64)
+
+
+def test_the_node_settings_load_a_tiny_release_variant(tmp_path):
+    """use_tiny_checkpoint + tiny_checkpoint_variant 2d-hcontact: a 2D contact model and no
+    affordance model (the 2D model has no object views); scene_contact on it notes nothing
+    (a random model is not checked against the scene views)."""
+    from interactvlm_ros.loading import build_estimator
+
+    lines = []
+    estimator, keepalive = build_estimator({"use_tiny_checkpoint": True, "tiny_checkpoint_variant": "2d-hcontact",
+                                            "cache_dir": str(tmp_path / "cache")}, log=lines.append)
+    try:
+        assert estimator.contact_is_2d and estimator.affordance_model is None
+        assert estimator.model_id == "tiny-random-2d-hcontact"
+        assert lines == ["use_tiny_checkpoint: the model has RANDOM weights; outputs are meaningless"]
+    finally:
+        del estimator
+        keepalive.cleanup()

@@ -100,7 +100,7 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
 
     ``estimator``: an already loaded ``InteractionEstimator`` to use (its settings are then the
     model's); None builds one from ``settings`` after the checks (what the command does)."""
-    from .eval.evaluate import sample_pictures, score
+    from .eval.evaluate import object_map_pictures, sample_pictures, score
     from .eval.groundtruth import load_ground_truth, sidecar_path
     from .eval.report import sample_figure, write_report
     from .geometry.objects import PointCloudGeometry
@@ -173,7 +173,8 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
             is_2d = interaction.human_contact is not None and interaction.human_contact.image_probabilities is not None
             paths[f"sample_{drawn}"] = sample_figure(report_dir / f"sample_{drawn:02d}.png", image, body, obj, title,
                                                      estimator.weights_are_random, boxes,
-                                                     "human contact (2D)" if is_2d else "human contact")
+                                                     "human contact (2D)" if is_2d else "human contact",
+                                                     object_map_pictures(estimator.renderer, estimator, interaction))
             drawn += 1
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items()))
     print(f"inputs: {counts or 'none'}")
@@ -288,10 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     tiny = commands.add_parser("make-tiny-checkpoint",
                                help="write a tiny randomly initialised checkpoint in InteractVLM's format")
     tiny.add_argument("directory")
+    from .localize.variants import VARIANTS
+
     tiny.add_argument("--model", default="hcontact", metavar="VARIANT",
-                      help="the release whose layout and config to write (localize.tiny.VARIANTS): hcontact "
-                           "(interactvlm-3d-hcontact-damon), hcontact-wscene (...-wScene-damon-lemon-rich), oafford "
-                           "(interactvlm-3d-oafford-lemon-piad), hcontact-ocontact (the joint model), 2d-hcontact")
+                      choices=tuple(VARIANTS), help="the release whose layout and config to write: " + "; ".join(
+                          f"{name} = {variant.release}" for name, variant in VARIANTS.items()))
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--format", choices=("bin", "safetensors"), default="bin")
     tiny.set_defaults(run=_make_tiny_checkpoint)

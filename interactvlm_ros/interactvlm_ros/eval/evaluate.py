@@ -124,10 +124,27 @@ def sample_pictures(renderer: Renderer, estimator, interaction, size: int = 384,
     picture = None
     affordance = interaction.object_affordance
     if affordance is not None and len(affordance.points):
-        faces = None
-        geometry = estimator.objects.get(interaction.detection.label)
-        if geometry is not None and geometry.source == affordance.geometry_source:
-            faces = geometry.mesh.faces
-        picture = object_picture(renderer, affordance.points, affordance.probabilities, faces, size)
+        picture = object_picture(renderer, affordance.points, affordance.probabilities,
+                                 _object_faces(estimator, interaction), size)
     return body, picture
+
+
+def _object_faces(estimator, interaction):
+    geometry = estimator.objects.get(interaction.detection.label)
+    affordance = interaction.object_affordance
+    if geometry is not None and affordance is not None and geometry.source == affordance.geometry_source:
+        return geometry.mesh.faces
+    return None
+
+
+def object_map_pictures(renderer: Renderer, estimator, interaction, size: int = 384) -> list[tuple[str, np.ndarray]]:
+    """(title, picture) of the object's further maps, drawn as its affordance is: the human's
+    contact on it now (joint model) and the grasp clearance (task handover); [] without them."""
+    affordance = interaction.object_affordance
+    if affordance is None or not len(affordance.points):
+        return []
+    faces = _object_faces(estimator, interaction)
+    maps = [("object contact (now)", affordance.contact), ("robot grasp clearance", affordance.grasp_clearance)]
+    return [(title, object_picture(renderer, affordance.points, values, faces, size))
+            for title, values in maps if values is not None]
 

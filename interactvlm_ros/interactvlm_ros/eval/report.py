@@ -189,8 +189,10 @@ def _check_rgb(name: str, image: Any) -> np.ndarray | None:
 
 def sample_figure(path: str | Path, image: Any, body_render: Any | None,
                   object_render: Any | None, title: str, weights_are_random: bool,
-                  boxes: Sequence[tuple[Sequence[float], str, str]] = (), contact_title: str = "human contact") -> Path:
-    """Lay out one sample as a 1x3 panel PNG: input image, body render, object render.
+                  boxes: Sequence[tuple[Sequence[float], str, str]] = (), contact_title: str = "human contact",
+                  extra_panels: Sequence[tuple[str, Any]] = ()) -> Path:
+    """Lay out one sample as a 1x3 panel PNG: input image, body render, object render (and
+    one panel more per ``extra_panels`` entry).
 
     Args:
         path: output PNG path (its folder is created if missing).
@@ -206,19 +208,22 @@ def sample_figure(path: str | Path, image: Any, body_render: Any | None,
         boxes: rectangles drawn on the input image: (xyxy in its pixels, matplotlib colour,
             legend label), e.g. the detection, its person and the region the model saw.
         contact_title: the second panel's title.
+        extra_panels: (title, (S, S, 3) uint8 RGB picture) drawn after the object render, e.g.
+            the object's contact map and its grasp clearance.
 
     The renders are made by the caller; this function only lays them out. The PNG is
-    :data:`SAMPLE_FIGURE_SIZE_PX` pixels. Returns the written path.
+    :data:`SAMPLE_FIGURE_SIZE_PX` pixels, 400 wider per extra panel. Returns the written path.
     """
     panels = [("input image", _check_rgb("image", image)),
               (contact_title, _check_rgb("body_render", body_render)),
               ("object affordance", _check_rgb("object_render", object_render))]
+    panels += [(name, _check_rgb(name, array)) for name, array in extra_panels]
     if panels[0][1] is None:
         raise ValueError("image is required")
     full_title = f"{RANDOM_WEIGHTS_BANNER}: {title}" if weights_are_random else title
-    figure = _new_figure(SAMPLE_FIGURE_SIZE_PX)
+    figure = _new_figure((SAMPLE_FIGURE_SIZE_PX[0] + 400 * len(extra_panels), SAMPLE_FIGURE_SIZE_PX[1]))
     for i, (name, array) in enumerate(panels):
-        axes = figure.add_subplot(1, 3, i + 1)
+        axes = figure.add_subplot(1, len(panels), i + 1)
         if array is None:
             axes.text(0.5, 0.5, "not available", ha="center", va="center",
                       transform=axes.transAxes, color="gray")
