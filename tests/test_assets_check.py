@@ -107,7 +107,7 @@ def test_every_release_variant_is_accepted(tiny_variant, variant, capsys):
 
 
 def test_cli_writes_each_variant_and_refuses_unknown_ones(tmp_path, capsys):
-    assert cli_main(["make-tiny-checkpoint", str(tmp_path / "joint"), "--model", "hcontact-ocontact"]) == 0
+    assert cli_main(["make-tiny-checkpoint", str(tmp_path / "joint"), "--model", "interactvlm-3d-hcontact-ocontact"]) == 0
     assert "tiny hcontact-ocontact MV-Loc checkpoint" in capsys.readouterr().out
     config = json.loads((tmp_path / "joint" / "config.json").read_text())
     assert (config["token_type"], config["hseg_token_idx"], config["oseg_token_idx"]) == (
@@ -116,4 +116,4 @@ def test_cli_writes_each_variant_and_refuses_unknown_ones(tmp_path, capsys):
         cli_main(["make-tiny-checkpoint", str(tmp_path / "x"), "--model", "3d-everything"])
     assert exit_info.value.code == 2
     assert "invalid choice: '3d-everything' (choose from 'hcontact', 'hcontact-wscene', 'oafford', " \
-           "'hcontact-ocontact', '2d-hcontact')" in capsys.readouterr().err
+           "'hcontact-ocontact', '2d-hcontact', 'interactvlm-3d-hcontact-damon'," in capsys.readouterr().err

@@ -48,6 +48,9 @@ def test_region_is_moved_inside_the_image_then_clipped():
     assert pair_region([(0, 100, 50, 200)], 640, 480, 0.0) == (0, 100, 100, 200)
     # Larger than the image's height: clipped to it, full height.
     assert pair_region([(10, 10, 600, 300)], 640, 480, 0.0) == (10, 0, 600, 480)
+    # A 3-pixel box: the region keeps MIN_REGION_SIDE (32 px), centred, inside the image.
+    assert pair_region([(100, 100, 103, 103)], 640, 480, 0.1) == (85, 85, 117, 117)
+    assert pair_region([(0, 0, 3, 3)], 20, 640, 0.1) == (0, 0, 20, 32)
     # Larger than the whole image: the whole image.
     assert pair_region([(0, 0, 640, 480)], 640, 480, 0.5) == (0, 0, 640, 480)
     with pytest.raises(ValueError, match="margin"):
@@ -144,9 +147,9 @@ def test_scene_contact_is_one_human_contact_per_person(tiny_model, monkeypatch):
     estimator = InteractionEstimator(tiny_model, tiny_model, load_body_model("anny"),
                                      ObjectLibrary(proxies={"cup": ["cylinder", 0.1]}), render_size=64)
     questions = []
-    original = tiny_model.predict
-    monkeypatch.setattr(tiny_model, "predict", lambda features, question, *a, **k: questions.append(question)
-                        or original(features, question, *a, **k))
+    original = tiny_model.generate_batch
+    monkeypatch.setattr(tiny_model, "generate_batch", lambda requests, *a, **k:
+                        questions.extend(q for _, q in requests) or original(requests, *a, **k))
     image = np.random.default_rng(2).integers(0, 255, (240, 320, 3), np.uint8)
     cup = Detection("cup", (40, 100, 60, 120), 0.9, "c1")
     people = [person((0, 20, 100, 230), "p1", 0.7), person((220, 20, 320, 230), "p2")]

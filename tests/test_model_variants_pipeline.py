@@ -48,14 +48,16 @@ def test_2d_contact_model_gives_a_per_pixel_map_of_the_camera_image(tiny_variant
     assert estimator.contact_is_2d
     monkeypatch.setattr(estimator, "body_views", lambda: pytest.fail("a 2D model renders no body views"))
     estimator.warm_up()
-    questions = []
-    original = model.image_contact
-    monkeypatch.setattr(model, "image_contact", lambda features, rgb, question, *a, **k:
-                        questions.append((question, rgb.shape)) or original(features, rgb, question, *a, **k))
+    questions, segmented = [], []
+    generate_batch, image_answer_masks = model.generate_batch, model.image_answer_masks
+    monkeypatch.setattr(model, "generate_batch", lambda requests, *a, **k:
+                        questions.extend(q for _, q in requests) or generate_batch(requests, *a, **k))
+    monkeypatch.setattr(model, "image_answer_masks", lambda answer, rgb, *a, **k:
+                        segmented.append(rgb.shape) or image_answer_masks(answer, rgb, *a, **k))
     (interaction,) = estimator.estimate(image, [CUP], persons=[PERSON], region_margin=0.0).interactions
     contact = interaction.human_contact
-    assert questions == [("Segment the area on the human's body that is in direct contact with the cup in this "
-                          "image.", (110, 110, 3))]
+    assert questions == ["Segment the area on the human's body that is in direct contact with the cup in this image."]
+    assert segmented == [(110, 110, 3)]  # SAM segments the crop the model saw
     assert contact.body_model == "" and contact.vertex_probabilities.size == 0 and contact.has_mask
     p = contact.image_probabilities
     assert p.shape == (120, 160) and p.dtype == np.float32 and np.all((p >= 0) & (p <= 1))
@@ -152,3 +154,72 @@ def test_the_node_settings_load_a_tiny_release_variant(tmp_path):
     finally:
         del estimator
         keepalive.cleanup()
+
+
+def test_an_object_contact_answer_without_mask_gives_no_map_and_no_clearance(tiny_variant_model, image):
+    """Unsafe otherwise: zeros would say "nobody touches it" and the clearance would be 1."""
+    plain = tiny_variant_model("hcontact-ocontact", emit_seg=False)  # answers run into the limit
+    estimator = InteractionEstimator(plain, plain, load_body_model("anny"),
+                                     ObjectLibrary(proxies={"cup": ["cylinder", 0.1]}), render_size=64,
+                                     max_new_tokens=2)
+    reports = []
+    processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
+    message, result = processor.process(image_msg(image, 1), detections_msg([PERSON, CUP], 1),
+                                        ProcessingSettings(markers=False, task="handover"))
+    affordance = result.interactions[0].object_affordance
+    assert affordance.contact is None and affordance.grasp_clearance is None
+    assert affordance.contact_stop_reason == "max_new_tokens"
+    assert list(cloud_fields(message.interactions[0].object_affordance.points)) == ["x", "y", "z", "affordance"]
+    assert ("no_object_contact_for_handover", "detection 'c1': no grasp clearance: the object-contact answer ended "
+                                              "without a mask (max_new_tokens)") in reports
+    assert sum(r == "answer_limit_reached" for r, _ in reports) == 3  # contact, affordance, object contact
+
+
+def test_the_joint_model_as_contact_model_gives_object_contact_beside_another_affordance_model(
+        tiny_variant_model, tiny_model, image):
+    joint = tiny_variant_model("hcontact-ocontact")
+    estimator = InteractionEstimator(joint, tiny_model, load_body_model("anny"),
+                                     ObjectLibrary(proxies={"cup": ["cylinder", 0.1]}), render_size=64)
+    assert estimator.object_contact_model is joint
+    (interaction,) = estimator.estimate(image, [CUP], persons=[PERSON], task="handover").interactions
+    affordance = interaction.object_affordance
+    assert affordance.answer == "[SEG]" and affordance.contact_answer == "[HSEG]"  # each model its own answer
+    assert affordance.contact is not None and affordance.grasp_clearance is not None
+
+
+def test_scene_contact_for_people_alone_and_once_for_the_full_image(tiny_model, image):
+    estimator = InteractionEstimator(tiny_model, None, load_body_model("anny"), ObjectLibrary(), render_size=64)
+    reports = []
+    processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
+    other = Detection("person", (120, 10, 160, 120), 0.8, "p2")
+    settings = ProcessingSettings(markers=False, scene_contact=True)
+    message, _ = processor.process(image_msg(image, 2), detections_msg([PERSON, other], 2), settings)
+    assert [i.detection.id for i in message.interactions] == ["scene/p1", "scene/p2"] and reports == []
+    import dataclasses
+
+    full = dataclasses.replace(settings, image_region="full")
+    message, _ = processor.process(image_msg(image, 3), detections_msg([PERSON, other], 3), full)
+    (scene,) = message.interactions  # every person would see the same whole image: asked once
+    assert scene.detection.id == "scene" and scene.person_detection_id == ""
+    assert processor.process(image_msg(image, 4), detections_msg([PERSON], 4),
+                             ProcessingSettings(markers=False)) is None  # no scene contact asked: nothing to do
+
+
+def test_2d_contact_with_unregistered_depth_keeps_the_image_map(tiny_variant_model, image, monkeypatch):
+    model = tiny_variant_model("2d-hcontact")
+    estimator = InteractionEstimator(model, None, load_body_model("anny"), ObjectLibrary(), render_size=64)
+    encoded = []
+    original = model.image_embedding
+    monkeypatch.setattr(model, "image_embedding", lambda rgb: encoded.append(rgb.shape) or original(rgb))
+    reports = []
+    processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
+    wrong = DepthFrame(np.ones((60, 80), np.float32), Intrinsics(60.0, 60.0, 39.5, 29.5, 80, 60), "camera_optical")
+    second = Detection("bottle", (70, 50, 90, 90), 0.8, "c2")  # the same person: the same region
+    message, _ = processor.process(image_msg(image, 5, frame_id="camera_optical"),
+                                   detections_msg([PERSON, CUP, second], 5, "camera_optical"),
+                                   ProcessingSettings(markers=False), depth=wrong)
+    assert [r for r, _ in reports] == ["bad_depth"] and "registered" in reports[0][1]
+    for interaction in message.interactions:
+        assert interaction.human_contact.contact_image.width == 160
+        assert interaction.human_contact.contact_points.width == 0
+    assert len(encoded) == 1  # SAM encodes a region once for all its detections

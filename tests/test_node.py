@@ -209,7 +209,9 @@ def test_real_photos_give_one_interaction_array_per_pair(running):
 def test_markers_are_rate_limited_and_follow_the_interactions(running):
     node, client = running
     period = 2.0  # the second pair is processed well within it (~0.3 s here)
-    node.set_parameters([Parameter("markers_max_rate", value=1.0 / period)])
+    # The stream's task parameter is read per pair (no joint model here: the task is carried,
+    # with no clearance field).
+    node.set_parameters([Parameter("markers_max_rate", value=1.0 / period), Parameter("task", value="handover")])
     try:
         # A full period after the last markers arrived, the next output gets markers again.
         assert wait_for(lambda: not client.marker_times or time.monotonic() - client.marker_times[-1] > period + 0.1,
@@ -224,8 +226,10 @@ def test_markers_are_rate_limited_and_follow_the_interactions(running):
         time.sleep(0.5)
         assert len(client.markers) == markers + 1
         assert client.markers[-1].markers[1].header.stamp.sec == 300  # the first output's markers
+        assert client.interactions[-1].task == "handover"
+        assert node.set_parameters([Parameter("task", value="dance")])[0].successful is False
     finally:
-        node.set_parameters([Parameter("markers_max_rate", value=0.0)])
+        node.set_parameters([Parameter("markers_max_rate", value=0.0), Parameter("task", value="")])
 
 
 def test_every_bad_input_in_sequence_then_a_good_pair(running):

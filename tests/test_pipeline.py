@@ -167,10 +167,13 @@ def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo)
     message, _ = processor.process(image, dets, ProcessingSettings(markers=False, geometry_preference="mesh"),
                                    depth=DepthFrame(depth, intrinsics, "x"))
     assert message.interactions[0].object_affordance.geometry_source == "proxy:box"
-    # Depth of another size is refused: it must be registered to the colour image.
-    with pytest.raises(ValueError, match="registered"):
-        processor.process(image, dets, ProcessingSettings(markers=False),
-                          depth=DepthFrame(depth[:100], intrinsics, "x"))
+    # Depth of another size is not used (it must be registered to the colour image): counted,
+    # and the pair is processed with the class's proxy.
+    reports.clear()
+    message, _ = processor.process(image, dets, ProcessingSettings(markers=False),
+                                   depth=DepthFrame(depth[:100], intrinsics, "x"))
+    assert "bad_depth" in reports
+    assert message.interactions[0].object_affordance.geometry_source == "proxy:box"
 
 
 def test_answer_without_seg_gives_no_mask_and_says_why(tmp_path, camera_photo):

@@ -32,6 +32,10 @@ from .detection import Detection
 #: InteractVLM's demo).
 IMAGE_REGIONS = ("person_object", "full")
 
+#: Smallest side of a region, pixels (the node's default ``min_image_size``): a tiny box pair
+#: still gives CLIP (224 px) and SAM some context.
+MIN_REGION_SIDE = 32
+
 Box = tuple[float, float, float, float]
 Region = tuple[int, int, int, int]
 
@@ -88,12 +92,15 @@ def associate_person(detection: Detection, persons: Sequence[Detection]) -> Dete
     return min(enumerate(persons), key=rank)[1]
 
 
-def pair_region(boxes: Sequence[Box], width: int, height: int, margin: float) -> Region:
-    """The square region around the union of ``boxes`` (see the module docstring).
+def pair_region(boxes: Sequence[Box], width: int, height: int, margin: float,
+                min_side: int = MIN_REGION_SIDE) -> Region:
+    """The square region around the union of ``boxes`` (see the module docstring), at least
+    ``min_side`` pixels wide where the image allows.
 
     Args:
         boxes: one or more xyxy boxes (pixels); width, height: the image size (pixels);
-        margin: added on every side, as a fraction of the union's longer side (>= 0).
+        margin: added on every side, as a fraction of the union's longer side (>= 0);
+        min_side: smallest side of the region (pixels).
 
     Raises:
         ValueError: no box, a non-positive image size or a negative margin.
@@ -108,7 +115,7 @@ def pair_region(boxes: Sequence[Box], width: int, height: int, margin: float) ->
     y0 = min(b[1] for b in boxes)
     x1 = max(b[2] for b in boxes)
     y1 = max(b[3] for b in boxes)
-    side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)
+    side = max(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin), min_side)
     (left, right), (top, bottom) = _span((x0 + x1) / 2, side, width), _span((y0 + y1) / 2, side, height)
     return left, top, right, bottom
 

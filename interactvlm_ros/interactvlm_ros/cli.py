@@ -24,8 +24,11 @@ from pathlib import Path
 def _make_tiny_checkpoint(args) -> int:
     from .localize.tiny import write_tiny_checkpoint
 
-    directory = write_tiny_checkpoint(args.directory, seed=args.seed, weight_format=args.format, variant=args.model)
-    print(f"wrote a tiny {args.model} MV-Loc checkpoint with RANDOM weights (seed {args.seed}) to {directory}; "
+    from .localize.variants import VARIANTS
+
+    variant = next((name for name, v in VARIANTS.items() if args.model in (name, v.release)))
+    directory = write_tiny_checkpoint(args.directory, seed=args.seed, weight_format=args.format, variant=variant)
+    print(f"wrote a tiny {variant} MV-Loc checkpoint with RANDOM weights (seed {args.seed}) to {directory}; "
           f"its CLIP tower is in {directory / 'clip'}. Outputs of this model are meaningless.")
     return 0
 
@@ -292,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     from .localize.variants import VARIANTS
 
     tiny.add_argument("--model", default="hcontact", metavar="VARIANT",
-                      choices=tuple(VARIANTS), help="the release whose layout and config to write: " + "; ".join(
+                      choices=tuple(VARIANTS) + tuple(v.release for v in VARIANTS.values()),
+                      help="the release whose layout and config to write, by short or release name: " + "; ".join(
                           f"{name} = {variant.release}" for name, variant in VARIANTS.items()))
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--format", choices=("bin", "safetensors"), default="bin")

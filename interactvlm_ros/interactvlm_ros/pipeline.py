@@ -82,7 +82,8 @@ class ObjectAffordanceResult:
         affordance: the affordance word of the answer ("" if none); answer; has_mask;
         stop_reason: as for :class:`HumanContactResult`.
         contact: (N,) float32 in [0, 1], where the human touches the object in this image (the
-            joint model's object-contact answer), or None when the model does not estimate it.
+            joint model's object-contact answer), or None when no model estimates it or its
+            answer had no mask token (see ``contact_stop_reason``).
             Object *contact* is what happens now; *affordance* where an interaction would
             touch the object.
         contact_answer, contact_stop_reason: that answer's text and stop reason ("" without).
@@ -179,6 +180,9 @@ class InteractionEstimator:
         smplx_matrix: optional (10475, 6890) SMPL-H -> SMPL-X matrix; contact is then
             reported on SMPL-X.
         max_label_length: longest detection label accepted (see :meth:`validate_label`).
+        batch_detections: generate the answers of all detections (and questions) of an image
+            in one batch per model (``MVLoc.generate_batch``: same answers, faster); False:
+            one at a time.
 
     Raises:
         ValueError: neither model given, a 2D model as affordance model, a threshold outside
@@ -189,7 +193,7 @@ class InteractionEstimator:
                  objects: ObjectLibrary, renderer: Renderer | None = None, cache: RenderCache | None = None,
                  render_size: int = 1024, threshold: float = 0.5, max_new_tokens: int = MAX_NEW_TOKENS,
                  body_views: PreparedViews | None = None, smplx_matrix=None,
-                 max_label_length: int = MAX_LABEL_LENGTH):
+                 max_label_length: int = MAX_LABEL_LENGTH, batch_detections: bool = True):
         if contact_model is None and affordance_model is None:
             raise ValueError("at least one of the human-contact and object-affordance models is needed")
         if not 0.0 <= threshold <= 1.0:
@@ -207,6 +211,7 @@ class InteractionEstimator:
         self.threshold = float(threshold)
         self.max_new_tokens = int(max_new_tokens)
         self.max_label_length = int(max_label_length)
+        self.batch_detections = bool(batch_detections)
         self.smplx_matrix = smplx_matrix
         if smplx_matrix is not None and (body.name != "smplh" or smplx_matrix.shape[1] != body.num_vertices):
             raise ValueError(f"an SMPL-H -> SMPL-X matrix of shape {smplx_matrix.shape} needs the SMPL-H body "
@@ -289,17 +294,32 @@ class InteractionEstimator:
         if self.contact_model is not None and not self.contact_is_2d:
             self._view_embeddings(self.contact_model, self.body_views())
 
-    def _masks(self, model: MVLoc, features, question: str, prepared: PreparedViews,
-               views: Sequence[ViewSpec], conditioning_dist: float | None, timings: dict[str, float]):
-        answer, logits = model.predict(features, question, lambda: self._view_embeddings(model, prepared),
-                                       model.cameras(list(views), conditioning_dist), self.render_size,
-                                       self.max_new_tokens, timings)
+    def _generate(self, questions) -> dict:
+        """Answers to (model, image features, question, key) tuples, by key: one
+        ``generate_batch`` per model (all detections and questions of the image at once), or
+        one ``generate`` per question when :attr:`batch_detections` is off."""
+        answers = {}
+        for model in self.models:
+            mine = [q for q in questions if q[0] is model]
+            if self.batch_detections:
+                batch = model.generate_batch([(f, q) for _, f, q, _ in mine], self.max_new_tokens)
+            else:
+                batch = [model.generate(f, q, self.max_new_tokens) for _, f, q, _ in mine]
+            answers.update({key: answer for (_, _, _, key), answer in zip(mine, batch)})
+        return answers
+
+    def _lifted_masks(self, model: MVLoc, answer, prepared: PreparedViews, views: Sequence[ViewSpec],
+                      conditioning_dist: float | None, timings: dict[str, float]):
+        """An answer's masks on the prepared views, lifted to their vertices / points (None
+        without a mask token)."""
+        logits = model.answer_masks(answer, lambda: self._view_embeddings(model, prepared),
+                                    model.cameras(list(views), conditioning_dist), self.render_size, timings)
         if logits is None:
-            return answer, None
+            return None
         start = time.perf_counter()
         probabilities = prepared.lift(logits)
         timings["lift"] = timings.get("lift", 0.0) + (time.perf_counter() - start) * 1e3
-        return answer, probabilities
+        return probabilities
 
     def estimate(self, image: np.ndarray, detections: Sequence[Detection],
                  geometries: Mapping[str, ObjectGeometry | PointCloudGeometry] | None = None,
@@ -328,8 +348,9 @@ class InteractionEstimator:
             scene_contact: also estimate each person's contact with the scene (floor, seat,
                 wall: the class name "scene" of InteractVLM's RICH training data, answered by
                 its ``interactvlm-3d-hcontact-wScene-damon-lemon-rich`` model), one result per
-                person detection (the whole image when there is none), after the objects'
-                results; see :meth:`scene_detections`.
+                person detection in that person's region, after the objects' results; one
+                for the whole image when there is no person or ``image_region`` is "full"
+                (every person would see the same image); see :meth:`scene_detections`.
             task: "" (the models' maps) or "handover": object results also carry
                 ``grasp_clearance`` when the object-side model estimates object contact
                 (:attr:`estimates_object_contact`; otherwise a note says it is missing).
@@ -362,8 +383,9 @@ class InteractionEstimator:
         associations = associate(detections, persons, width, height, image_region, region_margin)
         if scene_contact:  # each person's own region, as for an object held by that person
             full = (0, 0, width, height)
-            for scene, person in zip(self.scene_detections(persons, width, height), persons or [None]):
-                if person is None or image_region == "full":
+            scene_persons = persons if image_region == "person_object" else ()
+            for scene, person in zip(self.scene_detections(scene_persons, width, height), scene_persons or [None]):
+                if person is None:
                     associations.append(Association(scene, None, full, True))
                 else:
                     region = pair_region([person.bbox_xyxy], width, height, region_margin)
@@ -383,7 +405,32 @@ class InteractionEstimator:
                     features[key] = model.encode_image(np.ascontiguousarray(image[y0:y1, x0:x1]))
             return features[key]
 
+        # 1. Every question of every detection, per model; 2. the answers (one batch per model
+        # unless batch_detections is off); 3. masks, lifting and results per detection.
+        questions: list[tuple[MVLoc, torch.Tensor, str, tuple[int, str]]] = []
+        object_geometry = {}
+        for index, (association, name) in enumerate(zip(associations, names)):
+            if self.contact_model is not None:
+                prompt = HUMAN_CONTACT_2D_PROMPT if self.contact_is_2d else HUMAN_CONTACT_PROMPT
+                questions.append((self.contact_model, image_features(self.contact_model, association),
+                                  prompt.format(object=name), (index, "contact")))
+            detection = association.detection
+            # The scene has no geometry of its own: human contact only.
+            if self.affordance_model is not None and index < len(detections):
+                geometry = (geometries or {}).get(detection.id) or self.objects.get(detection.label)
+                if geometry is None:
+                    continue
+                object_geometry[index] = geometry
+                object_features = image_features(self.affordance_model, association)
+                questions.append((self.affordance_model, object_features, OBJECT_AFFORDANCE_PROMPT.format(object=name),
+                                  (index, "affordance")))
+                if self.object_contact_model is not None:
+                    questions.append((self.object_contact_model, image_features(self.object_contact_model, association),
+                                      OBJECT_CONTACT_PROMPT.format(object=name), (index, "object_contact")))
+        with timer("generate"):
+            answers = self._generate(questions)
         results = []
+        sam_embeddings: dict[tuple[int, int, int, int], tuple] = {}
         for index, (association, name) in enumerate(zip(associations, names)):
             detection = association.detection
             notes = []
@@ -391,23 +438,21 @@ class InteractionEstimator:
                 notes.append("no person detection in the image: the whole image was used")
             contact = affordance = None
             if self.contact_model is not None:
-                contact_features = image_features(self.contact_model, association)
-                contact = (self._image_contact(name, contact_features, image, association.region, threshold, timer)
-                           if self.contact_is_2d else self._human_contact(name, contact_features, threshold, timer))
-            # The scene has no geometry of its own: human contact only.
-            if self.affordance_model is not None and index < len(detections):
-                geometry = (geometries or {}).get(detection.id) or self.objects.get(detection.label)
-                if geometry is None:
-                    notes.append(f"no mesh or proxy for class {detection.label!r}: affordance skipped")
-                else:
-                    with timer("render"):
-                        prepared = self.object_views(geometry)
-                    affordance = self._affordance(name, geometry, prepared,
-                                                  image_features(self.affordance_model, association), threshold,
-                                                  timer, task, clearance_distance)
-                    if task == "handover" and affordance.grasp_clearance is None:
-                        notes.append(f"task handover: {self.affordance_model.model_id} does not estimate the human's "
-                                     "contact on the object (InteractVLM's joint model does): no grasp clearance")
+                answer = answers[(index, "contact")]
+                contact = (self._image_contact(answer, image, association.region, threshold, timer, sam_embeddings)
+                           if self.contact_is_2d else self._human_contact(answer, threshold, timer))
+            if index in object_geometry:
+                geometry = object_geometry[index]
+                with timer("render"):
+                    prepared = self.object_views(geometry)
+                affordance = self._affordance(answers[(index, "affordance")], answers.get((index, "object_contact")),
+                                              geometry, prepared, threshold, timer, task, clearance_distance)
+                if task == "handover" and affordance.grasp_clearance is None:
+                    notes.append(self._no_clearance_note(affordance))
+            elif self.affordance_model is not None and index < len(detections):
+                notes.append(f"no mesh or proxy for class {detection.label!r}: affordance skipped")
+            elif task == "handover" and index < len(detections):
+                notes.append(self._no_clearance_note(None))
             results.append(InteractionResult(detection, contact, affordance, tuple(notes), association.person,
                                              association.region))
         timings["total"] = (time.perf_counter() - start) * 1e3
@@ -428,25 +473,26 @@ class InteractionEstimator:
         1: SAM segments the camera image itself, no body views)."""
         return self.contact_model is not None and self.contact_model.spec.multiview_channels == 1
 
-    def _image_contact(self, name: str, features, image: np.ndarray, region: tuple[int, int, int, int],
-                       threshold: float, timer: _Timer) -> HumanContactResult:
+    def _image_contact(self, answer, image: np.ndarray, region: tuple[int, int, int, int],
+                       threshold: float, timer: _Timer, sam_embeddings: dict) -> HumanContactResult:
         """2D human contact on the region of ``image`` the model was shown, as a per-pixel
-        probability map of the whole image (0 outside the region)."""
+        probability map of the whole image (0 outside the region). ``sam_embeddings`` caches
+        SAM's embedding of each region for the image (detections sharing a region share it)."""
         x0, y0, x1, y1 = region
-        answer, logits = self.contact_model.image_contact(
-            features, np.ascontiguousarray(image[y0:y1, x0:x1]), HUMAN_CONTACT_2D_PROMPT.format(object=name),
-            self.max_new_tokens, timer.timings)
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+        if answer.seg_embedding is not None and region not in sam_embeddings:
+            with timer("sam_encode"):
+                sam_embeddings[region] = self.contact_model.image_embedding(crop)
+        logits = self.contact_model.image_answer_masks(answer, crop, timer.timings, sam_embeddings.get(region))
         probabilities = np.zeros(image.shape[:2], np.float32)
         if logits is not None:  # sigmoid of SAM's mask logits, pasted back at the region
             probabilities[y0:y1, x0:x1] = torch.sigmoid(logits.float()).cpu().numpy()
         return _contact_result(answer, "", np.zeros(0, np.float32), threshold, probabilities)
 
-    def _human_contact(self, name: str, features, threshold: float, timer: _Timer) -> HumanContactResult:
-        model = self.contact_model
+    def _human_contact(self, answer, threshold: float, timer: _Timer) -> HumanContactResult:
         with timer("render"):
             prepared = self.body_views()
-        answer, probabilities = self._masks(model, features, HUMAN_CONTACT_PROMPT.format(object=name), prepared,
-                                            BODY_VIEWS, None, timer.timings)
+        probabilities = self._lifted_masks(self.contact_model, answer, prepared, BODY_VIEWS, None, timer.timings)
         if probabilities is None:
             probabilities = np.zeros(prepared.lifter.num_targets, np.float32)
         if self.smplx_matrix is not None:
@@ -455,31 +501,51 @@ class InteractionEstimator:
             probabilities = smplh_to_smplx(probabilities, self.smplx_matrix)
         return _contact_result(answer, self.body_model_name, probabilities, threshold)
 
+    def _no_clearance_note(self, affordance: ObjectAffordanceResult | None) -> str:
+        if affordance is not None and affordance.contact_stop_reason:
+            why = f"the object-contact answer ended without a mask ({affordance.contact_stop_reason})"
+        elif self.affordance_model is None:
+            why = "no affordance model is loaded (objects need one for their geometry)"
+        else:
+            why = (f"{self.affordance_model.model_id} does not estimate the human's contact on the object "
+                   "(InteractVLM's joint model does)")
+        return f"task handover: no grasp clearance: {why}"
+
+    @property
+    def object_contact_model(self) -> MVLoc | None:
+        """The model that answers where the human touches an object now ([OSEG] of its
+        object-contact question): InteractVLM's joint model, as affordance model or else as
+        contact model (objects need an affordance model for their geometry); None without."""
+        if self.affordance_model is None:
+            return None
+        joint = [m for m in (self.affordance_model, self.contact_model) if m is not None and m.spec.has_splitter]
+        return joint[0] if joint else None
+
     @property
     def estimates_object_contact(self) -> bool:
-        """Whether the object-side model is InteractVLM's joint human-object model, which also
-        answers where the human touches the object now ([OSEG] of its object-contact question)."""
-        return self.affordance_model is not None and self.affordance_model.spec.has_splitter
+        """Whether object results carry the human's contact on the object (see
+        :attr:`object_contact_model`)."""
+        return self.object_contact_model is not None
 
-    def _affordance(self, name: str, geometry: ObjectGeometry | PointCloudGeometry, prepared: PreparedViews,
-                    features, threshold: float, timer: _Timer, task: str,
+    def _affordance(self, answer, contact_answer, geometry: ObjectGeometry | PointCloudGeometry,
+                    prepared: PreparedViews, threshold: float, timer: _Timer, task: str,
                     clearance_distance: float) -> ObjectAffordanceResult:
         model = self.affordance_model
-        answer, probabilities = self._masks(model, features, OBJECT_AFFORDANCE_PROMPT.format(object=name), prepared,
-                                            OBJECT_VIEWS, OBJECT_CONDITIONING_DIST, timer.timings)
+        probabilities = self._lifted_masks(model, answer, prepared, OBJECT_VIEWS, OBJECT_CONDITIONING_DIST,
+                                           timer.timings)
         points = np.asarray(geometry.points if isinstance(geometry, PointCloudGeometry) else geometry.mesh.vertices,
                             np.float32)
         if probabilities is None:
             probabilities = np.zeros(len(points), np.float32)
-        contact = contact_answer = clearance = None
+        contact = clearance = None
         contact_stop = ""
-        if self.estimates_object_contact:
-            contact_answer, contact = self._masks(model, features, OBJECT_CONTACT_PROMPT.format(object=name),
-                                                  prepared, OBJECT_VIEWS, OBJECT_CONDITIONING_DIST, timer.timings)
+        if contact_answer is not None:
+            # No mask token: no contact map at all (zeros would claim "untouched" and make the
+            # clearance 1 everywhere, the unsafe answer for a handover).
+            contact = self._lifted_masks(self.object_contact_model, contact_answer, prepared, OBJECT_VIEWS,
+                                         OBJECT_CONDITIONING_DIST, timer.timings)
             contact_stop = contact_answer.stop_reason
-            if contact is None:
-                contact = np.zeros(len(points), np.float32)
-            if task == "handover":
+            if contact is not None and task == "handover":
                 clearance = grasp_clearance(points, contact, threshold, clearance_distance)
         parsed = parse_answer(answer.text)
         return ObjectAffordanceResult(

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -147,7 +147,9 @@ class MVLoc:
         Returns:
             (1, N, H) tensor: N = CLIP patch tokens (256 for ViT-L/14 at 224), H = LLM width.
         """
-        pixels = self.image_processor(images=rgb, return_tensors="pt")["pixel_values"]
+        # channels_last always: the processor's guess reads a (3, 3, 3) crop as channels-first.
+        pixels = self.image_processor(images=rgb, return_tensors="pt",
+                                      input_data_format="channels_last")["pixel_values"]
         pixels = pixels.to(_device_of(self.model.vision_tower), self.dtype)
         out = self.model.vision_tower(pixels, output_hidden_states=True)
         features = out.hidden_states[self.spec.mm_vision_select_layer][:, 1:]
@@ -258,43 +260,141 @@ class MVLoc:
         Raises:
             ValueError: max_new_tokens < 1.
         """
+        return self.generate_batch([(image_features, question)], max_new_tokens, logits_processor)[0]
+
+    @torch.inference_mode()
+    def generate_batch(self, requests: Sequence[tuple[torch.Tensor, str]], max_new_tokens: int = MAX_NEW_TOKENS,
+                       logits_processor: LogitsProcessor | None = None) -> list[Answer]:
+        """Greedy answers to several (image features, question) pairs at once, each exactly as
+        :meth:`generate` would give it alone (same tokens; hidden states within float
+        rounding: the batch pads, and masked positions add exact zeros to the attention).
+
+        How: every prompt starts with the same text (system prompt, ``USER: <im_start>``),
+        its image's 256 tokens and the same text again (``<im_end>\n``) up to where the
+        questions differ. That shared prefix is prefilled once per distinct image features
+        (requests with the same tensor object share it), its KV cache gathered into one batch;
+        the rest of each prompt is prefilled as one padded batch (padding masked, positions
+        per sequence), then all answers are decoded together, a sequence leaving the batch at
+        its mask token, EOS or ``max_new_tokens``.
+
+        Args:
+            requests: (image_features (1, N, H) from :meth:`encode_image`, question) pairs;
+                image features of one image shared by several requests should be the same
+                tensor object.
+            max_new_tokens: most tokens generated per answer (>= 1).
+            logits_processor: see :meth:`generate`; called per sequence with its own ids.
+
+        Returns:
+            One :class:`Answer` per request, in order.
+
+        Raises:
+            ValueError: max_new_tokens < 1, or image features of different lengths.
+        """
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        ids = self.prompt_ids(question)
-        position = ids.index(IMAGE_TOKEN_INDEX)
-        embed = self.model.language_model.get_input_embeddings()
-        embed_device = _device_of(embed)
-        text_ids = torch.tensor([i for i in ids if i != IMAGE_TOKEN_INDEX], device=embed_device)[None]
-        text = embed(text_ids)
-        image_features = image_features.to(text.device, text.dtype)
-        inputs = torch.cat([text[:, :position], image_features, text[:, position:]], dim=1)
+        if not requests:
+            return []
         lm = self.model.language_model
-        out = lm(inputs_embeds=inputs, use_cache=True, output_hidden_states=True)
-        generated: list[int] = []
-        seg_embedding = None
-        seg_token = None
-        stop_reason = "max_new_tokens"
-        eos = self.tokenizer.eos_token_id
+        embed = lm.get_input_embeddings()
+        device = _device_of(embed)
+        prompts = [self.prompt_ids(question) for _, question in requests]
+        if len({features.shape[1] for features, _ in requests}) > 1:
+            raise ValueError("image features of different lengths cannot share a batch")
+        # The shared prefix: the longest common prefix of the prompts, leaving each at least
+        # one token of its own unless there is a single request (then the whole prompt).
+        shared = len(prompts[0])
+        for ids in prompts[1:]:
+            differs = next((i for i, (a, b) in enumerate(zip(prompts[0], ids)) if a != b), len(ids))
+            shared = min(shared, differs)
+        if len(requests) > 1:
+            shared = min(shared, min(len(ids) for ids in prompts) - 1)
+        position = prompts[0].index(IMAGE_TOKEN_INDEX)
+        if position >= shared:
+            raise ValueError("the prompts differ before the image")  # not the case for conversation()
+        prefix_text = embed(torch.tensor([[i for i in prompts[0][:shared] if i != IMAGE_TOKEN_INDEX]], device=device))
+        caches, outputs = {}, {}
+        for features, _ in requests:  # one prefill per distinct image features
+            if id(features) in caches:
+                continue
+            spliced = features.to(prefix_text.device, prefix_text.dtype)
+            inputs = torch.cat([prefix_text[:, :position], spliced, prefix_text[:, position:]], dim=1)
+            out = lm(inputs_embeds=inputs, use_cache=True, output_hidden_states=True)
+            caches[id(features)] = out.past_key_values
+            outputs[id(features)] = out
+        prefix_length = prefix_text.shape[1] + requests[0][0].shape[1]  # text without <image>, + image tokens
+        suffixes = [ids[shared:] for ids in prompts]
+        count = len(requests)
+        if count == 1 and not suffixes[0]:
+            out = outputs[id(requests[0][0])]
+            last = [-1]  # per batch row, the position in ``out`` that predicts its next token
+            mask = None
+            lengths = [0]
+        else:
+            from transformers import DynamicCache
+
+            keys = [id(features) for features, _ in requests]
+            layers = caches[keys[0]].layers
+            cache = DynamicCache(ddp_cache_data=[
+                (torch.cat([caches[k].layers[layer].keys for k in keys]),
+                 torch.cat([caches[k].layers[layer].values for k in keys])) for layer in range(len(layers))])
+            lengths = [len(suffix) for suffix in suffixes]
+            width = max(lengths)
+            pad = 0  # any id: padded positions are masked out (LLaMA's <unk>, its pad_token_id 0)
+            suffix_ids = torch.tensor([suffix + [pad] * (width - len(suffix)) for suffix in suffixes], device=device)
+            mask = torch.cat([torch.ones(count, prefix_length, dtype=torch.long, device=device),
+                              torch.tensor([[1] * n + [0] * (width - n) for n in lengths], device=device)], dim=1)
+            positions = prefix_length + torch.arange(width, device=device).expand(count, width)
+            out = lm(input_ids=suffix_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                     use_cache=True, output_hidden_states=True)
+            last = [n - 1 for n in lengths]
+        answers: list[Answer | None] = [None] * count
+        generated: list[list[int]] = [[] for _ in range(count)]
+        active = list(range(count))  # request index of each batch row
         seg_tokens = self.seg_tokens
+        eos = self.tokenizer.eos_token_id
         for step in range(max_new_tokens):
-            scores = out.logits[:, -1].float()
-            if logits_processor is not None:
-                scores = logits_processor(torch.tensor([ids + generated], device=scores.device), scores)
-            next_id = int(scores[0].argmax())
-            generated.append(next_id)
-            if next_id in seg_tokens:
-                seg_embedding = out.hidden_states[-1][0, -1]
-                seg_token = seg_tokens[next_id]
-                stop_reason = "seg"
+            rows = torch.arange(len(active), device=out.logits.device)
+            index = torch.tensor(last, device=out.logits.device)
+            scores = out.logits[rows, index].float()
+            hidden = out.hidden_states[-1][rows, index]
+            keep, next_ids = [], []
+            for row, request in enumerate(active):
+                row_scores = scores[row:row + 1]
+                if logits_processor is not None:
+                    row_scores = logits_processor(torch.tensor([prompts[request] + generated[request]],
+                                                               device=scores.device), row_scores)
+                next_id = int(row_scores[0].argmax())
+                generated[request].append(next_id)
+                if next_id in seg_tokens:
+                    answers[request] = self._answer(generated[request], hidden[row], "seg", seg_tokens[next_id])
+                elif next_id == eos:
+                    answers[request] = self._answer(generated[request], None, "eos")
+                elif step + 1 == max_new_tokens:
+                    answers[request] = self._answer(generated[request], None, "max_new_tokens")
+                else:
+                    keep.append(row)
+                    next_ids.append(next_id)
+            if not keep:
                 break
-            if next_id == eos:
-                stop_reason = "eos"
-                break
-            if step + 1 < max_new_tokens:
-                out = lm(input_ids=torch.tensor([[next_id]], device=embed_device),
-                         past_key_values=out.past_key_values, use_cache=True, output_hidden_states=True)
+            cache = out.past_key_values
+            if len(keep) < len(active):  # finished sequences leave the batch
+                cache.batch_select_indices(torch.tensor(keep, device=device))
+                mask = mask[keep] if mask is not None else None
+                lengths = [lengths[row] for row in keep]
+            active = [active[row] for row in keep]
+            kwargs = {}
+            if mask is not None:
+                mask = torch.cat([mask, torch.ones(len(active), 1, dtype=mask.dtype, device=device)], dim=1)
+                kwargs = dict(attention_mask=mask, position_ids=torch.tensor(
+                    [[prefix_length + n + step] for n in lengths], device=device))
+            out = lm(input_ids=torch.tensor(next_ids, device=device)[:, None], past_key_values=cache, use_cache=True,
+                     output_hidden_states=True, **kwargs)
+            last = [-1] * len(active)
+        return answers
+
+    def _answer(self, generated: list[int], seg_embedding, stop_reason: str, seg_token: str | None = None) -> Answer:
         text = self.tokenizer.decode(generated, skip_special_tokens=False)
-        return Answer(text, generated, seg_embedding, stop_reason, seg_token)
+        return Answer(text, list(generated), seg_embedding, stop_reason, seg_token)
 
     # ------------------------------------------------------------------------------ mask side
     @torch.inference_mode()
@@ -436,14 +536,21 @@ class MVLoc:
         timings = {} if timings is None else timings
         answer = _timed(timings, "generate",
                         lambda: self.generate(image_features, question, max_new_tokens, logits_processor))
+        return answer, self.answer_masks(answer, image_embeddings, cameras, output_size, timings)
+
+    def answer_masks(self, answer: Answer, image_embeddings: torch.Tensor | Callable[[], torch.Tensor],
+                     cameras: list[list[float]], output_size: int, timings: dict[str, float] | None = None):
+        """The mask side of :meth:`predict` for an answer already generated (e.g. by
+        :meth:`generate_batch`): (V, S, S) float32 logits on SAM's device, or None when the
+        answer has no mask token. Arguments as for :meth:`predict`."""
         if answer.seg_embedding is None:
-            return answer, None
+            return None
+        timings = {} if timings is None else timings
         if callable(image_embeddings):
             image_embeddings = _timed(timings, "sam_encode", image_embeddings)
-        logits = _timed(timings, "decode", lambda: self.decode_masks(
+        return _timed(timings, "decode", lambda: self.decode_masks(
             self.sparse_prompt_embeddings(answer.seg_embedding, cameras, answer.seg_token), image_embeddings,
             output_size, as_tensor=True))
-        return answer, logits
 
     def image_contact(self, image_features: torch.Tensor, rgb: np.ndarray, question: str,
                       max_new_tokens: int = MAX_NEW_TOKENS, timings: dict[str, float] | None = None,
@@ -474,14 +581,28 @@ class MVLoc:
             ValueError: the model is a multi-view model (``multiview_channels`` != 1): its
                 embedding is made for V views and InteractVLM has no single-image path for it.
         """
-        if self.spec.multiview_channels != 1:
-            raise ValueError(f"image_contact needs a 2D model (multiview_channels 1); {self.model_id} has "
-                             f"multiview_channels {self.spec.multiview_channels}: use predict with its views")
+        self._check_2d()
         timings = {} if timings is None else timings
         answer = _timed(timings, "generate",
                         lambda: self.generate(image_features, question, max_new_tokens, logits_processor))
+        return answer, self.image_answer_masks(answer, rgb, timings, image_embedding)
+
+    def _check_2d(self) -> None:
+        if self.spec.multiview_channels != 1:
+            raise ValueError(f"image_contact needs a 2D model (multiview_channels 1); {self.model_id} has "
+                             f"multiview_channels {self.spec.multiview_channels}: use predict with its views")
+
+    def image_answer_masks(self, answer: Answer, rgb: np.ndarray, timings: dict[str, float] | None = None,
+                           image_embedding=None):
+        """The mask side of :meth:`image_contact` for an answer already generated: (H, W)
+        float32 logits on SAM's device in ``rgb``'s pixels, or None without a mask token.
+
+        Raises:
+            ValueError: not a 2D model (see :meth:`image_contact`)."""
+        self._check_2d()
         if answer.seg_embedding is None:
-            return answer, None
+            return None
+        timings = {} if timings is None else timings
         if image_embedding is None:
             image_embedding = _timed(timings, "sam_encode", lambda: self.image_embedding(rgb))
         embedding, input_size = image_embedding
@@ -491,7 +612,7 @@ class MVLoc:
                                                    answer.seg_token)
             return self.postprocess_masks(self.low_res_masks(sparse, embedding), input_size, rgb.shape[:2])[0]
 
-        return answer, _timed(timings, "decode", decode)
+        return _timed(timings, "decode", decode)
 
     def cameras(self, views: list[ViewSpec], dist: float | None = None) -> list[list[float]]:
         """Normalised camera-conditioning inputs of the views (see ``normalized_camera``)."""

@@ -23,7 +23,7 @@ from visualization_msgs.msg import MarkerArray
 from ..handover import CLEARANCE_DISTANCE
 from ..pipeline import InteractionEstimator
 from ..reasons import Reason, Rejected
-from ..geometry.depth import DepthFrame, contact_points_from_depth, object_geometries_from_depth
+from ..geometry.depth import DepthFrame, check_registered, contact_points_from_depth, object_geometries_from_depth
 from .conversions import detection_from_msg, detections_to_msg, interaction_array_msg
 from .images import decode_image
 from .markers import MarkerBuilder
@@ -183,11 +183,17 @@ class FrameProcessor:
         selected = self.select(detections_msg, width, height, settings)
         persons = [d for d, _ in selected if d.label in settings.person_classes]
         selected = [(d, m) for d, m in selected if d.label not in settings.person_classes]
-        if not selected:
+        if not selected and not (settings.scene_contact and persons):  # people alone: their scene contact
             self.report(Reason.PAIRS_WITHOUT_VALID_DETECTIONS, "no valid object detection in the pair")
             return None
         detections = [d for d, _ in selected]
         if depth is not None:
+            try:
+                check_registered(depth.metres.shape, rgb.shape)
+            except ValueError as error:  # the outputs without depth, not a lost frame
+                self.report(Reason.BAD_DEPTH, str(error))
+                depth = None
+        if depth is not None and self.estimator.affordance_model is not None:
             preferred = [d for d in detections if settings.geometry_preference == "depth"
                          or self.estimator.objects.get(d.label) is None]
             from_depth, missing = object_geometries_from_depth(preferred, depth, rgb.shape[:2], settings.depth_points,
@@ -220,11 +226,11 @@ class FrameProcessor:
                                                          "(person_classes) in the image; the whole image was used")
             if is_object and interaction.object_affordance is None and self.estimator.affordance_model is not None:
                 self.report(Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS, interaction.detection.label)
-            elif (is_object and settings.task == "handover" and interaction.object_affordance is not None
-                  and interaction.object_affordance.grasp_clearance is None):
+            elif is_object and settings.task == "handover" and any(n.startswith("task handover: ")
+                                                                   for n in interaction.notes):
+                note = next(n for n in interaction.notes if n.startswith("task handover: "))
                 self.report(Reason.NO_OBJECT_CONTACT_FOR_HANDOVER,
-                            f"detection {interaction.detection.id!r}: {self.estimator.affordance_model.model_id} "
-                            "does not estimate the human's contact on the object; no robot_grasp_clearance")
+                            f"detection {interaction.detection.id!r}: {note.removeprefix('task handover: ')}")
             self.report_answers(interaction)
         return message, result
 

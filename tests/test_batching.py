@@ -1,0 +1,141 @@
+"""Batched generation gives each request what it would get alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from interactvlm_ros.localize.prompts import HUMAN_CONTACT_PROMPT, OBJECT_AFFORDANCE_PROMPT
+
+LABELS = ["cup", "tennis racket", "sports ball", "bottle"]
+
+
+class ScriptedAnswer:
+    """Forces request-specific answers: ``length`` free tokens (the model's own argmax), then
+    the mask token; recognises its request by the prompt's length and last token."""
+
+    def __init__(self, plans: dict[tuple[int, int], tuple[int, int]]):
+        self.plans = plans  # (prompt length, last prompt id) -> (free tokens, forced id)
+        self.prompt_lengths = sorted({k[0] for k in plans}, reverse=True)
+
+    def __call__(self, input_ids, scores):
+        ids = input_ids[0].tolist()
+        for length in self.prompt_lengths:
+            plan = self.plans.get((length, ids[length - 1])) if len(ids) >= length else None
+            if plan is not None and len(ids) - length == plan[0]:
+                forced = torch.full_like(scores, -1e9)
+                forced[0, plan[1]] = 0.0
+                return forced
+        return scores
+
+
+@pytest.fixture(scope="module")
+def plain(tiny_variant_model):
+    """The joint tiny model without its [HSEG] arrangement: plainly random answers, which
+    differ per prompt (a batch that mixed rows up would show)."""
+    return tiny_variant_model("hcontact-ocontact", emit_seg=False)
+
+
+def features_of(model, seed):
+    image = np.random.default_rng(seed).integers(0, 255, (64, 80, 3), np.uint8)
+    return model.encode_image(image)
+
+
+class Recorder:
+    """Records each step's next-token scores per prompt and, when given the tokens of an
+    earlier run, forces them (teacher forcing: random weights have near-ties, down to 1e-4,
+    which float rounding may flip; the scores themselves must agree)."""
+
+    def __init__(self, prompts, forced=None):
+        self.prompts = [tuple(p) for p in prompts]
+        self.scores = {p: [] for p in self.prompts}
+        self.forced = forced
+
+    def __call__(self, input_ids, scores):
+        ids = tuple(input_ids[0].tolist())
+        prompt = next(p for p in self.prompts if ids[:len(p)] == p)
+        step = len(ids) - len(prompt)
+        self.scores[prompt].append(scores[0].clone())
+        if self.forced is None:
+            return scores
+        forced = torch.full_like(scores, -1e9)
+        forced[0, self.forced[self.prompts.index(prompt)][step]] = 0.0
+        return forced
+
+
+def test_free_answers_match_one_by_one(plain):
+    """Four requests over two images with questions of different lengths: per step and row,
+    the batch's next-token scores equal those of the request generated alone."""
+    first, second = features_of(plain, 0), features_of(plain, 1)
+    requests = [(first, HUMAN_CONTACT_PROMPT.format(object=LABELS[0])),
+                (second, OBJECT_AFFORDANCE_PROMPT.format(object=LABELS[1])),
+                (first, HUMAN_CONTACT_PROMPT.format(object=LABELS[2])),
+                (second, HUMAN_CONTACT_PROMPT.format(object=LABELS[3]))]
+    prompts = [plain.prompt_ids(q) for _, q in requests]
+    alone_scores = Recorder(prompts)
+    alone = [plain.generate(features, question, 6, alone_scores) for features, question in requests]
+    batch_scores = Recorder(prompts, forced=[a.token_ids for a in alone])
+    batched = plain.generate_batch(requests, 6, batch_scores)
+    assert [a.token_ids for a in batched] == [a.token_ids for a in alone]
+    assert [a.stop_reason for a in batched] == [a.stop_reason for a in alone]
+    for prompt in batch_scores.prompts:
+        assert len(batch_scores.scores[prompt]) == len(alone_scores.scores[prompt]) == 6
+        for b, a in zip(batch_scores.scores[prompt], alone_scores.scores[prompt]):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    assert len({tuple(a.token_ids) for a in alone}) > 1  # the rows differ: a mix-up would show
+    assert plain.generate_batch([], 4) == []
+
+
+def test_mask_tokens_at_different_steps_give_the_same_embeddings(plain):
+    """Each sequence leaves the batch at its own mask token ([HSEG], [OSEG], [SEG] after 0, 3
+    and 5 free tokens); its mask embedding equals the one generated alone."""
+    features, other = features_of(plain, 2), features_of(plain, 3)
+    questions = [HUMAN_CONTACT_PROMPT.format(object=label) for label in LABELS[:3]]
+    ids = [plain.prompt_ids(q) for q in questions]
+    tokens = {name: i for i, name in plain.seg_tokens.items()}
+    plans = {(len(p), p[-1]): plan for p, plan in zip(ids, [(0, tokens["[HSEG]"]), (3, tokens["[OSEG]"]),
+                                                            (5, tokens["[SEG]"])])}
+    assert len(plans) == 3
+    script = ScriptedAnswer(plans)
+    # The last request repeats the second question for another image (two cups, two people).
+    requests = [(features, q) for q in questions] + [(other, questions[1])]
+    batched = plain.generate_batch(requests, 16, script)
+    alone = [plain.generate(f, q, 16, script) for f, q in requests]
+    assert [a.seg_token for a in batched] == ["[HSEG]", "[OSEG]", "[SEG]", "[OSEG]"]
+    assert not torch.allclose(alone[1].seg_embedding, alone[3].seg_embedding)
+    for b, a in zip(batched, alone):
+        assert b.token_ids == a.token_ids and b.stop_reason == a.stop_reason == "seg" and b.text == a.text
+        torch.testing.assert_close(b.seg_embedding, a.seg_embedding, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        plain.generate_batch([(features, questions[0])], 0)
+
+
+def test_the_estimator_gives_the_same_results_batched_and_one_by_one(tiny_variant_model):
+    """The joint model, three objects, two people (three regions), with object contact:
+    batched and sequential estimates agree (answers equal, maps within float rounding)."""
+    from interactvlm_ros.detection import Detection
+    from interactvlm_ros.geometry.body import load_body_model
+    from interactvlm_ros.geometry.objects import ObjectLibrary
+    from interactvlm_ros.pipeline import InteractionEstimator
+
+    model = tiny_variant_model("hcontact-ocontact")
+    library = ObjectLibrary(proxies={"cup": ["cylinder", 0.1], "bottle": ["cylinder", 0.25]})
+    body = load_body_model("anny")
+    image = np.random.default_rng(5).integers(0, 255, (120, 320, 3), np.uint8)
+    objects = [Detection("cup", (20, 40, 40, 60), 0.9, "a"), Detection("bottle", (220, 30, 240, 80), 0.8, "b"),
+               Detection("cup", (120, 100, 140, 118), 0.7, "c")]
+    persons = [Detection("person", (0, 0, 60, 120), 0.9, "p"), Detection("person", (200, 0, 260, 120), 0.9, "q")]
+    results = []
+    for batch in (True, False):
+        estimator = InteractionEstimator(model, model, body, library, render_size=64, batch_detections=batch)
+        results.append(estimator.estimate(image, objects, persons=persons, region_margin=0.0))
+    batched, alone = results
+    assert len({i.image_region for i in batched.interactions}) == 3
+    for b, a in zip(batched.interactions, alone.interactions):
+        assert b.human_contact.answer == a.human_contact.answer and b.human_contact.has_mask
+        assert b.object_affordance.contact_answer == a.object_affordance.contact_answer
+        np.testing.assert_allclose(b.human_contact.vertex_probabilities, a.human_contact.vertex_probabilities,
+                                   atol=1e-5)
+        np.testing.assert_allclose(b.object_affordance.probabilities, a.object_affordance.probabilities, atol=1e-5)
+        np.testing.assert_allclose(b.object_affordance.contact, a.object_affordance.contact, atol=1e-5)
