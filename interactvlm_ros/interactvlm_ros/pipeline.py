@@ -308,18 +308,33 @@ class InteractionEstimator:
             answers.update({key: answer for (_, _, _, key), answer in zip(mine, batch)})
         return answers
 
-    def _lifted_masks(self, model: MVLoc, answer, prepared: PreparedViews, views: Sequence[ViewSpec],
-                      conditioning_dist: float | None, timings: dict[str, float]):
-        """An answer's masks on the prepared views, lifted to their vertices / points (None
-        without a mask token)."""
-        logits = model.answer_masks(answer, lambda: self._view_embeddings(model, prepared),
-                                    model.cameras(list(views), conditioning_dist), self.render_size, timings)
-        if logits is None:
-            return None
-        start = time.perf_counter()
-        probabilities = prepared.lift(logits)
-        timings["lift"] = timings.get("lift", 0.0) + (time.perf_counter() - start) * 1e3
-        return probabilities
+    def _lifted_masks(self, masks, answers: dict, timings: dict[str, float]) -> dict:
+        """Per key, the answer's masks on its prepared views lifted to their vertices / points
+        (None without a mask token). ``masks``: (key, model, prepared views, views, camera
+        distance) tuples; with :attr:`batch_detections` the answers of one model and kind of
+        view are decoded in one SAM decoder call."""
+        groups: dict[tuple, list] = {}
+        for job in masks:
+            key, model, prepared, views, dist = job
+            group = (id(model), dist) if self.batch_detections else (key,)
+            groups.setdefault(group, []).append(job)
+        lifted = {}
+        for jobs in groups.values():
+            _, model, _, views, dist = jobs[0]
+            with_mask = [job for job in jobs if answers[job[0]].seg_embedding is not None]
+            lifted.update({job[0]: None for job in jobs})
+            if not with_mask:
+                continue
+            start = time.perf_counter()
+            embeddings = [self._view_embeddings(model, job[2]) for job in with_mask]
+            timings["sam_encode"] = timings.get("sam_encode", 0.0) + (time.perf_counter() - start) * 1e3
+            logits = model.answers_masks([answers[job[0]] for job in with_mask], embeddings,
+                                         model.cameras(list(views), dist), self.render_size, timings)
+            start = time.perf_counter()
+            for job, job_logits in zip(with_mask, logits):
+                lifted[job[0]] = job[2].lift(job_logits)
+            timings["lift"] = timings.get("lift", 0.0) + (time.perf_counter() - start) * 1e3
+        return lifted
 
     def estimate(self, image: np.ndarray, detections: Sequence[Detection],
                  geometries: Mapping[str, ObjectGeometry | PointCloudGeometry] | None = None,
@@ -420,7 +435,8 @@ class InteractionEstimator:
                 geometry = (geometries or {}).get(detection.id) or self.objects.get(detection.label)
                 if geometry is None:
                     continue
-                object_geometry[index] = geometry
+                with timer("render"):
+                    object_geometry[index] = (geometry, self.object_views(geometry))
                 object_features = image_features(self.affordance_model, association)
                 questions.append((self.affordance_model, object_features, OBJECT_AFFORDANCE_PROMPT.format(object=name),
                                   (index, "affordance")))
@@ -429,6 +445,17 @@ class InteractionEstimator:
                                       OBJECT_CONTACT_PROMPT.format(object=name), (index, "object_contact")))
         with timer("generate"):
             answers = self._generate(questions)
+        # Masks on the views, decoded in one batch per model and kind of view, then lifted.
+        masks = []
+        if self.contact_model is not None and not self.contact_is_2d:
+            with timer("render"):
+                body_views = self.body_views()
+            masks += [(key, self.contact_model, body_views, BODY_VIEWS, None) for key in answers if key[1] == "contact"]
+        for index, (_, prepared) in object_geometry.items():
+            masks += [((index, kind), model, prepared, OBJECT_VIEWS, OBJECT_CONDITIONING_DIST)
+                      for kind, model in (("affordance", self.affordance_model),
+                                          ("object_contact", self.object_contact_model)) if (index, kind) in answers]
+        lifted = self._lifted_masks(masks, answers, timer.timings)
         results = []
         sam_embeddings: dict[tuple[int, int, int, int], tuple] = {}
         for index, (association, name) in enumerate(zip(associations, names)):
@@ -440,13 +467,11 @@ class InteractionEstimator:
             if self.contact_model is not None:
                 answer = answers[(index, "contact")]
                 contact = (self._image_contact(answer, image, association.region, threshold, timer, sam_embeddings)
-                           if self.contact_is_2d else self._human_contact(answer, threshold, timer))
+                           if self.contact_is_2d else self._human_contact(answer, lifted[(index, "contact")],
+                                                                          threshold))
             if index in object_geometry:
-                geometry = object_geometry[index]
-                with timer("render"):
-                    prepared = self.object_views(geometry)
-                affordance = self._affordance(answers[(index, "affordance")], answers.get((index, "object_contact")),
-                                              geometry, prepared, threshold, timer, task, clearance_distance)
+                affordance = self._affordance(object_geometry[index][0], answers, lifted, index, threshold, task,
+                                              clearance_distance)
                 if task == "handover" and affordance.grasp_clearance is None:
                     notes.append(self._no_clearance_note(affordance))
             elif self.affordance_model is not None and index < len(detections):
@@ -489,12 +514,9 @@ class InteractionEstimator:
             probabilities[y0:y1, x0:x1] = torch.sigmoid(logits.float()).cpu().numpy()
         return _contact_result(answer, "", np.zeros(0, np.float32), threshold, probabilities)
 
-    def _human_contact(self, answer, threshold: float, timer: _Timer) -> HumanContactResult:
-        with timer("render"):
-            prepared = self.body_views()
-        probabilities = self._lifted_masks(self.contact_model, answer, prepared, BODY_VIEWS, None, timer.timings)
+    def _human_contact(self, answer, probabilities: np.ndarray | None, threshold: float) -> HumanContactResult:
         if probabilities is None:
-            probabilities = np.zeros(prepared.lifter.num_targets, np.float32)
+            probabilities = np.zeros(self.body_views().lifter.num_targets, np.float32)
         if self.smplx_matrix is not None:
             from .geometry.smpl import smplh_to_smplx
 
@@ -527,12 +549,10 @@ class InteractionEstimator:
         :attr:`object_contact_model`)."""
         return self.object_contact_model is not None
 
-    def _affordance(self, answer, contact_answer, geometry: ObjectGeometry | PointCloudGeometry,
-                    prepared: PreparedViews, threshold: float, timer: _Timer, task: str,
-                    clearance_distance: float) -> ObjectAffordanceResult:
-        model = self.affordance_model
-        probabilities = self._lifted_masks(model, answer, prepared, OBJECT_VIEWS, OBJECT_CONDITIONING_DIST,
-                                           timer.timings)
+    def _affordance(self, geometry: ObjectGeometry | PointCloudGeometry, answers: dict, lifted: dict, index: int,
+                    threshold: float, task: str, clearance_distance: float) -> ObjectAffordanceResult:
+        answer, contact_answer = answers[(index, "affordance")], answers.get((index, "object_contact"))
+        probabilities = lifted[(index, "affordance")]
         points = np.asarray(geometry.points if isinstance(geometry, PointCloudGeometry) else geometry.mesh.vertices,
                             np.float32)
         if probabilities is None:
@@ -542,8 +562,7 @@ class InteractionEstimator:
         if contact_answer is not None:
             # No mask token: no contact map at all (zeros would claim "untouched" and make the
             # clearance 1 everywhere, the unsafe answer for a handover).
-            contact = self._lifted_masks(self.object_contact_model, contact_answer, prepared, OBJECT_VIEWS,
-                                         OBJECT_CONDITIONING_DIST, timer.timings)
+            contact = lifted[(index, "object_contact")]
             contact_stop = contact_answer.stop_reason
             if contact is not None and task == "handover":
                 clearance = grasp_clearance(points, contact, threshold, clearance_distance)

@@ -442,34 +442,41 @@ class MVLoc:
 
         Each view is decoded with all V embeddings as its sparse prompt (what InteractVLM's
         batch-1 token set broadcast over the V image embeddings amounts to) and the no-mask
-        dense embedding.
+        dense embedding. Several answers are decoded in one decoder call when given as a batch.
 
         Args:
-            sparse_prompt_embeddings: (V, 256) from :meth:`sparse_prompt_embeddings`;
+            sparse_prompt_embeddings: (V, 256) from :meth:`sparse_prompt_embeddings`, or
+                (B, V, 256) for B answers;
             image_embeddings: (V, C, h, w) from :meth:`image_embeddings` (or
-                :meth:`image_embedding`, V = 1).
+                :meth:`image_embedding`, V = 1), shared by the B answers, or (B, V, C, h, w).
 
         Returns:
-            (V, 1, 4h, 4w) float32 logits on SAM's device.
+            (V, 1, 4h, 4w) float32 logits on SAM's device, or (B, V, 1, 4h, 4w).
         """
         sam = self.model.sam
         device = _device_of(sam)
-        num_views = sparse_prompt_embeddings.shape[0]
-        if image_embeddings.shape[0] != num_views:
-            raise ValueError(f"{num_views} prompts for {image_embeddings.shape[0]} views")
-        _, channels, height, width = image_embeddings.shape
-        sparse = sparse_prompt_embeddings[None, None].expand(num_views, 1, num_views, channels)
-        dense = sam.prompt_encoder.no_mask_embed.weight.reshape(1, channels, 1, 1).expand(num_views, channels,
-                                                                                        height, width)
-        positional = sam.get_image_wide_positional_embeddings().expand(num_views, -1, -1, -1)
+        batched = sparse_prompt_embeddings.dim() == 3
+        sparse = sparse_prompt_embeddings if batched else sparse_prompt_embeddings[None]
+        count, num_views, channels = sparse.shape
+        if image_embeddings.dim() == 4:
+            image_embeddings = image_embeddings[None].expand(count, *image_embeddings.shape)
+        if image_embeddings.shape[:2] != (count, num_views):
+            raise ValueError(f"{count} x {num_views} prompts for {tuple(image_embeddings.shape[:2])} image embeddings")
+        _, _, _, height, width = image_embeddings.shape
+        tokens = sparse[:, None, None].expand(count, num_views, 1, num_views, channels)
+        total = count * num_views
+        dense = sam.prompt_encoder.no_mask_embed.weight.reshape(1, channels, 1, 1).expand(total, channels, height,
+                                                                                        width)
+        positional = sam.get_image_wide_positional_embeddings().expand(total, -1, -1, -1)
         low_res, _ = sam.mask_decoder(
-            image_embeddings=image_embeddings.to(device, self.dtype),
+            image_embeddings=image_embeddings.reshape(total, channels, height, width).to(device, self.dtype),
             image_positional_embeddings=positional.to(device, self.dtype),
-            sparse_prompt_embeddings=sparse.to(device, self.dtype),
+            sparse_prompt_embeddings=tokens.reshape(total, 1, num_views, channels).to(device, self.dtype),
             dense_prompt_embeddings=dense.to(device, self.dtype),
             multimask_output=False,
         )[:2]
-        return low_res[:, 0, :1].float()
+        masks = low_res[:, 0, :1].float().reshape(count, num_views, 1, *low_res.shape[-2:])
+        return masks if batched else masks[0]
 
     @torch.inference_mode()
     def decode_masks(self, sparse_prompt_embeddings: torch.Tensor, image_embeddings: torch.Tensor, output_size: int,
@@ -479,19 +486,50 @@ class MVLoc:
         SAM's input).
 
         Args:
-            sparse_prompt_embeddings: (V, 256) from :meth:`sparse_prompt_embeddings`;
-            image_embeddings: (V, C, h, w) from :meth:`image_embeddings`.
+            sparse_prompt_embeddings: (V, 256) from :meth:`sparse_prompt_embeddings`, or
+                (B, V, 256) for B answers decoded at once;
+            image_embeddings: (V, C, h, w) from :meth:`image_embeddings`, or (B, V, C, h, w).
 
         Returns:
-            (V, output_size, output_size) float32 logits: numpy, or a torch tensor on SAM's
-            device when ``as_tensor`` (lifting can then stay on that device).
+            (V, output_size, output_size) float32 logits, or (B, V, ...): numpy, or a torch
+            tensor on SAM's device when ``as_tensor`` (lifting can then stay on that device).
         """
-        masks = self.low_res_masks(sparse_prompt_embeddings, image_embeddings)
+        low_res = self.low_res_masks(sparse_prompt_embeddings, image_embeddings)
+        masks = low_res.reshape(-1, 1, *low_res.shape[-2:])
         masks = F.interpolate(masks, size=(self.sam_image_size, self.sam_image_size), mode="bilinear",
                               align_corners=False)
         if output_size != self.sam_image_size:
             masks = F.interpolate(masks, size=(output_size, output_size), mode="bilinear", align_corners=False)
-        return masks[:, 0] if as_tensor else masks[:, 0].cpu().numpy()
+        masks = masks.reshape(*low_res.shape[:-3], output_size, output_size)
+        return masks if as_tensor else masks.cpu().numpy()
+
+    def answers_masks(self, answers: Sequence[Answer], image_embeddings: Sequence[torch.Tensor],
+                      cameras: list[list[float]], output_size: int, timings: dict[str, float] | None = None):
+        """:meth:`answer_masks` for several answers in one decoder call (their views share the
+        cameras; each has its own (V, C, h, w) image embeddings, e.g. of its own mesh).
+
+        Returns:
+            One (V, S, S) float32 tensor on SAM's device per answer, None for an answer without
+            a mask token.
+        """
+        timings = {} if timings is None else timings
+        with_mask = [i for i, answer in enumerate(answers) if answer.seg_embedding is not None]
+        result: list[torch.Tensor | None] = [None] * len(answers)
+        if not with_mask:
+            return result
+
+        def decode():
+            sparse = torch.stack([self.sparse_prompt_embeddings(answers[i].seg_embedding, cameras,
+                                                                answers[i].seg_token) for i in with_mask])
+            embeddings = image_embeddings[with_mask[0]]
+            if any(image_embeddings[i] is not embeddings for i in with_mask):
+                embeddings = torch.stack([image_embeddings[i].to(embeddings.device) for i in with_mask])
+            return self.decode_masks(sparse, embeddings, output_size, as_tensor=True)
+
+        masks = _timed(timings, "decode", decode)
+        for row, i in enumerate(with_mask):
+            result[i] = masks[row]
+        return result
 
     @torch.inference_mode()
     def postprocess_masks(self, low_res: torch.Tensor, input_size: tuple[int, int],
