@@ -139,3 +139,34 @@ def test_the_estimator_gives_the_same_results_batched_and_one_by_one(tiny_varian
                                    atol=1e-5)
         np.testing.assert_allclose(b.object_affordance.probabilities, a.object_affordance.probabilities, atol=1e-5)
         np.testing.assert_allclose(b.object_affordance.contact, a.object_affordance.contact, atol=1e-5)
+
+
+def test_depth_clouds_of_all_detections_are_encoded_in_one_sam_batch(tiny_model, monkeypatch):
+    """Point clouds change every frame, so their 4 views are encoded per call: all detections'
+    renders go through SAM's image encoder together, each detection's masks equal to the
+    one-by-one estimate's."""
+    from interactvlm_ros.detection import Detection
+    from interactvlm_ros.geometry.body import load_body_model
+    from interactvlm_ros.geometry.objects import ObjectLibrary, PointCloudGeometry
+    from interactvlm_ros.pipeline import InteractionEstimator
+
+    rng = np.random.default_rng(6)
+    clouds = {}
+    for i in range(3):
+        points = rng.normal(size=(300, 3))
+        points *= (0.05 + 0.03 * i) / np.linalg.norm(points, axis=1, keepdims=True)  # spheres of 5, 8, 11 cm
+        clouds[f"d{i}"] = PointCloudGeometry(points.astype(np.float32), "depth")
+    detections = [Detection("cup", (10 + 30 * i, 10, 30 + 30 * i, 40), 0.9, f"d{i}") for i in range(3)]
+    image = rng.integers(0, 255, (64, 128, 3), np.uint8)
+    calls = []
+    original = tiny_model.image_embeddings
+    monkeypatch.setattr(tiny_model, "image_embeddings", lambda images: calls.append(len(images)) or original(images))
+    results = []
+    for batch in (True, False):
+        estimator = InteractionEstimator(None, tiny_model, load_body_model("anny"), ObjectLibrary(), render_size=64,
+                                         batch_detections=batch)
+        calls.clear()
+        results.append(estimator.estimate(image, detections, geometries=clouds, image_region="full"))
+        assert calls == ([12] if batch else [4, 4, 4])
+    for b, a in zip(*(r.interactions for r in results)):
+        np.testing.assert_allclose(b.object_affordance.probabilities, a.object_affordance.probabilities, atol=1e-5)

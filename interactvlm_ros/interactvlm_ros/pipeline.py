@@ -280,14 +280,24 @@ class InteractionEstimator:
         return self._object_views[key]
 
     def _view_embeddings(self, model: MVLoc, prepared: PreparedViews) -> torch.Tensor:
-        # Body and mesh views live as long as the estimator (held in _body_views /
-        # _object_views), so their identity is a valid key; point-cloud views are per call.
-        if not any(prepared is kept for kept in (self._body_views, *self._object_views.values())):
-            return model.image_embeddings(prepared.images)
-        key = (id(model), id(prepared))
-        if key not in self._embeddings:
-            self._embeddings[key] = model.image_embeddings(prepared.images)
-        return self._embeddings[key]
+        return self._views_embeddings(model, [prepared])[0]
+
+    def _views_embeddings(self, model: MVLoc, views: Sequence[PreparedViews]) -> list[torch.Tensor]:
+        """SAM image embeddings (V, C, h, w) of each prepared view set. Body and mesh views live
+        as long as the estimator (held in _body_views / _object_views), so they are encoded once
+        and kept; point-cloud views are new every call (a depth cloud per detection and frame):
+        those of all detections are encoded in one SAM batch."""
+        kept = (self._body_views, *self._object_views.values())
+        unique = [p for p in {id(p): p for p in views}.values() if (id(model), id(p)) not in self._embeddings]
+        fresh = [p for p in unique if not any(p is k for k in kept)]
+        for prepared in (p for p in unique if any(p is k for k in kept)):
+            self._embeddings[(id(model), id(prepared))] = model.image_embeddings(prepared.images)
+        encoded = {}
+        if fresh:
+            embeddings = model.image_embeddings(np.concatenate([p.images for p in fresh]))
+            sizes = np.cumsum([0] + [len(p.images) for p in fresh])
+            encoded = {id(p): embeddings[sizes[i]:sizes[i + 1]] for i, p in enumerate(fresh)}
+        return [self._embeddings.get((id(model), id(p)), encoded.get(id(p))) for p in views]
 
     def warm_up(self) -> None:
         """Prepare the body views and their SAM embeddings now instead of on the first image."""
@@ -326,7 +336,7 @@ class InteractionEstimator:
             if not with_mask:
                 continue
             start = time.perf_counter()
-            embeddings = [self._view_embeddings(model, job[2]) for job in with_mask]
+            embeddings = self._views_embeddings(model, [job[2] for job in with_mask])
             timings["sam_encode"] = timings.get("sam_encode", 0.0) + (time.perf_counter() - start) * 1e3
             logits = model.answers_masks([answers[job[0]] for job in with_mask], embeddings,
                                          model.cameras(list(views), dist), self.render_size, timings)
