@@ -107,7 +107,8 @@ def test_every_release_variant_is_accepted(tiny_variant, variant, capsys):
 
 
 def test_cli_writes_each_variant_and_refuses_unknown_ones(tmp_path, capsys):
-    assert cli_main(["make-tiny-checkpoint", str(tmp_path / "joint"), "--model", "interactvlm-3d-hcontact-ocontact"]) == 0
+    release = "interactvlm-3d-hcontact-ocontact"  # release names are accepted besides the short ones
+    assert cli_main(["make-tiny-checkpoint", str(tmp_path / "joint"), "--model", release]) == 0
     assert "tiny hcontact-ocontact MV-Loc checkpoint" in capsys.readouterr().out
     config = json.loads((tmp_path / "joint" / "config.json").read_text())
     assert (config["token_type"], config["hseg_token_idx"], config["oseg_token_idx"]) == (

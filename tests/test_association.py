@@ -131,9 +131,11 @@ def test_processing_keeps_people_for_association_and_reports_it(tiny_model):
     assert reason == "no_person_for_object" and "'c1'" in detail
     (interaction,) = message.interactions
     roi = interaction.image_region
-    assert interaction.person_detection_id == "" and (roi.x_offset, roi.y_offset, roi.width, roi.height) == (0, 0, 320, 240)
+    assert interaction.person_detection_id == ""
+    assert (roi.x_offset, roi.y_offset, roi.width, roi.height) == (0, 0, 320, 240)
     reports.clear()
-    assert processor.process(image_msg(image, 7, frame_id="camera"), detections_msg(detections[:1], 7), settings) is None
+    alone = detections_msg(detections[:1], 7)  # a person only
+    assert processor.process(image_msg(image, 7, frame_id="camera"), alone, settings) is None
     assert reports == [("pairs_without_valid_detections", "no valid object detection in the pair")]
 
 
