@@ -36,6 +36,9 @@ def test_contact_points_from_depth_are_the_back_projected_contact_pixels():
     points, values = contact_points_from_depth(probabilities, DepthFrame(metres, intrinsics, "optical"), 0.5)
     np.testing.assert_allclose(points, [[0.02, 0.0, 2.0], [-0.04, 0.02, 2.0]], atol=1e-7)
     np.testing.assert_array_equal(values, np.float32([0.9, 0.9]))
+    # Threshold 0: every predicted pixel, never the zeros where nothing was predicted.
+    points, values = contact_points_from_depth(probabilities, DepthFrame(metres, intrinsics, "optical"), 0.0)
+    np.testing.assert_array_equal(values, np.float32([0.4, 0.9, 0.9]))
     with pytest.raises(ValueError, match="registered"):
         contact_points_from_depth(np.zeros((4, 5)), DepthFrame(metres, intrinsics, "optical"), 0.5)
 

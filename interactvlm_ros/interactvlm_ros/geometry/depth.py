@@ -461,7 +461,8 @@ def object_geometries_from_depth(detections, depth: DepthFrame, color_shape: Seq
 
 def contact_points_from_depth(probabilities: np.ndarray, depth: DepthFrame,
                               threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """The pixels of a per-pixel contact map at or above ``threshold``, back-projected with a
+    """The pixels of a per-pixel contact map at or above ``threshold`` (and above 0: a map is 0
+    where nothing was predicted, e.g. outside the region the model saw), back-projected with a
     registered depth image (:func:`back_project`), with their probabilities.
 
     Args:
@@ -479,5 +480,6 @@ def contact_points_from_depth(probabilities: np.ndarray, depth: DepthFrame,
     probabilities = np.asarray(probabilities, dtype=np.float32)
     check_registered(depth.metres.shape, probabilities.shape)
     with np.errstate(invalid="ignore"):
-        mask = (probabilities >= np.float32(threshold)) & np.isfinite(depth.metres) & (depth.metres > 0)
+        mask = ((probabilities >= np.float32(threshold)) & (probabilities > 0) & np.isfinite(depth.metres)
+                & (depth.metres > 0))
     return back_project(depth.metres, depth.intrinsics, mask=mask), probabilities[mask]
