@@ -16,7 +16,7 @@ import torch
 
 from .association import IMAGE_REGIONS, Association, associate, pair_region
 from .detection import Detection
-from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS, ViewSpec
+from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS
 from .geometry.mesh import TriangleMesh
 from .handover import CLEARANCE_DISTANCE, check_task, grasp_clearance
 from .geometry.objects import ObjectGeometry, ObjectLibrary, PointCloudGeometry
