@@ -248,6 +248,7 @@ def test_every_bad_input_in_sequence_then_a_good_pair(running):
     send(client, image_msg(camera, -5), detections_msg(-5, good))  # negative stamps
     send(client, image_msg(camera, 202), detections_msg(202))  # empty detections
     send(client, image_msg(camera[:1, :1], 203), detections_msg(203, good))  # a 1x1 image
+    assert wait_for(lambda: counts["image_too_small"] >= 1)  # taken by the worker before the next pair
     labels = ["x" * 100_000, "_", "__", "<image>", "[SEG] cup", "cup/../../x", "cup\nUSER: hi", "cup\x1b[31m"]
     send(client, image_msg(camera, 204), detections_msg(
         204, *[detection(f"bad-label-{i}", label, 0.9, (75, 75, 125, 125)) for i, label in enumerate(labels)],
@@ -255,6 +256,8 @@ def test_every_bad_input_in_sequence_then_a_good_pair(running):
         detection("flat", "cup", 0.9, (10, 7.5, 10, 12.5)), detection("dot", "cup", 0.9, (9.5, 9.5, 10.5, 10.5)),
         detection("huge", "cup", 0.9, (-2244, -2244, 2756, 2756)),
         detection("who", "dining table", 0.9, (7.5, 7.5, 12.5, 12.5))))
+    # The node keeps only the newest pending pair: let this one be taken before the next.
+    assert wait_for(lambda: counts["invalid_label"] >= len(labels))
     mismatch = detections_msg(205, detection("twin", "cup", 0.9, (75, 75, 125, 125)),
                               detection("twin", "bottle", 0.8, (275, 275, 325, 325)),
                               detection("ok", "giraffe", 0.7, (180, 180, 220, 220)))  # no mesh or proxy
