@@ -96,6 +96,11 @@ def test_2d_contact_with_depth_gives_points_in_the_camera_frame(tiny_variant_mod
     # The first crop pixel, (u, v) = (15, 10): x = (15 - 79.5) * 1.5 / 120.
     np.testing.assert_allclose([fields["x"][0], fields["y"][0]], [(15 - 79.5) * 1.5 / 120, (10 - 59.5) * 1.5 / 120],
                                rtol=1e-6)
+    # RViz: the touching body parts drawn where they are, in the optical frame.
+    markers = processor.markers(message, result, ProcessingSettings())
+    (touching,) = [m for m in markers.markers if m.ns == "contact_points"]
+    assert touching.header.frame_id == "camera_optical" and len(touching.points) == 110 * 110
+    assert touching.points[0].z == pytest.approx(1.5)
     # Without depth: the image only, an empty cloud.
     message, _ = processor.process(image_msg(image, 10, frame_id="camera_optical"),
                                    detections_msg([PERSON, CUP], 10, "camera_optical"), settings)

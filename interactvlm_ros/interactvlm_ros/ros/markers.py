@@ -7,6 +7,8 @@ Per interaction i, in ``frame_id`` (default "interactvlm"; set RViz's Fixed Fram
 * ``object``: the object's points (POINTS, 1 cm) coloured by affordance, at (0.8, 2 i, 0),
   turned the same way; points from depth are drawn where they are instead, in the camera's
   optical frame (RViz then needs the camera's TF to the fixed frame);
+* ``contact_points``: for the 2D contact model with depth, the touching body parts' points
+  (POINTS, 1 cm) coloured by contact probability, where they are in the camera's optical frame;
 * ``label``: a text above the body: class, detection id, affordance word, body parts, and
   "RANDOM WEIGHTS" when the model's weights are random.
 
@@ -78,6 +80,14 @@ class MarkerBuilder:
                 body.points = self._triangle_points(body_vertices, faces)
                 body.colors = self._colors(contact.vertex_probabilities[faces.reshape(-1)])
                 markers.append(body)
+            if contact is not None and contact.contact_points is not None and len(contact.contact_points):
+                touching = Marker(header=Header(stamp=header.stamp, frame_id=camera_frame or header.frame_id),
+                                  ns="contact_points", id=i, type=Marker.POINTS, action=Marker.ADD, pose=Pose(),
+                                  scale=Vector3(x=0.01, y=0.01, z=0.01), lifetime=Duration())
+                touching.points = [Point(x=px, y=py, z=pz) for px, py, pz in
+                                   np.asarray(contact.contact_points, float).tolist()]
+                touching.colors = self._colors(contact.contact_point_probabilities)
+                markers.append(touching)
             affordance = interaction.object_affordance
             if affordance is not None and len(affordance.points):
                 if affordance.geometry_source == "depth" and camera_frame:

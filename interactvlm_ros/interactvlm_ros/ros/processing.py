@@ -260,6 +260,8 @@ class FrameProcessor:
         markers of a full body mesh take tens of milliseconds to convert and publish."""
         depth_frames = [i.object_affordance.header.frame_id for i in message.interactions
                         if i.object_affordance.geometry_source == "depth"]
+        depth_frames += [i.human_contact.contact_points.header.frame_id for i in message.interactions
+                         if i.human_contact.contact_points.width]
         camera_frame = depth_frames[0] if depth_frames else message.header.frame_id
         body = self.estimator.body
         header = Header(stamp=message.header.stamp, frame_id=settings.markers_frame_id or message.header.frame_id)
