@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .association import IMAGE_REGIONS, Association, associate, pair_region
+from .association import Association, associate
 from .detection import Detection
 from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS
 from .geometry.mesh import TriangleMesh
@@ -318,7 +318,7 @@ class InteractionEstimator:
             answers.update({key: answer for (_, _, _, key), answer in zip(mine, batch)})
         return answers
 
-    def _lifted_masks(self, masks, answers: dict, timings: dict[str, float]) -> dict:
+    def _lifted_masks(self, masks, answers: dict, timer: _Timer) -> dict:
         """Per key, the answer's masks on its prepared views lifted to their vertices / points
         (None without a mask token). ``masks``: (key, model, prepared views, views, camera
         distance) tuples; with :attr:`batch_detections` the answers of one model and kind of
@@ -335,15 +335,13 @@ class InteractionEstimator:
             lifted.update({job[0]: None for job in jobs})
             if not with_mask:
                 continue
-            start = time.perf_counter()
-            embeddings = self._views_embeddings(model, [job[2] for job in with_mask])
-            timings["sam_encode"] = timings.get("sam_encode", 0.0) + (time.perf_counter() - start) * 1e3
+            with timer("sam_encode"):
+                embeddings = self._views_embeddings(model, [job[2] for job in with_mask])
             logits = model.answers_masks([answers[job[0]] for job in with_mask], embeddings,
-                                         model.cameras(list(views), dist), self.render_size, timings)
-            start = time.perf_counter()
-            for job, job_logits in zip(with_mask, logits):
-                lifted[job[0]] = job[2].lift(job_logits)
-            timings["lift"] = timings.get("lift", 0.0) + (time.perf_counter() - start) * 1e3
+                                         model.cameras(list(views), dist), self.render_size, timer.timings)
+            with timer("lift"):
+                for job, job_logits in zip(with_mask, logits):
+                    lifted[job[0]] = job[2].lift(job_logits)
         return lifted
 
     def estimate(self, image: np.ndarray, detections: Sequence[Detection],
@@ -396,8 +394,6 @@ class InteractionEstimator:
         threshold = self.threshold if threshold is None else float(threshold)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
-        if image_region not in IMAGE_REGIONS:
-            raise ValueError(f"image_region must be one of {', '.join(IMAGE_REGIONS)}, got {image_region!r}")
         if scene_contact and self.contact_model is None:
             raise ValueError("scene_contact needs a human-contact model")
         check_task(task)
@@ -406,16 +402,11 @@ class InteractionEstimator:
         names = [self.validate_label(d.label) for d in detections]
         height, width = image.shape[:2]
         associations = associate(detections, persons, width, height, image_region, region_margin)
-        if scene_contact:  # each person's own region, as for an object held by that person
-            full = (0, 0, width, height)
+        if scene_contact:  # a scene pseudo-detection has its person's box: that person, their region
             scene_persons = persons if image_region == "person_object" else ()
-            for scene, person in zip(self.scene_detections(scene_persons, width, height), scene_persons or [None]):
-                if person is None:
-                    associations.append(Association(scene, None, full, True))
-                else:
-                    region = pair_region([person.bbox_xyxy], width, height, region_margin)
-                    associations.append(Association(scene, person, region, region == full))
-                names.append(SCENE_LABEL)
+            scenes = self.scene_detections(scene_persons, width, height)
+            associations += associate(scenes, scene_persons, width, height, image_region, region_margin)
+            names += [SCENE_LABEL] * len(scenes)
         timings: dict[str, float] = {}
         timer = _Timer(timings)
         start = time.perf_counter()
@@ -465,7 +456,7 @@ class InteractionEstimator:
             masks += [((index, kind), model, prepared, OBJECT_VIEWS, OBJECT_CONDITIONING_DIST)
                       for kind, model in (("affordance", self.affordance_model),
                                           ("object_contact", self.object_contact_model)) if (index, kind) in answers]
-        lifted = self._lifted_masks(masks, answers, timer.timings)
+        lifted = self._lifted_masks(masks, answers, timer)
         results = []
         sam_embeddings: dict[tuple[int, int, int, int], tuple] = {}
         for index, (association, name) in enumerate(zip(associations, names)):
