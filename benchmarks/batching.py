@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -31,40 +29,13 @@ from interactvlm_ros.detection import Detection
 from interactvlm_ros.geometry.body import load_body_model
 from interactvlm_ros.geometry.objects import ObjectLibrary
 from interactvlm_ros.localize.builder import load_mvloc
-from interactvlm_ros.localize.prompts import HUMAN_CONTACT_PROMPT, OBJECT_AFFORDANCE_PROMPT, SEG_TOKEN
 from interactvlm_ros.localize.tiny import write_tiny_checkpoint
 from interactvlm_ros.pipeline import InteractionEstimator
+# The scripted answers and the timing of the real-size benchmark (this folder is on sys.path
+# when the script runs).
+from real_size import ANSWERS, LABELS, ScriptedAnswers, median_ms
 
-ANSWERS = {HUMAN_CONTACT_PROMPT: "The contacting body parts are left hand, right hand, and the contact region is",
-           OBJECT_AFFORDANCE_PROMPT: "The affordance type is grasp, and the contact region is"}
-LABELS = ["cup", "bottle", "bowl", "cell phone", "book", "laptop", "remote", "sports ball", "apple", "vase"]
-
-
-class ScriptedAnswers:
-    """Forces, per question, its template's tokens and then [SEG] (identified by the prompt)."""
-
-    def __init__(self, model, questions: list[tuple[str, str]]):
-        seg = model.tokenizer.convert_tokens_to_ids(SEG_TOKEN)
-        self.plans = [(tuple(model.prompt_ids(question)), model.tokenizer.encode(answer, add_special_tokens=False)
-                       + [seg]) for question, answer in questions]
-        self.plans.sort(key=lambda plan: -len(plan[0]))
-
-    def __call__(self, input_ids, scores):
-        ids = tuple(input_ids[0].tolist())
-        prompt, tokens = next(plan for plan in self.plans if ids[:len(plan[0])] == plan[0])
-        forced = torch.full_like(scores, float("-inf"))
-        forced[0, tokens[len(ids) - len(prompt)]] = 0.0
-        return forced
-
-
-def median_ms(function, repeats):
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), result
+CPU = torch.device("cpu")
 
 
 def main():
@@ -101,7 +72,7 @@ def main():
             estimator.warm_up()
             name = "batched" if batch else "sequential"
             timings[name], result = median_ms(lambda: estimator.estimate(photo, detections, image_region="full"),
-                                              args.repeats)
+                                              args.repeats, CPU)
             answers[name] = [(i.human_contact.answer, i.object_affordance.answer) for i in result.interactions]
             stages = result.timings_ms
             print(f"  {name:10s} {timings[name]:9.1f} ms per image ({args.detections} detections, "
@@ -110,8 +81,8 @@ def main():
         assert answers["batched"] == answers["sequential"], "batched answers differ from sequential ones"
         features = model.encode_image(photo)
         requests = [(features, q) for q, _ in questions]
-        t_seq, _ = median_ms(lambda: [model.generate(f, q) for f, q in requests], args.repeats)
-        t_batch, _ = median_ms(lambda: model.generate_batch(requests), args.repeats)
+        t_seq, _ = median_ms(lambda: [model.generate(f, q) for f, q in requests], args.repeats, CPU)
+        t_batch, _ = median_ms(lambda: model.generate_batch(requests), args.repeats, CPU)
         print(f"  generation only: sequential {t_seq:.1f} ms, batched {t_batch:.1f} ms, ratio {t_seq / t_batch:.2f}")
     sequential, batched = timings["sequential"], timings["batched"]
     print(f"RESULT sequential_ms={sequential:.1f} batched_ms={batched:.1f} speedup={sequential / batched:.2f} "
