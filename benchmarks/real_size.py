@@ -32,6 +32,14 @@ Measured, medians of --repeats runs after one warm-up (CUDA synchronised around 
   quantisation statistics), final norm and ``lm_head``; divided by the device's memory bandwidth,
   nominal (table by GPU name) and measured here (device-to-device copy of a large tensor,
   2 x bytes / time). The KV cache (~0.3 GB at this length for 13B) is not counted in the floor;
+* ms per decode token with each KV cache of --decode (batch 1, the same scripted answer; median
+  over --decode-repeats of (answer - prefill) / (tokens - 1), prefill and answer timed in pairs):
+  "dynamic" (transformers' ``DynamicCache``, the figure above, measured again), "static"
+  (``localize.decoding``: preallocated cache, static shapes per step) and "static-compiled" (that
+  step through ``torch.compile(mode="reduce-overhead")``: CUDA graphs on CUDA, inductor's C++
+  kernels on a CPU; its first call, timed apart, compiles) and "static-compiled-unguarded" (the
+  same, dynamo's guards skipped after compiling: ``StaticDecoder.skip_guard_eval``); each
+  divided by the floor;
 * per frame: ``InteractionEstimator(model, model, ...).estimate(image, N detections,
   image_region="full")`` for each N of --detections, with ``batch_detections`` True and False
   (each detection asks the human-contact and the affordance question of the one model, on the
@@ -62,9 +70,14 @@ times), CLIP re-encoding that LLaVA may do per uncached step (counted once per q
     python benchmarks/real_size.py                       # CUDA: --preset real, bf16 and 4bit
     python benchmarks/real_size.py --preset small --render-size 256 --repeats 1   # CPU (float32)
     python benchmarks/real_size.py --preset tiny --render-size 256 --repeats 1    # CPU smoke run (~30 s)
+    python benchmarks/real_size.py --dtypes bf16 --detections 1 --depth-detections 1 --depth-repeats 1
+        # CUDA, shortest run with the decode modes (compile time on a GPU not measured yet)
 
 Do not run "real" on a CPU (26 GB of weights in bfloat16). The last line:
 ``RESULT preset=... device=... <dtype>_decode_ms_per_token=... <dtype>_floor_ratio=...
+<dtype>_decode_ms_per_token_<mode>=... <dtype>_floor_ratio_<mode>=... (mode: dynamic, static,
+static_compiled, static_compiled_unguarded; also <dtype>_floor_ratio_measured_<mode>,
+<dtype>_decode_first_call_s_<mode>, <dtype>_decode_<mode>_skipped=failed)
 <dtype>_frame_ms_<N>=... <dtype>_batched_speedup_<N>=... <dtype>_reference_ratio=...
 <dtype>_peak_gib=... ...``. No timing is asserted.
 """
@@ -123,6 +136,10 @@ PRESETS = {"real": (LLAMA_13B, CLIP_VIT_L14, SAM_VIT_H, SAM_MASK_DECODER, LLAMA_
 #: --dtypes name -> (compute dtype, quantisation of the decoder layers).
 DTYPES = {"bf16": (torch.bfloat16, "none"), "fp16": (torch.float16, "none"), "fp32": (torch.float32, "none"),
           "4bit": (torch.bfloat16, "4bit")}
+
+#: --decode name -> (``MVLoc.decode_cache``, ``MVLoc.compile_decode``, ``StaticDecoder.skip_guard_eval``).
+DECODE_MODES = {"dynamic": ("dynamic", False, False), "static": ("static", False, False),
+                "static-compiled": ("static", True, False), "static-compiled-unguarded": ("static", True, True)}
 
 #: Nominal memory bandwidth, bytes/s, by (all lower-case substrings of) the GPU's name.
 NOMINAL_BANDWIDTH = [(("h200",), 4.8e12), (("h100", "pcie"), 2.0e12), (("h100", "hbm3"), 3.35e12),
@@ -340,6 +357,49 @@ def nominal_bandwidth(device: torch.device) -> float | None:
     return next((value for parts, value in NOMINAL_BANDWIDTH if all(p in name for p in parts)), None)
 
 
+def set_decode_mode(model: MVLoc, mode: str) -> None:
+    """The model's decode loop as ``mode`` of :data:`DECODE_MODES` says."""
+    from interactvlm_ros.localize.decoding import StaticDecoder
+
+    model.decode_cache, model.compile_decode, skip_guard_eval = DECODE_MODES[mode]
+    if model.decode_cache == "static":
+        model.static_decoder = model.static_decoder or StaticDecoder()
+        model.static_decoder.skip_guard_eval = skip_guard_eval
+
+
+def decode_per_token(model: MVLoc, features: torch.Tensor, mode: str, expected: list[int], repeats: int,
+                     device: torch.device) -> tuple[float, float]:
+    """(ms per decode token, seconds of the first call) of the scripted answer to QUESTION with
+    the KV cache of ``mode`` (:data:`DECODE_MODES`): the median over ``repeats`` pairs, each a
+    prefill (``max_new_tokens=1``) followed by the whole answer, of (answer - prefill) /
+    (tokens - 1) (paired, so that a slow spell of a shared machine shifts both). The first call
+    is timed apart and not counted (the first compiled mode compiles the step there, and on CUDA
+    records its CUDA graph; later compiled modes reuse it); the answer must equal ``expected``.
+    The model is back on the dynamic cache afterwards."""
+    set_decode_mode(model, mode)
+
+    def timed(max_new_tokens):
+        synchronize(device)
+        start = time.perf_counter()
+        reply = model.generate(features, QUESTION, max_new_tokens)
+        synchronize(device)
+        return (time.perf_counter() - start) * 1e3, reply
+
+    try:
+        first, answer = timed(MAX_NEW_TOKENS)
+        timed(1)
+        per_token = []
+        for _ in range(repeats):
+            prefill, _ = timed(1)
+            whole, answer = timed(MAX_NEW_TOKENS)
+            per_token.append((whole - prefill) / max(1, len(answer.token_ids) - 1))
+    finally:
+        set_decode_mode(model, "dynamic")
+    if answer.token_ids != expected:
+        raise RuntimeError(f"{mode} decoding answered {answer.token_ids}, the dynamic path {expected}")
+    return statistics.median(per_token), first / 1e3
+
+
 @torch.inference_mode()
 def generate_without_cache(model: MVLoc, features: torch.Tensor, question: str, tokens: list[int]):
     """InteractVLM-style generation (``use_cache=False``): every step runs the whole sequence
@@ -476,6 +536,30 @@ def run_dtype(dtype_name: str, args, device: torch.device, tokenizer_dir: Path, 
     if floor_nominal:
         result["floor_ratio"] = decode_ms / floor_nominal
 
+    # --- decode per token with each KV cache of --decode (batch 1)
+    print(f"  decode per token by KV cache (batch 1, median of {args.decode_repeats} prefill/answer pairs each; "
+          f"ratio to the bandwidth floor, measured{' / nominal' if floor_nominal else ''}):")
+    with memory.section("decode"):
+        for mode in args.decode:
+            key = mode.replace("-", "_")
+            try:
+                mode_ms, first = decode_per_token(model, features, mode, answer.token_ids, args.decode_repeats,
+                                                  device)
+            except Exception as error:  # e.g. torch.compile failing on this device or with 4-bit layers
+                print(f"    {mode:26s} failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
+                result[f"decode_{key}_skipped"] = "failed"
+                continue
+            result.update({f"decode_ms_per_token_{key}": mode_ms, f"decode_first_call_s_{key}": first,
+                           f"floor_ratio_measured_{key}": mode_ms / floor_measured})
+            if floor_nominal:
+                result[f"floor_ratio_{key}"] = mode_ms / floor_nominal
+            ratios = f"{mode_ms / floor_measured:.2f}" + (f" / {mode_ms / floor_nominal:.2f}" if floor_nominal else "")
+            print(f"    {mode:26s} {mode_ms:9.2f} ms   ratio {ratios}   (first call {first:.2f} s)")
+    decoder = model.static_decoder
+    if decoder is not None:
+        print(f"    static shapes (rows, cache length): {sorted(decoder.shapes)}")
+        decoder.clear()
+
     # --- frames with N detections (body + cached box proxy per detection)
     objects = ObjectLibrary(proxies={label: ["box", 0.2] for label in set(labels)})
     estimators = {batch: InteractionEstimator(model, model, body, objects, renderer, render_size=args.render_size,
@@ -562,7 +646,15 @@ def main() -> None:
                         help="default: bf16 4bit on CUDA, fp32 on CPU (bf16 matmuls are slow on CPUs)")
     parser.add_argument("--detections", nargs="+", type=int, default=[1, 2, 4, 8])
     parser.add_argument("--depth-detections", nargs="+", type=int, default=[1, 4])
+    parser.add_argument("--decode", nargs="+", choices=list(DECODE_MODES), default=list(DECODE_MODES),
+                        help="KV caches of the per-token decode timing: dynamic (growing DynamicCache), static "
+                             "(localize.decoding, preallocated), static-compiled (its step through torch.compile "
+                             "'reduce-overhead': CUDA graphs on CUDA, inductor alone on a CPU), "
+                             "static-compiled-unguarded (the same without dynamo's guard evaluation once "
+                             "compiled); default all. The rest of the benchmark uses the dynamic cache")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--decode-repeats", type=int, default=None,
+                        help="prefill/answer pairs per --decode mode (default: max(5, --repeats))")
     parser.add_argument("--depth-repeats", type=int, default=2,
                         help="timed depth frames per N (each renders 4 splat views per detection: seconds at 1024 px)")
     parser.add_argument("--render-size", type=int, default=1024, help="render / lift size (InteractVLM: 1024)")
@@ -577,7 +669,8 @@ def main() -> None:
     dtypes = args.dtypes or (["bf16", "4bit"] if device.type == "cuda" else ["fp32"])
     if args.preset == "real" and device.type != "cuda":
         parser.error("the real preset needs a GPU (26 GB of weights in bfloat16); use --preset small on a CPU")
-    if min(args.detections + args.depth_detections + [args.repeats, args.depth_repeats]) < 1:
+    args.decode_repeats = args.decode_repeats or max(5, args.repeats)
+    if min(args.detections + args.depth_detections + [args.repeats, args.depth_repeats, args.decode_repeats]) < 1:
         parser.error("detection counts and repeats must be >= 1")
     started = time.perf_counter()
     torch.manual_seed(0)
@@ -585,7 +678,8 @@ def main() -> None:
     if hasattr(os, "getloadavg") and os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5:
         print(f"note: load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores: CPU timings are contended "
               "(fewer threads, e.g. --threads 1, suffer less)")
-    print(f"preset {args.preset}, dtypes {' '.join(dtypes)}, detections {args.detections}, depth detections "
+    print(f"preset {args.preset}, dtypes {' '.join(dtypes)}, decode {' '.join(args.decode)}, "
+          f"detections {args.detections}, depth detections "
           f"{args.depth_detections}, repeats {args.repeats} (depth {args.depth_repeats}), renders {args.render_size} "
           "px; weights are RANDOM "
           "(timing only), answers scripted to InteractVLM's templates")

@@ -27,7 +27,8 @@ Names follow LLaVA / LISA and SAM: :meth:`MVLoc.generate` (the answer),
 ``seg_embedding`` (the hidden state that predicted ``[SEG]``), :meth:`MVLoc.sparse_prompt_embeddings`
 (its projection, conditioned per view on the camera), :meth:`MVLoc.image_embeddings` (SAM's
 image encoder on the renders) and :meth:`MVLoc.decode_masks` (SAM's mask decoder).
-Loading is in :mod:`.builder`.
+Loading is in :mod:`.builder`. CLIP, SAM's image encoder and SAM's mask decoder run in torch or,
+after :meth:`MVLoc.use_onnx`, in onnxruntime (:mod:`.onnx_vision`), behind the same methods.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from .checkpoint import RANDOM_WEIGHTS_KEY, CheckpointError
 from .model import MVLocModel, normalized_camera
 from .placement import describe, model_blocks
 from .prompts import HSEG_TOKEN, IMAGE_TOKEN_INDEX, ISEG_TOKEN, OSEG_TOKEN, SEG_TOKEN, conversation
+from .quantization import DECODE_CACHES
 
 #: SAM's pixel normalisation (segment_anything ``Sam.pixel_mean`` / ``pixel_std``), 0-255 RGB.
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -114,6 +116,16 @@ class MVLoc:
         self.config = config
         self.model_id = model_id
         self.weights_are_random = bool(config.get(RANDOM_WEIGHTS_KEY, False))
+        #: KV cache of :meth:`generate_batch`'s decode loop: "dynamic" (a growing ``DynamicCache``,
+        #: finished answers leave the batch) or "static" (:mod:`.decoding`: a preallocated cache,
+        #: static shapes per step, the same answers).
+        self.decode_cache = "dynamic"
+        #: With decode_cache "static": run each decode step through ``torch.compile(mode=
+        #: "reduce-overhead")`` (CUDA graphs on CUDA; one compile per row / cache-length bucket).
+        self.compile_decode = False
+        #: The :class:`~.decoding.StaticDecoder` of the static path (its cache pool and compiled
+        #: step), made on first use; assign one to choose its cache-length bucket or pool size.
+        self.static_decoder = None
         self.dtype = next(model.sam.parameters()).dtype  # SAM is never quantised
         self.device_map = {block: str(_device_of(model.get_submodule(block))) for block in model_blocks(model)}
         for token, key, idx in mask_tokens(self.spec):
@@ -121,6 +133,42 @@ class MVLoc:
             if found != idx:
                 raise CheckpointError(f"tokenizer id of {token} is {found} but config.json says {key} = {idx}")
         self.sam_image_size = int(model.sam.config.vision_config.image_size)
+        #: None (torch) or an :class:`~.onnx_vision.OnnxVision` running CLIP, SAM's image encoder
+        #: and its mask decoder (:meth:`use_onnx`).
+        self.onnx_vision = None
+
+    def use_onnx(self, directory) -> None:
+        """Run CLIP, SAM's image encoder and SAM's mask decoder in onnxruntime from an
+        ``export-onnx`` directory of this checkpoint (:class:`~.onnx_vision.OnnxVision`);
+        everything else stays in torch.
+
+        Raises:
+            FileNotFoundError, ValueError, RuntimeError, ImportError: see
+                :meth:`.onnx_vision.OnnxVision.load` (e.g. graphs of another checkpoint).
+        """
+        from .onnx_vision import OnnxVision
+
+        self.onnx_vision = OnnxVision.load(directory, self)
+
+    @property
+    def vision_backend(self) -> str:
+        """"torch" or "onnxruntime" (see :meth:`use_onnx`)."""
+        return "torch" if self.onnx_vision is None else "onnxruntime"
+
+    @property
+    def vision_description(self) -> str:
+        """"torch", or "onnxruntime (<the first provider of each graph's session>)", e.g.
+        "onnxruntime (CUDAExecutionProvider)"."""
+        if self.onnx_vision is None:
+            return "torch"
+        first = sorted({providers[0] for providers in self.onnx_vision.providers.values()})
+        return f"onnxruntime ({', '.join(first)})"
+
+    def _sam_encoder(self, pixels: torch.Tensor) -> torch.Tensor:
+        """SAM's image encoder: (B, 3, S, S) normalised, padded -> (B, C, h, w) in ``dtype``."""
+        if self.onnx_vision is None:
+            return self.model.sam.get_image_embeddings(pixels)
+        return self.onnx_vision.run("sam_image_encoder", pixels).to(self.dtype)
 
     @property
     def seg_tokens(self) -> dict[int, str]:
@@ -151,8 +199,11 @@ class MVLoc:
         pixels = self.image_processor(images=rgb, return_tensors="pt",
                                       input_data_format="channels_last")["pixel_values"]
         pixels = pixels.to(_device_of(self.model.vision_tower), self.dtype)
-        out = self.model.vision_tower(pixels, output_hidden_states=True)
-        features = out.hidden_states[self.spec.mm_vision_select_layer][:, 1:]
+        if self.onnx_vision is None:
+            out = self.model.vision_tower(pixels, output_hidden_states=True)
+            features = out.hidden_states[self.spec.mm_vision_select_layer][:, 1:]
+        else:
+            features = self.onnx_vision.run("clip_vision", pixels).to(self.dtype)
         return self.model.mm_projector(features.to(_device_of(self.model.mm_projector)))
 
     @torch.inference_mode()
@@ -173,7 +224,7 @@ class MVLoc:
             new = (round(pixels.shape[-2] * scale), round(pixels.shape[-1] * scale))
             pixels = F.interpolate(pixels, size=new, mode="bilinear", align_corners=False, antialias=True)
         pixels = self._normalize_and_pad(pixels)
-        return torch.cat([self.model.sam.get_image_embeddings(pixels[i:i + 1]) for i in range(len(pixels))])
+        return torch.cat([self._sam_encoder(pixels[i:i + 1]) for i in range(len(pixels))])
 
     def _normalize_and_pad(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) float 0-255 RGB -> (B, 3, S, S) in SAM's dtype on SAM's device:
@@ -218,7 +269,7 @@ class MVLoc:
         height, width = self.sam_input_size(*rgb.shape[:2])
         resized = np.array(Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height), Image.BILINEAR))
         pixels = torch.from_numpy(resized).permute(2, 0, 1)[None].float()
-        return self.model.sam.get_image_embeddings(self._normalize_and_pad(pixels)), (height, width)
+        return self._sam_encoder(self._normalize_and_pad(pixels)), (height, width)
 
     # ------------------------------------------------------------------------------ text side
     def prompt_ids(self, question: str) -> list[int]:
@@ -277,6 +328,16 @@ class MVLoc:
         per sequence), then all answers are decoded together, a sequence leaving the batch at
         its mask token, EOS or ``max_new_tokens``.
 
+        The decode loop follows :attr:`decode_cache`: "dynamic" (the default) grows a
+        ``DynamicCache`` by one slot per step and drops finished sequences from it; "static"
+        (:class:`~.decoding.StaticDecoder`) copies the prefill into a preallocated cache (rows
+        padded to a power of two, length a multiple of 128 slots, grown by 128 when an answer
+        reaches its end) and runs every step with the same shapes, finished sequences staying in
+        their rows with their outputs ignored, so that the step can be compiled
+        (:attr:`compile_decode`: ``torch.compile(mode="reduce-overhead")``, CUDA graphs on
+        CUDA). Both give the same answers (tokens, stop reasons, mask tokens; mask embeddings
+        within float rounding); the logits processor is called with the same arguments.
+
         Args:
             requests: (image_features (1, N, H) from :meth:`encode_image`, question) pairs;
                 image features of one image shared by several requests should be the same
@@ -288,10 +349,16 @@ class MVLoc:
             One :class:`Answer` per request, in order.
 
         Raises:
-            ValueError: max_new_tokens < 1, or image features of different lengths.
+            ValueError: max_new_tokens < 1, image features of different lengths, a
+                :attr:`decode_cache` other than "dynamic" / "static", or :attr:`compile_decode`
+                with the dynamic cache.
         """
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        if self.decode_cache not in DECODE_CACHES:
+            raise ValueError(f"decode_cache must be one of {', '.join(DECODE_CACHES)}, got {self.decode_cache!r}")
+        if self.compile_decode and self.decode_cache != "static":
+            raise ValueError('compile_decode needs decode_cache = "static" (the dynamic cache changes shape per step)')
         if not requests:
             return []
         lm = self.model.language_model
@@ -347,6 +414,14 @@ class MVLoc:
             out = lm(input_ids=suffix_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                      use_cache=True, output_hidden_states=True)
             last = [n - 1 for n in lengths]
+        if self.decode_cache == "static":
+            from .decoding import StaticDecoder
+
+            if self.static_decoder is None:
+                self.static_decoder = StaticDecoder()
+            return self.static_decoder.decode(lm, out, last, mask, lengths, prefix_length, prompts, max_new_tokens,
+                                              logits_processor, self.seg_tokens, self.tokenizer.eos_token_id,
+                                              self._answer, compiled=self.compile_decode)
         answers: list[Answer | None] = [None] * count
         generated: list[list[int]] = [[] for _ in range(count)]
         active = list(range(count))  # request index of each batch row
@@ -465,6 +540,11 @@ class MVLoc:
         _, _, _, height, width = image_embeddings.shape
         tokens = sparse[:, None, None].expand(count, num_views, 1, num_views, channels)
         total = count * num_views
+        if self.onnx_vision is not None:
+            low_res = self.onnx_vision.run("sam_mask_decoder", image_embeddings.reshape(total, channels, height, width),
+                                           tokens.reshape(total, 1, num_views, channels))
+            masks = low_res.to(device).reshape(count, num_views, 1, *low_res.shape[-2:])
+            return masks if batched else masks[0]
         dense = sam.prompt_encoder.no_mask_embed.weight.reshape(1, channels, 1, 1).expand(total, channels, height,
                                                                                         width)
         positional = sam.get_image_wide_positional_embeddings().expand(total, -1, -1, -1)

@@ -1,8 +1,10 @@
-"""Numeric formats of MV-Loc: the precisions it loads in and the optional 8-/4-bit
-quantisation of its LLaMA decoder layers (bitsandbytes, CUDA only).
+"""Numeric formats of MV-Loc: the precisions it loads in, the optional 8-/4-bit
+quantisation of its LLaMA decoder layers (bitsandbytes, CUDA only), the runtimes of its
+vision stages (:data:`VISION_BACKENDS`, see :mod:`.onnx_vision`) and of its decode loop
+(:data:`DECODE_CACHES`, see :mod:`.decoding`).
 
-Torch is imported inside the functions, so the names (:data:`PRECISIONS`, :data:`QUANTIZATIONS`)
-can be read by the parameter table without loading torch.
+Torch is imported inside the functions, so the names (:data:`PRECISIONS`, :data:`QUANTIZATIONS`,
+:data:`VISION_BACKENDS`, :data:`DECODE_CACHES`) can be read by the parameter table without loading torch.
 
 transformers' own bitsandbytes integration (``replace_with_bnb_linear``) replaces layers with
 empty quantised ones that its ``from_pretrained`` machinery then fills; MV-Loc is assembled
@@ -16,6 +18,13 @@ from __future__ import annotations
 PRECISIONS = ("float32", "bfloat16", "float16")
 #: Quantisation of the language model's decoder layers (bitsandbytes, CUDA only).
 QUANTIZATIONS = ("none", "8bit", "4bit")
+#: Where CLIP, SAM's image encoder and SAM's mask decoder run: torch, onnxruntime from an
+#: ``export-onnx`` directory (:class:`.onnx_vision.OnnxVision`), or auto (onnxruntime where
+#: an export is found and it measured faster; see ``loading._use_onnx``).
+VISION_BACKENDS = ("auto", "torch", "onnxruntime")
+#: The KV cache of the decode loop (``MVLoc.decode_cache``): a growing ``DynamicCache``, or the
+#: preallocated static-shape cache of :mod:`.decoding` (which ``MVLoc.compile_decode`` compiles).
+DECODE_CACHES = ("dynamic", "static")
 _ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
