@@ -378,6 +378,20 @@ def test_torch_pin_matches_requirements(variables):
     assert variables["TORCH_VERSION"] == pins["torch"].strip()
     assert variables["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/${TORCH_VARIANT}"
     assert re.fullmatch(r"cu12\d", variables["TORCH_VARIANT"]), "the default image is CUDA 12.x"
+    # GPU variants swap onnxruntime for onnxruntime-gpu of the same version.
+    assert variables["ONNXRUNTIME_VERSION"] == pins["onnxruntime"].strip()
+
+
+def test_gpu_variants_install_onnxruntime_gpu(instructions):
+    """requirements.txt's onnxruntime is dropped from the merged list and installed as the
+    variant's package: the choice, run by bash for both kinds of variant."""
+    run = next(args for keyword, args in instructions if keyword == "RUN" and "merge_requirements.py" in args)
+    assert "--drop torch --drop onnxruntime" in run and '"${ort}==${ONNXRUNTIME_VERSION}"' in run
+    choice = re.search(r'if \[ "\$\{TORCH_VARIANT\}" = cpu \].*?; fi', run).group(0)
+    for variant, package in (("cpu", "onnxruntime"), ("cu128", "onnxruntime-gpu"), ("cu126", "onnxruntime-gpu")):
+        chosen = subprocess.run(["bash", "-c", f'{choice}; echo "$ort"'], env={"TORCH_VARIANT": variant},
+                                capture_output=True, text=True, check=True).stdout.strip()
+        assert chosen == package, variant
 
 
 def test_entrypoint_script():

@@ -2,6 +2,7 @@
 
     interactvlm-ros make-tiny-checkpoint DIR [--model VARIANT] [--seed N] [--format bin|safetensors]
     interactvlm-ros check-assets DIR...
+    interactvlm-ros export-onnx CHECKPOINT_DIR [OUT_DIR] [--clip-dir DIR]
     interactvlm-ros replay IN_BAG OUT_BAG [model options] [--params-file YAML] [--report-dir DIR] [--force]
     interactvlm-ros demo [OUT_DIR] [model options] [--force]
 
@@ -39,6 +40,17 @@ def _check_assets(args) -> int:
     reports = check_assets(args.directories)
     print(format_reports(reports))
     return 0 if all(r.ok for r in reports) else 1
+
+
+def _export_onnx(args) -> int:
+    from .localize.onnx_vision import export_onnx, load_vision_modules
+
+    out_dir = Path(args.out_dir) if args.out_dir else Path(args.checkpoint_dir) / "onnx"
+    modules = load_vision_modules(args.checkpoint_dir, args.clip_dir)
+    export_onnx(modules, out_dir)
+    print(f"wrote the vision graphs of {modules.model_id} to {out_dir}; run the node with vision_backend:=onnxruntime"
+          f"{'' if not args.out_dir else ' and contact_onnx_dir / affordance_onnx_dir set to it'}")
+    return 0
 
 
 #: Short names kept for options of the parameter table (earlier releases used them).
@@ -306,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
                                                      "directories without running the model")
     check.add_argument("directories", nargs="+")
     check.set_defaults(run=_check_assets)
+
+    export = commands.add_parser("export-onnx", help="export CLIP, SAM's image encoder and SAM's mask decoder of a "
+                                                     "checkpoint to ONNX (for vision_backend onnxruntime)")
+    export.add_argument("checkpoint_dir")
+    export.add_argument("out_dir", nargs="?", help="default: CHECKPOINT_DIR/onnx (where the node looks by default)")
+    export.add_argument("--clip-dir", help="local copy of openai/clip-vit-large-patch14 (as the node's clip_dir)")
+    export.set_defaults(run=_export_onnx)
 
     replay = commands.add_parser("replay", help="run a ROS 2 bag (mcap or sqlite3) through the pipeline offline")
     replay.add_argument("in_bag")

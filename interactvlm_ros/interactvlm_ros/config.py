@@ -25,7 +25,7 @@ from .association import IMAGE_REGIONS
 from .geometry.body import RENDERED_BODIES
 from .handover import CLEARANCE_DISTANCE, TASKS
 from .geometry.smpl import CONTACT_TOPOLOGIES
-from .localize.quantization import PRECISIONS, QUANTIZATIONS
+from .localize.quantization import DECODE_CACHES, PRECISIONS, QUANTIZATIONS, VISION_BACKENDS
 from .localize.variants import VARIANTS
 
 #: Sections of the parameter file, in order: key -> heading.
@@ -109,6 +109,21 @@ PARAMETERS: tuple[Parameter, ...] = (
       cli=True, launch=True),
     P("max_memory", "", "with device_map auto, the devices to use and a cap on each one's parameters, e.g. "
       "\"cuda:0=20GiB,cuda:1=10GiB\"; \"\": every visible GPU, free memory / 1.25", cli=True, launch=True),
+    P("vision_backend", "auto", "where CLIP, SAM's image encoder and SAM's mask decoder run: onnxruntime from graphs "
+      "exported by `interactvlm-ros export-onnx` (CUDA / TensorRT providers on a GPU: onnxruntime-gpu), torch, or "
+      "auto: onnxruntime when they run on the CPU and <checkpoint>/onnx holds an export (or an *_onnx_dir is set), "
+      "torch otherwise", choices=VISION_BACKENDS, cli=True, launch=True),
+    P("decode_cache", "dynamic", "KV cache of the answer's decode loop: dynamic (grows per token) or static "
+      "(preallocated, the same shapes every step; the same answers); static measured 0.92x and, compiled, 0.81x the "
+      "dynamic time per token on a CPU (small preset), unmeasured on a GPU", choices=DECODE_CACHES, cli=True,
+      launch=True),
+    P("compile_decode", False, "with decode_cache static: torch.compile the decode step (mode reduce-overhead: CUDA "
+      "graphs on CUDA); compiles on the first answers of each batch-size / length bucket (15-25 s each on a CPU)",
+      cli=True, launch=True),
+    P("contact_onnx_dir", "", "export-onnx directory of the contact checkpoint (vision_backend onnxruntime); \"\": "
+      "<contact_checkpoint_dir>/onnx", unit="directory", cli=True),
+    P("affordance_onnx_dir", "", "export-onnx directory of the affordance checkpoint (vision_backend onnxruntime); "
+      "\"\": <affordance_checkpoint_dir>/onnx", unit="directory", cli=True),
     P("render_size", 1024, "render and mask resolution (InteractVLM: 1024)", range=(64, 2048), unit="pixels",
       cli=True),
     P("max_new_tokens", 512, "generation limit per answer (InteractVLM: 512; generation stops at [SEG] long before; "

@@ -107,6 +107,9 @@ def build_estimator(settings: Mapping[str, Any], log=print):
         if s["scene_contact"] and not (s["use_tiny_checkpoint"] or s["contact_checkpoint_dir"]):
             raise ValueError("scene contact is human contact: set contact_checkpoint_dir (InteractVLM's "
                              "interactvlm-3d-hcontact-wScene-damon-lemon-rich)")
+    with _Step("compile_decode", s["compile_decode"]):
+        if s["compile_decode"] and s["decode_cache"] != "static":
+            raise ValueError("compile_decode needs decode_cache static (the dynamic cache changes shape every step)")
     # The models last: checking everything else first fails fast, before minutes of loading.
     keepalive = None
     if s["use_tiny_checkpoint"]:
@@ -139,6 +142,10 @@ def build_estimator(settings: Mapping[str, Any], log=print):
         random = sorted({m.model_id for m in (contact, affordance) if m is not None and m.weights_are_random})
         if random:
             log(f"checkpoint {', '.join(random)} has RANDOM weights (make-tiny-checkpoint); outputs are meaningless")
+    for model in {id(m): m for m in (contact, affordance) if m is not None}.values():
+        model.decode_cache, model.compile_decode = s["decode_cache"], s["compile_decode"]
+    if s["vision_backend"] != "torch":
+        _use_onnx(s, contact, affordance, keepalive)
     if s["scene_contact"]:
         if not contact.weights_are_random and contact.config.get("hC_sam_view_type") not in SCENE_VIEW_TYPES:
             log(f"scene_contact: {contact.model_id} was not trained on scene contact (its hC_sam_view_type is "
@@ -153,3 +160,48 @@ def build_estimator(settings: Mapping[str, Any], log=print):
     with _Step("render_size", size):  # body renders (OpenGL) and their SAM embeddings
         estimator.warm_up()
     return estimator, keepalive
+
+
+def _use_onnx(s: Mapping[str, Any], contact, affordance, keepalive) -> None:
+    """The vision backend of each model (see ``vision_backend`` in :mod:`.config`).
+
+    ``onnxruntime``: the graphs of each model's export directory (``<checkpoint>/onnx`` unless
+    the ``*_onnx_dir`` parameter names one). The tiny checkpoint's graphs are exported at the
+    first use (about 20 s) into ``<cache_dir>/onnx/`` and reused while their fingerprints match
+    (the tiny checkpoint of a variant is the same every time).
+
+    ``auto``: onnxruntime for a model whose ``*_onnx_dir`` is set, or whose CLIP and SAM run on
+    the CPU and whose ``<checkpoint>/onnx`` holds an export (on the CPU onnxruntime measured
+    faster for every stage: README "Measured"); torch otherwise (on a GPU it is not measured).
+    The tiny checkpoint stays in torch. An export that does not belong to the checkpoint is an
+    error either way."""
+    from .localize.onnx_vision import MANIFEST, export_onnx, load_vision_modules
+    from .render.cache import default_cache_dir
+
+    backend = s["vision_backend"]
+    done = set()
+    for parameter, model, checkpoint in (("contact_onnx_dir", contact, s["contact_checkpoint_dir"]),
+                                         ("affordance_onnx_dir", affordance, s["affordance_checkpoint_dir"])):
+        if model is None or id(model) in done:
+            continue
+        done.add(id(model))
+        if s["use_tiny_checkpoint"]:
+            if backend == "auto":
+                continue
+            variant = s["tiny_checkpoint_variant"]
+            directory = Path(s["cache_dir"] or default_cache_dir()) / "onnx" / f"tiny-random-{variant}"
+            with _Step("vision_backend", "onnxruntime"):
+                try:
+                    model.use_onnx(directory)
+                except (FileNotFoundError, ValueError):  # not exported yet, or by another version
+                    tiny = Path(keepalive.name) / f"tiny-random-{variant}"
+                    export_onnx(load_vision_modules(tiny, tiny / "clip"), directory, log=lambda line: None)
+                    model.use_onnx(directory)
+            continue
+        directory = s[parameter] or str(Path(checkpoint) / "onnx")
+        if backend == "auto" and not s[parameter]:
+            on_cpu = all(model.device_map[block] == "cpu" for block in ("vision_tower", "sam"))
+            if not (on_cpu and (Path(directory) / MANIFEST).is_file()):
+                continue
+        with _Step(parameter, directory):
+            model.use_onnx(directory)

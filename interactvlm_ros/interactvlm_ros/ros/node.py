@@ -135,7 +135,9 @@ class InteractVLMNode(LifecycleNode):
         settings = {p.name: self.p(p.name) for p in PARAMETERS}
         estimator, self._tiny_dir = build_estimator(settings, log=self.get_logger().warning)
         self.estimator = estimator
-        self.device = f"{' | '.join(m.placement for m in estimator.models)} ({settings['dtype']})"
+        vision = sorted({m.vision_description for m in estimator.models} - {"torch"})
+        self.device = (f"{' | '.join(m.placement for m in estimator.models)} ({settings['dtype']}"
+                       f"{''.join(', vision ' + v for v in vision)})")
         self.get_logger().info(f"configured: model {estimator.model_id}, body {estimator.body_model_name}, "
                                f"device {self.device}, renderer {estimator.renderer.rasterizer.renderer_name}")
 
