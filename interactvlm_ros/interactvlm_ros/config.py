@@ -114,7 +114,8 @@ PARAMETERS: tuple[Parameter, ...] = (
       "auto: onnxruntime when they run on the CPU and <checkpoint>/onnx holds an export (or an *_onnx_dir is set), "
       "torch otherwise", choices=VISION_BACKENDS, cli=True, launch=True),
     P("decode_cache", "dynamic", "KV cache of the answer's decode loop: dynamic (grows per token) or static "
-      "(preallocated, the same shapes every step; the same answers); static measured 0.92x and, compiled, 0.81x the "
+      "(preallocated, the same shapes every step; the same answers in float32, in half precision rounding can flip a "
+      "near-tie; its caches stay allocated between frames); static measured 0.92x and, compiled, 0.81x the "
       "dynamic time per token on a CPU (small preset), unmeasured on a GPU", choices=DECODE_CACHES, cli=True,
       launch=True),
     P("compile_decode", False, "with decode_cache static: torch.compile the decode step (mode reduce-overhead: CUDA "

@@ -179,6 +179,10 @@ def _use_onnx(s: Mapping[str, Any], contact, affordance, keepalive) -> None:
     from .render.cache import default_cache_dir
 
     backend = s["vision_backend"]
+    engines = Path(s["cache_dir"] or default_cache_dir()) / "tensorrt"
+    if contact is not None and contact is affordance and s["affordance_onnx_dir"] != s["contact_onnx_dir"]:
+        raise ConfigurationError("affordance_onnx_dir", s["affordance_onnx_dir"], ValueError(
+            "the contact and affordance checkpoints are the same model: set contact_onnx_dir only (or both alike)"))
     done = set()
     for parameter, model, checkpoint in (("contact_onnx_dir", contact, s["contact_checkpoint_dir"]),
                                          ("affordance_onnx_dir", affordance, s["affordance_checkpoint_dir"])):
@@ -192,11 +196,11 @@ def _use_onnx(s: Mapping[str, Any], contact, affordance, keepalive) -> None:
             directory = Path(s["cache_dir"] or default_cache_dir()) / "onnx" / f"tiny-random-{variant}"
             with _Step("vision_backend", "onnxruntime"):
                 try:
-                    model.use_onnx(directory)
+                    model.use_onnx(directory, engines)
                 except (FileNotFoundError, ValueError):  # not exported yet, or by another version
                     tiny = Path(keepalive.name) / f"tiny-random-{variant}"
                     export_onnx(load_vision_modules(tiny, tiny / "clip"), directory, log=lambda line: None)
-                    model.use_onnx(directory)
+                    model.use_onnx(directory, engines)
             continue
         directory = s[parameter] or str(Path(checkpoint) / "onnx")
         if backend == "auto" and not s[parameter]:
@@ -204,4 +208,4 @@ def _use_onnx(s: Mapping[str, Any], contact, affordance, keepalive) -> None:
             if not (on_cpu and (Path(directory) / MANIFEST).is_file()):
                 continue
         with _Step(parameter, directory):
-            model.use_onnx(directory)
+            model.use_onnx(directory, engines)

@@ -29,14 +29,16 @@ The pre- and post-processing (resizing, SAM's normalisation and padding, upsampl
 stay in torch in :class:`~.predictor.MVLoc`, shared by both backends.
 
 Execution providers, in order of preference, among those the installed onnxruntime has: on a
-CUDA device TensorRT (fp16 when the model runs in half precision or bfloat16; engines cached in
-``<onnx_dir>/tensorrt_cache``), then CUDA; on the CPU, the CPU provider. A CUDA device with an
+CUDA device TensorRT where its libraries are installed (fp16 when the model runs in half
+precision or bfloat16; engines cached per export, by default under ``<onnx_dir>/tensorrt_cache``;
+a new batch size outside an engine's shapes builds another, which takes seconds), then CUDA; on the CPU, the CPU provider. A CUDA device with an
 onnxruntime that has neither (the CPU wheel) is refused: vision would silently run on the CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -58,7 +60,7 @@ GRAPHS = {
                          "low_res_masks"),
 }
 MANIFEST = "manifest.json"
-#: TensorRT's engine cache, inside the export directory (emptied by every export).
+#: TensorRT's engine cache inside the export directory, when no other is given.
 TENSORRT_CACHE = "tensorrt_cache"
 FINGERPRINTS = "fingerprints.npz"
 #: Values sampled per tensor for the fingerprints (evenly spaced over the flattened tensor).
@@ -221,7 +223,11 @@ def export_onnx(modules: VisionModules, out_dir: str | os.PathLike, log=print, a
                              "load the checkpoint with dtype float32 on the CPU (load_vision_modules)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out_dir / TENSORRT_CACHE, ignore_errors=True)  # engines built from the graphs replaced here
+    # The manifest and fingerprints go first and come back last: an export that fails or is
+    # interrupted half-way leaves a directory that load refuses (no manifest), never new graphs
+    # beside an older export's fingerprints.
+    for stale in (out_dir / MANIFEST, out_dir / FINGERPRINTS):
+        stale.unlink(missing_ok=True)
     sam_size = int(sam.config.vision_config.image_size)
     clip_size = int(tower.config.image_size)
     embedding_size = sam_size // int(sam.config.vision_config.patch_size)
@@ -281,12 +287,20 @@ def _needs_external_data(module: torch.nn.Module) -> bool:
 def providers_for(device: torch.device, half: bool, cache_dir: Path) -> list:
     """onnxruntime execution providers for a graph on ``device`` (see the module docstring).
 
+    TensorRT is chosen only where its libraries are installed (the ``tensorrt`` Python package:
+    onnxruntime-gpu lists the provider whether or not they are); the CUDA provider's memory
+    arena grows by what is requested (``kSameAsRequested``), not by powers of two.
+
     Raises:
         RuntimeError: a CUDA device without onnxruntime's CUDA or TensorRT provider.
     """
+    import importlib.util
+
     import onnxruntime
 
     available = onnxruntime.get_available_providers()
+    if importlib.util.find_spec("tensorrt") is None:
+        available = [name for name in available if name != "TensorrtExecutionProvider"]
     if device.type == "cpu":
         return ["CPUExecutionProvider"]
     if device.type != "cuda":
@@ -298,7 +312,7 @@ def providers_for(device: torch.device, half: bool, cache_dir: Path) -> list:
             "device_id": index, "trt_fp16_enable": half, "trt_engine_cache_enable": True,
             "trt_engine_cache_path": str(cache_dir)}))
     if "CUDAExecutionProvider" in available:
-        chosen.append(("CUDAExecutionProvider", {"device_id": index}))
+        chosen.append(("CUDAExecutionProvider", {"device_id": index, "arena_extend_strategy": "kSameAsRequested"}))
     if not chosen:
         raise RuntimeError(f"the installed onnxruntime has no CUDA provider (available: {', '.join(available)}): "
                            f"install onnxruntime-gpu to run the vision graphs on {device}, or use vision_backend "
@@ -318,14 +332,20 @@ class OnnxVision:
     def __init__(self, directory: Path, manifest: dict, sessions: dict, devices: dict[str, torch.device]):
         self.directory, self.manifest, self.sessions, self.devices = directory, manifest, sessions, devices
         self.providers = {name: session.get_providers() for name, session in sessions.items()}
+        #: Largest batch per onnxruntime call (:meth:`run` splits larger ones).
+        self.max_batch = MAX_BATCH
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, mvloc) -> "OnnxVision":
+    def load(cls, directory: str | os.PathLike, mvloc, tensorrt_cache: str | os.PathLike | None = None
+             ) -> "OnnxVision":
         """Open the graphs exported from ``mvloc``'s checkpoint.
 
         Args:
             directory: an ``export-onnx`` output directory.
             mvloc: the loaded :class:`~.predictor.MVLoc` the graphs stand in for.
+            tensorrt_cache: where TensorRT keeps its engines (default ``<directory>/tensorrt_cache``),
+                in a subdirectory per export (named by a digest of its manifest and
+                fingerprints, so engines of replaced graphs are never reused).
 
         Raises:
             FileNotFoundError: a missing directory, manifest or graph.
@@ -361,27 +381,33 @@ class OnnxVision:
                    "sam_mask_decoder": _device_of(modules.sam)}
         half = dtype in (torch.float16, torch.bfloat16)
         options = _session_options()
+        digest = hashlib.sha256((directory / MANIFEST).read_bytes() + (directory / FINGERPRINTS).read_bytes())
+        engines = Path(tensorrt_cache or directory / TENSORRT_CACHE) / digest.hexdigest()[:16]
         sessions = {}
         for name, entry in manifest["graphs"].items():
             path = directory / entry["file"]
             if not path.is_file():
                 raise FileNotFoundError(f"{path} not found (the export in {directory} is incomplete)")
-            providers = providers_for(devices[name], half, directory / TENSORRT_CACHE)
+            providers = providers_for(devices[name], half, engines)
             sessions[name] = onnxruntime.InferenceSession(str(path), options, providers=providers)
         return cls(directory, manifest, sessions, devices)
 
     def run(self, name: str, *inputs: torch.Tensor) -> torch.Tensor:
         """Run graph ``name`` on torch tensors (batch first); returns its float32 output on the
-        graph's device.
+        graph's device. Batches above ``max_batch`` (:data:`MAX_BATCH`, the export's bound) run
+        in chunks of that size.
 
         Raises:
-            ValueError: an empty batch or one above :data:`MAX_BATCH`.
+            ValueError: an empty batch, or inputs whose batch sizes differ.
         """
+        count = inputs[0].shape[0]
+        if count < 1 or any(x.shape[0] != count for x in inputs):
+            raise ValueError(f"{name}: batch of {[x.shape[0] for x in inputs]} (1..n, the same for every input)")
+        if count > self.max_batch:
+            return torch.cat([self.run(name, *(x[start:start + self.max_batch] for x in inputs))
+                              for start in range(0, count, self.max_batch)])
         entry = self.manifest["graphs"][name]
         device = self.devices[name]
-        count = inputs[0].shape[0]
-        if not 1 <= count <= MAX_BATCH:
-            raise ValueError(f"{name}: batch of {count} (the graphs take 1..{MAX_BATCH})")
         session = self.sessions[name]
         binding = session.io_binding()
         tensors = [x.to(device, torch.float32).contiguous() for x in inputs]  # kept alive until the run ends
@@ -403,6 +429,10 @@ def _session_options():
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only (constant folding warns about every CastLike it cannot fold)
+    # As many threads as torch and no spinning between runs: the sessions run between torch's
+    # stages, and spinning threads would take the cores torch needs next.
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 

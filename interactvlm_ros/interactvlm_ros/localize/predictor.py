@@ -137,10 +137,10 @@ class MVLoc:
         #: and its mask decoder (:meth:`use_onnx`).
         self.onnx_vision = None
 
-    def use_onnx(self, directory) -> None:
+    def use_onnx(self, directory, tensorrt_cache=None) -> None:
         """Run CLIP, SAM's image encoder and SAM's mask decoder in onnxruntime from an
-        ``export-onnx`` directory of this checkpoint (:class:`~.onnx_vision.OnnxVision`);
-        everything else stays in torch.
+        ``export-onnx`` directory of this checkpoint (:class:`~.onnx_vision.OnnxVision`;
+        ``tensorrt_cache``: where TensorRT's engines go); everything else stays in torch.
 
         Raises:
             FileNotFoundError, ValueError, RuntimeError, ImportError: see
@@ -148,7 +148,7 @@ class MVLoc:
         """
         from .onnx_vision import OnnxVision
 
-        self.onnx_vision = OnnxVision.load(directory, self)
+        self.onnx_vision = OnnxVision.load(directory, self, tensorrt_cache)
 
     @property
     def vision_backend(self) -> str:
@@ -335,8 +335,9 @@ class MVLoc:
         reaches its end) and runs every step with the same shapes, finished sequences staying in
         their rows with their outputs ignored, so that the step can be compiled
         (:attr:`compile_decode`: ``torch.compile(mode="reduce-overhead")``, CUDA graphs on
-        CUDA). Both give the same answers (tokens, stop reasons, mask tokens; mask embeddings
-        within float rounding); the logits processor is called with the same arguments.
+        CUDA). Both give the same answers in float32 (tokens, stop reasons, mask tokens; mask
+        embeddings within float rounding; in half precision the rounding can flip a near-tie);
+        the logits processor is called with the same arguments.
 
         Args:
             requests: (image_features (1, N, H) from :meth:`encode_image`, question) pairs;
