@@ -239,6 +239,8 @@ def export_onnx(modules: VisionModules, out_dir: str | os.PathLike, log=print, a
         "sam_mask_decoder": (torch.randn(2, channels, embedding_size, embedding_size, generator=generator),
                              torch.randn(2, 1, modules.num_views, channels, generator=generator)),
     }
+    device = _device_of(sam)  # the graphs are traced where the modules are (CPU or a GPU)
+    example = {name: tuple(x.to(device) for x in tensors) for name, tensors in example.items()}
     wrappers = {"clip_vision": _ClipFeatures(tower, modules.select_layer), "sam_image_encoder": _SamImageEncoder(sam),
                 "sam_mask_decoder": _SamMaskDecoder(sam)}
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
@@ -264,9 +266,9 @@ def export_onnx(modules: VisionModules, out_dir: str | os.PathLike, log=print, a
                                         dynamic_shapes={key: {0: batch} for key in inputs}, verbose=False)
             program.save(str(path), external_data=_needs_external_data(wrapper))
         session = onnxruntime.InferenceSession(str(path), _session_options(), providers=["CPUExecutionProvider"])
-        got = session.run(None, {key: value.numpy() for key, value in zip(inputs, example[name])})[0]
+        got = session.run(None, {key: value.cpu().numpy() for key, value in zip(inputs, example[name])})[0]
         scale = float(expected.abs().max()) or 1.0
-        error = float(np.abs(got - expected.numpy()).max()) / scale
+        error = float(np.abs(got - expected.cpu().numpy()).max()) / scale
         if got.shape != tuple(expected.shape) or not error <= atol:
             raise OnnxExportError(f"{file}: onnxruntime differs from torch by {error:.2e} (relative to max |output| "
                                   f"{scale:.3g}; tolerance {atol:g}), shapes {got.shape} / {tuple(expected.shape)}")
