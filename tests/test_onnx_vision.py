@@ -63,9 +63,17 @@ def test_export_writes_the_graphs_and_manifest(onnx_dir, tiny_model):
         assert sorted(stored.files) == sorted(GRAPHS)
 
 
-def test_onnx_model_reports_its_backend(onnx_model, tiny_model):
+def test_onnx_model_reports_its_backend_and_released_the_torch_modules(onnx_model, tiny_model, onnx_dir):
     assert onnx_model.vision_backend == "onnxruntime" and tiny_model.vision_backend == "torch"
     assert all(providers == ["CPUExecutionProvider"] for providers in onnx_model.onnx_vision.providers.values())
+    model, reference = onnx_model.model, tiny_model.model
+    assert model.vision_tower is None and model.sam.vision_encoder is None and model.sam.mask_decoder is None
+    released = sum(p.numel() for m in (reference.vision_tower, reference.sam.vision_encoder,
+                                       reference.sam.mask_decoder) for p in m.parameters())
+    count = sum(p.numel() for p in model.parameters())
+    assert count == sum(p.numel() for p in reference.parameters()) - released and released > 0
+    with pytest.raises(RuntimeError, match="already runs its vision stages in onnxruntime"):
+        onnx_model.use_onnx(onnx_dir)
 
 
 def test_clip_features_equal_torch(onnx_model, tiny_model):

@@ -142,13 +142,28 @@ class MVLoc:
         ``export-onnx`` directory of this checkpoint (:class:`~.onnx_vision.OnnxVision`;
         ``tensorrt_cache``: where TensorRT's engines go); everything else stays in torch.
 
+        Once the graphs are loaded (and their fingerprints checked), the torch modules they
+        replace are released (``model.vision_tower``, ``model.sam.vision_encoder`` and
+        ``model.sam.mask_decoder`` become None: ~1.8 GiB in bfloat16 at the released sizes), so
+        the switch is one way. On failure nothing changes.
+
         Raises:
             FileNotFoundError, ValueError, RuntimeError, ImportError: see
                 :meth:`.onnx_vision.OnnxVision.load` (e.g. graphs of another checkpoint).
+            RuntimeError: the model already runs in onnxruntime.
         """
         from .onnx_vision import OnnxVision
 
-        self.onnx_vision = OnnxVision.load(directory, self, tensorrt_cache)
+        if self.onnx_vision is not None:
+            raise RuntimeError(f"{self.model_id} already runs its vision stages in onnxruntime "
+                               f"({self.onnx_vision.directory})")
+        vision = OnnxVision.load(directory, self, tensorrt_cache)
+        self.onnx_vision = vision
+        self.model.vision_tower = None
+        self.model.sam.vision_encoder = None
+        self.model.sam.mask_decoder = None
+        if any(device.type == "cuda" for device in vision.devices.values()):
+            torch.cuda.empty_cache()
 
     @property
     def vision_backend(self) -> str:
@@ -198,11 +213,11 @@ class MVLoc:
         # channels_last always: the processor's guess reads a (3, 3, 3) crop as channels-first.
         pixels = self.image_processor(images=rgb, return_tensors="pt",
                                       input_data_format="channels_last")["pixel_values"]
-        pixels = pixels.to(_device_of(self.model.vision_tower), self.dtype)
         if self.onnx_vision is None:
+            pixels = pixels.to(_device_of(self.model.vision_tower), self.dtype)
             out = self.model.vision_tower(pixels, output_hidden_states=True)
             features = out.hidden_states[self.spec.mm_vision_select_layer][:, 1:]
-        else:
+        else:  # (the image processor's float32 pixels, as the graph takes them)
             features = self.onnx_vision.run("clip_vision", pixels).to(self.dtype)
         return self.model.mm_projector(features.to(_device_of(self.model.mm_projector)))
 
