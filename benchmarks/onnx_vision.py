@@ -63,23 +63,6 @@ def build(preset: str, device: torch.device) -> VisionModules:
     return VisionModules(sam.eval(), tower.eval(), -2, 4, f"random-{preset}")
 
 
-class _Loaded:
-    """Just what ``OnnxVision.load`` reads of an ``MVLoc``."""
-
-    def __init__(self, modules: VisionModules):
-        from interactvlm_ros.localize.model import MVLocSpec
-
-        self.model = torch.nn.Module()
-        self.model.sam, self.model.vision_tower = modules.sam, modules.vision_tower
-        self.spec = MVLocSpec.from_config({"hidden_size": 8, "seg_token_idx": 0, "vocab_size": 8,
-                                           "num_hidden_layers": 1, "num_attention_heads": 1, "intermediate_size": 8,
-                                           "mm_vision_select_layer": modules.select_layer,
-                                           "multiview_channels": modules.num_views})
-        self.model_id = modules.model_id
-        self.dtype = torch.float32
-        self.sam_image_size = int(modules.sam.config.vision_config.image_size)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=("real", "small", "tiny"), default="small")
@@ -92,7 +75,7 @@ def main() -> None:
     real_size = _real_size()
     device = torch.device(args.device)
     modules = build(args.preset, device)
-    sam_size = int(modules.sam.config.vision_config.image_size)
+    sam_size = modules.sam_image_size
     clip_size = int(modules.vision_tower.config.image_size)
     side = sam_size // int(modules.sam.config.vision_config.patch_size)
     import onnxruntime
@@ -105,7 +88,7 @@ def main() -> None:
         start = time.perf_counter()
         export_onnx(modules, directory, log=lambda line: print("  " + line))
         export_s = time.perf_counter() - start
-        vision = OnnxVision.load(directory, _Loaded(modules))
+        vision = OnnxVision.load(directory, modules, torch.float32)
         print(f"export {export_s:.1f} s; providers {vision.providers['sam_image_encoder']}")
         generator = torch.Generator().manual_seed(1)
         inputs = {

@@ -50,6 +50,8 @@ from typing import Callable, Sequence
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
+from .predictor import next_token
+
 #: Cache-length bucket, tokens: static caches are a multiple of it long (128: at most 127 masked
 #: slots read per row and step, ~0.1 GB for LLaMA-13B in bfloat16 per row at the worst).
 CACHE_BUCKET = 128
@@ -288,8 +290,8 @@ class StaticDecoder:
         return logits.clone(), hidden.clone()
 
     def decode(self, lm, out, last: list[int], valid: torch.Tensor | None, lengths: list[int], prefix_length: int,
-               prompts: list[list[int]], max_new_tokens: int, logits_processor, seg_tokens: dict[int, str],
-               eos: int | None, answer: Callable, compiled: bool = False) -> list:
+               prompts: list[list[int]], max_new_tokens: int, logits_processor, finished: Callable,
+               compiled: bool = False) -> list:
         """Greedy answers from a prefill, with the rules of ``MVLoc.generate_batch``'s dynamic loop.
 
         Args:
@@ -303,8 +305,8 @@ class StaticDecoder:
                 ``prefix_length + lengths[r] + step``).
             prompts: per row, the prompt ids as the logits processor sees them.
             max_new_tokens: >= 1; logits_processor: see ``MVLoc.generate``.
-            seg_tokens: mask-token id -> token; eos: the EOS id.
-            answer: ``answer(generated, seg_embedding, stop_reason, seg_token=None)`` -> Answer.
+            finished: the stop rules (``MVLoc._stop_rules()``): ``finished(generated, hidden, row,
+                last_step)`` -> the Answer, or None while the answer goes on.
             compiled: run the step through ``torch.compile`` (see :meth:`step`).
 
         Returns:
@@ -333,21 +335,11 @@ class StaticDecoder:
                 picks = scores[:count].argmax(-1).tolist() if logits_processor is None else None
                 keep = []
                 for request in active:
-                    if picks is not None:
-                        next_id = picks[request]
-                    else:
-                        row_scores = logits_processor(torch.tensor([prompts[request] + generated[request]],
-                                                                   device=scores.device),
-                                                      scores[request:request + 1])
-                        next_id = int(row_scores[0].argmax())
+                    next_id = picks[request] if picks is not None else next_token(
+                        scores[request:request + 1], prompts[request], generated[request], logits_processor)
                     generated[request].append(next_id)
-                    if next_id in seg_tokens:
-                        answers[request] = answer(generated[request], hidden[request], "seg", seg_tokens[next_id])
-                    elif next_id == eos:
-                        answers[request] = answer(generated[request], None, "eos")
-                    elif step + 1 == max_new_tokens:
-                        answers[request] = answer(generated[request], None, "max_new_tokens")
-                    else:
+                    answers[request] = finished(generated[request], hidden, request, step + 1 == max_new_tokens)
+                    if answers[request] is None:
                         keep.append(request)
                 active = keep
                 if not active:

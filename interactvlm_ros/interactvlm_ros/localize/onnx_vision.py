@@ -42,13 +42,14 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .placement import device_of
 
 #: ONNX opset of the exported graphs.
 OPSET = 18
@@ -133,6 +134,11 @@ class VisionModules:
         """The modules of a loaded :class:`~.predictor.MVLoc`."""
         return cls(mvloc.model.sam, mvloc.model.vision_tower, mvloc.spec.mm_vision_select_layer,
                    mvloc.spec.multiview_channels, mvloc.model_id)
+
+    @property
+    def sam_image_size(self) -> int:
+        """S, SAM's input side (1024 for ViT-H)."""
+        return int(self.sam.config.vision_config.image_size)
 
     def graph_modules(self) -> dict[str, torch.nn.Module]:
         """Graph name -> the module its fingerprint is taken from."""
@@ -228,7 +234,7 @@ def export_onnx(modules: VisionModules, out_dir: str | os.PathLike, log=print, a
     # beside an older export's fingerprints.
     for stale in (out_dir / MANIFEST, out_dir / FINGERPRINTS):
         stale.unlink(missing_ok=True)
-    sam_size = int(sam.config.vision_config.image_size)
+    sam_size = modules.sam_image_size
     clip_size = int(tower.config.image_size)
     embedding_size = sam_size // int(sam.config.vision_config.patch_size)
     channels = int(sam.config.vision_config.output_channels)
@@ -239,7 +245,7 @@ def export_onnx(modules: VisionModules, out_dir: str | os.PathLike, log=print, a
         "sam_mask_decoder": (torch.randn(2, channels, embedding_size, embedding_size, generator=generator),
                              torch.randn(2, 1, modules.num_views, channels, generator=generator)),
     }
-    device = _device_of(sam)  # the graphs are traced where the modules are (CPU or a GPU)
+    device = device_of(sam)  # the graphs are traced where the modules are (CPU or a GPU)
     example = {name: tuple(x.to(device) for x in tensors) for name, tensors in example.items()}
     wrappers = {"clip_vision": _ClipFeatures(tower, modules.select_layer), "sam_image_encoder": _SamImageEncoder(sam),
                 "sam_mask_decoder": _SamMaskDecoder(sam)}
@@ -338,13 +344,16 @@ class OnnxVision:
         self.max_batch = MAX_BATCH
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, mvloc, tensorrt_cache: str | os.PathLike | None = None
-             ) -> "OnnxVision":
-        """Open the graphs exported from ``mvloc``'s checkpoint.
+    def load(cls, directory: str | os.PathLike, modules: VisionModules, dtype: torch.dtype,
+             tensorrt_cache: str | os.PathLike | None = None) -> "OnnxVision":
+        """Open the graphs exported from the checkpoint of ``modules``.
 
         Args:
             directory: an ``export-onnx`` output directory.
-            mvloc: the loaded :class:`~.predictor.MVLoc` the graphs stand in for.
+            modules: the torch modules the graphs stand in for (:meth:`VisionModules.of` of a
+                loaded :class:`~.predictor.MVLoc`), on the devices the graphs are to run on.
+            dtype: the precision those modules are served in (their fingerprints are compared
+                after rounding to it; half precision selects TensorRT's fp16 mode).
             tensorrt_cache: where TensorRT keeps its engines (default ``<directory>/tensorrt_cache``),
                 in a subdirectory per export (named by a digest of its manifest and
                 fingerprints, so engines of replaced graphs are never reused).
@@ -363,8 +372,7 @@ class OnnxVision:
             raise FileNotFoundError(f"{directory / MANIFEST} not found: export the vision graphs first with "
                                     f"`interactvlm-ros export-onnx CHECKPOINT_DIR {directory}`")
         manifest = json.loads((directory / MANIFEST).read_text())
-        modules = VisionModules.of(mvloc)
-        wanted = {"num_views": modules.num_views, "sam_image_size": mvloc.sam_image_size,
+        wanted = {"num_views": modules.num_views, "sam_image_size": modules.sam_image_size,
                   "mm_vision_select_layer": modules.select_layer, "opset": OPSET}
         wrong = [f"{key} {manifest.get(key)!r} (model: {value!r})" for key, value in wanted.items()
                  if manifest.get(key) != value]
@@ -372,15 +380,14 @@ class OnnxVision:
             raise ValueError(f"{directory} was exported for another model: {'; '.join(wrong)}")
         with np.load(directory / FINGERPRINTS) as stored:
             exported = {name: stored[name] for name in GRAPHS if name in stored}
-        dtype = mvloc.dtype
         mismatched = [name for name, module in modules.graph_modules().items()
                       if name not in exported or not fingerprints_match(exported[name], fingerprint(module), dtype)]
         if mismatched:
-            raise ValueError(f"{directory} holds graphs of another checkpoint than {mvloc.model_id} (weights differ: "
+            raise ValueError(f"{directory} holds graphs of another checkpoint than {modules.model_id} (weights differ: "
                              f"{', '.join(mismatched)}; exported from {manifest.get('model_id')!r}): run "
                              "`interactvlm-ros export-onnx` on this checkpoint")
-        devices = {"clip_vision": _device_of(modules.vision_tower), "sam_image_encoder": _device_of(modules.sam),
-                   "sam_mask_decoder": _device_of(modules.sam)}
+        devices = {"clip_vision": device_of(modules.vision_tower), "sam_image_encoder": device_of(modules.sam),
+                   "sam_mask_decoder": device_of(modules.sam)}
         half = dtype in (torch.float16, torch.bfloat16)
         options = _session_options()
         digest = hashlib.sha256((directory / MANIFEST).read_bytes() + (directory / FINGERPRINTS).read_bytes())
@@ -440,9 +447,3 @@ def _session_options():
 
 def _index(device: torch.device) -> int:
     return device.index if device.index is not None else 0
-
-
-def _device_of(module: torch.nn.Module) -> torch.device:
-    for tensor in module.parameters():
-        return tensor.device
-    return torch.device("cpu")

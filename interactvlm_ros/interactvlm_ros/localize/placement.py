@@ -301,3 +301,12 @@ def describe(device_map: Mapping[str, str]) -> str:
         else:
             runs.append([device, block, block])
     return "; ".join(f"{d}: {a}" if a == b else f"{d}: {a}..{b}" for d, a, b in runs)
+
+
+def device_of(module: torch.nn.Module) -> torch.device:
+    """Device of a module's first parameter (or buffer); the CPU for a module without either."""
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")

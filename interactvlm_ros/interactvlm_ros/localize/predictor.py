@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from ..geometry.camera import ViewSpec
 from .checkpoint import RANDOM_WEIGHTS_KEY, CheckpointError
 from .model import MVLocModel, normalized_camera
-from .placement import describe, model_blocks
+from .placement import describe, device_of, model_blocks
 from .prompts import HSEG_TOKEN, IMAGE_TOKEN_INDEX, ISEG_TOKEN, OSEG_TOKEN, SEG_TOKEN, conversation
 from .quantization import DECODE_CACHES
 
@@ -127,7 +127,7 @@ class MVLoc:
         #: step), made on first use; assign one to choose its cache-length bucket or pool size.
         self.static_decoder = None
         self.dtype = next(model.sam.parameters()).dtype  # SAM is never quantised
-        self.device_map = {block: str(_device_of(model.get_submodule(block))) for block in model_blocks(model)}
+        self.device_map = {block: str(device_of(model.get_submodule(block))) for block in model_blocks(model)}
         for token, key, idx in mask_tokens(self.spec):
             found = tokenizer.convert_tokens_to_ids(token)
             if found != idx:
@@ -152,12 +152,12 @@ class MVLoc:
                 :meth:`.onnx_vision.OnnxVision.load` (e.g. graphs of another checkpoint).
             RuntimeError: the model already runs in onnxruntime.
         """
-        from .onnx_vision import OnnxVision
+        from .onnx_vision import OnnxVision, VisionModules
 
         if self.onnx_vision is not None:
             raise RuntimeError(f"{self.model_id} already runs its vision stages in onnxruntime "
                                f"({self.onnx_vision.directory})")
-        vision = OnnxVision.load(directory, self, tensorrt_cache)
+        vision = OnnxVision.load(directory, VisionModules.of(self), self.dtype, tensorrt_cache)
         self.onnx_vision = vision
         self.model.vision_tower = None
         self.model.sam.vision_encoder = None
@@ -214,12 +214,12 @@ class MVLoc:
         pixels = self.image_processor(images=rgb, return_tensors="pt",
                                       input_data_format="channels_last")["pixel_values"]
         if self.onnx_vision is None:
-            pixels = pixels.to(_device_of(self.model.vision_tower), self.dtype)
+            pixels = pixels.to(device_of(self.model.vision_tower), self.dtype)
             out = self.model.vision_tower(pixels, output_hidden_states=True)
             features = out.hidden_states[self.spec.mm_vision_select_layer][:, 1:]
         else:  # (the image processor's float32 pixels, as the graph takes them)
             features = self.onnx_vision.run("clip_vision", pixels).to(self.dtype)
-        return self.model.mm_projector(features.to(_device_of(self.model.mm_projector)))
+        return self.model.mm_projector(features.to(device_of(self.model.mm_projector)))
 
     @torch.inference_mode()
     def image_embeddings(self, images: np.ndarray) -> torch.Tensor:
@@ -250,7 +250,7 @@ class MVLoc:
         std = torch.tensor(SAM_PIXEL_STD).view(1, 3, 1, 1)
         pixels = (pixels - mean) / std
         pixels = F.pad(pixels, (0, size - pixels.shape[-1], 0, size - pixels.shape[-2]))
-        return pixels.to(_device_of(self.model.sam), self.dtype)
+        return pixels.to(device_of(self.model.sam), self.dtype)
 
     def sam_input_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of an image of ``height`` x ``width`` resized to SAM's input size S along its
@@ -379,7 +379,7 @@ class MVLoc:
             return []
         lm = self.model.language_model
         embed = lm.get_input_embeddings()
-        device = _device_of(embed)
+        device = device_of(embed)
         prompts = [self.prompt_ids(question) for _, question in requests]
         if len({features.shape[1] for features, _ in requests}) > 1:
             raise ValueError("image features of different lengths cannot share a batch")
@@ -436,13 +436,11 @@ class MVLoc:
             if self.static_decoder is None:
                 self.static_decoder = StaticDecoder()
             return self.static_decoder.decode(lm, out, last, mask, lengths, prefix_length, prompts, max_new_tokens,
-                                              logits_processor, self.seg_tokens, self.tokenizer.eos_token_id,
-                                              self._answer, compiled=self.compile_decode)
+                                              logits_processor, self._stop_rules(), compiled=self.compile_decode)
         answers: list[Answer | None] = [None] * count
         generated: list[list[int]] = [[] for _ in range(count)]
         active = list(range(count))  # request index of each batch row
-        seg_tokens = self.seg_tokens
-        eos = self.tokenizer.eos_token_id
+        finished = self._stop_rules()
         for step in range(max_new_tokens):
             rows = torch.arange(len(active), device=out.logits.device)
             index = torch.tensor(last, device=out.logits.device)
@@ -450,19 +448,10 @@ class MVLoc:
             hidden = out.hidden_states[-1][rows, index]
             keep, next_ids = [], []
             for row, request in enumerate(active):
-                row_scores = scores[row:row + 1]
-                if logits_processor is not None:
-                    row_scores = logits_processor(torch.tensor([prompts[request] + generated[request]],
-                                                               device=scores.device), row_scores)
-                next_id = int(row_scores[0].argmax())
+                next_id = next_token(scores[row:row + 1], prompts[request], generated[request], logits_processor)
                 generated[request].append(next_id)
-                if next_id in seg_tokens:
-                    answers[request] = self._answer(generated[request], hidden[row], "seg", seg_tokens[next_id])
-                elif next_id == eos:
-                    answers[request] = self._answer(generated[request], None, "eos")
-                elif step + 1 == max_new_tokens:
-                    answers[request] = self._answer(generated[request], None, "max_new_tokens")
-                else:
+                answers[request] = finished(generated[request], hidden, row, step + 1 == max_new_tokens)
+                if answers[request] is None:
                     keep.append(row)
                     next_ids.append(next_id)
             if not keep:
@@ -487,6 +476,26 @@ class MVLoc:
         text = self.tokenizer.decode(generated, skip_special_tokens=False)
         return Answer(text, list(generated), seg_embedding, stop_reason, seg_token)
 
+    def _stop_rules(self) -> Callable[[list[int], torch.Tensor, int, bool], Answer | None]:
+        """The stop rules of both decode loops, with this model's mask tokens and EOS read once
+        per call of :meth:`generate_batch`: ``finished(generated, hidden, row, last_step)`` is the
+        answer when ``generated``'s last token ends it (a mask token, with ``hidden[row]``, the
+        last-layer state that predicted it, as its mask embedding; EOS; or ``last_step``, the
+        ``max_new_tokens``-th token), else None."""
+        seg_tokens, eos = self.seg_tokens, self.tokenizer.eos_token_id
+
+        def finished(generated: list[int], hidden: torch.Tensor, row: int, last_step: bool) -> Answer | None:
+            next_id = generated[-1]
+            if next_id in seg_tokens:
+                return self._answer(generated, hidden[row], "seg", seg_tokens[next_id])
+            if next_id == eos:
+                return self._answer(generated, None, "eos")
+            if last_step:
+                return self._answer(generated, None, "max_new_tokens")
+            return None
+
+        return finished
+
     # ------------------------------------------------------------------------------ mask side
     @torch.inference_mode()
     def sparse_prompt_embeddings(self, seg_embedding: torch.Tensor, cameras: list[list[float]],
@@ -509,12 +518,12 @@ class MVLoc:
             ValueError: a seg_token this model does not have.
         """
         head = self.model.text_hidden_fcs[0]
-        embedding = head(seg_embedding[None].to(_device_of(head)))  # (1, 256)
+        embedding = head(seg_embedding[None].to(device_of(head)))  # (1, 256)
         num_views = len(cameras)
         embedding = embedding.expand(num_views, -1)
         encoder = self.model.cam_pose_encoder
         if encoder is not None:
-            cams = torch.tensor(cameras, device=_device_of(encoder), dtype=embedding.dtype)
+            cams = torch.tensor(cameras, device=device_of(encoder), dtype=embedding.dtype)
             embedding = embedding * encoder(cams).to(embedding.device)
         if seg_token is not None and seg_token not in self.seg_tokens.values():
             raise ValueError(f"{seg_token} is not a mask token of this model ({', '.join(self.seg_tokens.values())})")
@@ -522,7 +531,7 @@ class MVLoc:
         if splitter is None or seg_token in (None, SEG_TOKEN):
             return embedding
         token_id = next(i for i, t in self.seg_tokens.items() if t == seg_token)
-        human, obj = splitter(embedding[None].to(_device_of(splitter)))
+        human, obj = splitter(embedding[None].to(device_of(splitter)))
         if token_id == self.spec.hseg_token_idx:
             return human[0].to(embedding.device)
         return obj[0].to(embedding.device)
@@ -545,7 +554,7 @@ class MVLoc:
             (V, 1, 4h, 4w) float32 logits on SAM's device, or (B, V, 1, 4h, 4w).
         """
         sam = self.model.sam
-        device = _device_of(sam)
+        device = device_of(sam)
         batched = sparse_prompt_embeddings.dim() == 3
         sparse = sparse_prompt_embeddings if batched else sparse_prompt_embeddings[None]
         count, num_views, channels = sparse.shape
@@ -753,6 +762,16 @@ class MVLoc:
         return [normalized_camera(v, dist) for v in views]
 
 
+def next_token(scores: torch.Tensor, prompt: list[int], generated: list[int],
+               logits_processor: LogitsProcessor | None) -> int:
+    """Greedy next token of one sequence (both decode loops): the argmax of ``scores`` (1, vocab)
+    float32, after ``logits_processor`` when given, called with the ids as LLaVA's ``generate``
+    sees them, ``prompt + generated`` as (1, L) int64 (see :meth:`MVLoc.generate`)."""
+    if logits_processor is not None:
+        scores = logits_processor(torch.tensor([prompt + generated], device=scores.device), scores)
+    return int(scores[0].argmax())
+
+
 def mask_tokens(spec) -> list[tuple[str, str, int]]:
     """(token, config key, id) of each mask token of a model (:class:`~.model.MVLocSpec`): [SEG];
     "Gen-Hu-Obj": also [HSEG], [OSEG]; "Gen-Int": also [ISEG] (under both keys). InteractVLM's
@@ -773,12 +792,3 @@ def _timed(timings: dict[str, float], stage: str, function):
     result = function()
     timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1e3
     return result
-
-
-def _device_of(module: torch.nn.Module) -> torch.device:
-    """Device of a module's first parameter (or buffer)."""
-    for tensor in module.parameters():
-        return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
-    return torch.device("cpu")
