@@ -485,10 +485,7 @@ def run_dtype(dtype_name: str, args, device: torch.device, tokenizer_dir: Path, 
         t_lift, _ = median_ms(lambda: prepared.lift(logits), repeats, device)
 
         def project_question():
-            image_features = model.encode_image(photo)
-            reply = model.generate(image_features, QUESTION)
-            masks = model.decode_masks(model.sparse_prompt_embeddings(reply.seg_embedding, cameras, reply.seg_token),
-                                       embeddings, args.render_size, as_tensor=True)
+            _, masks = model.predict(model.encode_image(photo), QUESTION, embeddings, cameras, args.render_size)
             return prepared.lift(masks)
 
         reference_tokens = script.answer_tokens(model, QUESTION) + model.tokenizer.encode(

@@ -38,6 +38,11 @@ SCENE_LABEL = "scene"
 SCENE_VIEW_TYPES = ("4MV-Z_Vitru_FootGround", "4MV-Z_Vitru_wScene")
 
 
+#: Start of the note an object gets under ``task: handover`` without a grasp clearance (the ROS
+#: layer counts those notes as ``no_object_contact_for_handover``).
+HANDOVER_NOTE = "task handover: "
+
+
 @dataclass(frozen=True)
 class HumanContactResult:
     """Contact on the body, conditioned on one object.
@@ -525,6 +530,7 @@ class InteractionEstimator:
         return _contact_result(answer, self.body_model_name, probabilities, threshold)
 
     def _no_clearance_note(self, affordance: ObjectAffordanceResult | None) -> str:
+        """The note (starting with :data:`HANDOVER_NOTE`) of an object without grasp clearance."""
         if affordance is not None and affordance.contact_stop_reason:
             why = f"the object-contact answer ended without a mask ({affordance.contact_stop_reason})"
         elif self.affordance_model is None:
@@ -532,7 +538,7 @@ class InteractionEstimator:
         else:
             why = (f"{self.affordance_model.model_id} does not estimate the human's contact on the object "
                    "(InteractVLM's joint model does)")
-        return f"task handover: no grasp clearance: {why}"
+        return f"{HANDOVER_NOTE}no grasp clearance: {why}"
 
     @property
     def object_contact_model(self) -> MVLoc | None:

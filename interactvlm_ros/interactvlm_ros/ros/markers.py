@@ -50,6 +50,16 @@ class MarkerBuilder:
         palette = self._palette
         return [palette[i] for i in levels.tolist()]
 
+    def _points_marker(self, ns: str, marker_id: int, points: np.ndarray, probabilities: np.ndarray, header: Header,
+                       pose: Pose) -> Marker:
+        """A POINTS marker of 1 cm points, (N, 3) ``points`` in ``header.frame_id`` placed by
+        ``pose``, coloured by ``probabilities`` (N,)."""
+        marker = Marker(header=header, ns=ns, id=marker_id, type=Marker.POINTS, action=Marker.ADD, pose=pose,
+                        scale=Vector3(x=0.01, y=0.01, z=0.01), lifetime=Duration())
+        marker.points = [Point(x=px, y=py, z=pz) for px, py, pz in np.asarray(points, float).tolist()]
+        marker.colors = self._colors(probabilities)
+        return marker
+
     def _triangle_points(self, vertices: np.ndarray, faces: np.ndarray) -> list[Point]:
         key = (vertices.ctypes.data, vertices.shape, faces.shape)
         if key != self._body_key:
@@ -81,24 +91,16 @@ class MarkerBuilder:
                 body.colors = self._colors(contact.vertex_probabilities[faces.reshape(-1)])
                 markers.append(body)
             if contact is not None and contact.contact_points is not None and len(contact.contact_points):
-                touching = Marker(header=Header(stamp=header.stamp, frame_id=camera_frame or header.frame_id),
-                                  ns="contact_points", id=i, type=Marker.POINTS, action=Marker.ADD, pose=Pose(),
-                                  scale=Vector3(x=0.01, y=0.01, z=0.01), lifetime=Duration())
-                touching.points = [Point(x=px, y=py, z=pz) for px, py, pz in
-                                   np.asarray(contact.contact_points, float).tolist()]
-                touching.colors = self._colors(contact.contact_point_probabilities)
-                markers.append(touching)
+                markers.append(self._points_marker(
+                    "contact_points", i, contact.contact_points, contact.contact_point_probabilities,
+                    header=Header(stamp=header.stamp, frame_id=camera_frame or header.frame_id), pose=Pose()))
             affordance = interaction.object_affordance
             if affordance is not None and len(affordance.points):
                 if affordance.geometry_source == "depth" and camera_frame:
                     where = dict(header=Header(stamp=header.stamp, frame_id=camera_frame), pose=Pose())
                 else:
                     where = dict(header=header, pose=Pose(position=Point(x=0.8, y=y), orientation=SMPL_TO_ROS))
-                cloud = Marker(ns="object", id=i, type=Marker.POINTS, action=Marker.ADD,
-                               scale=Vector3(x=0.01, y=0.01, z=0.01), lifetime=Duration(), **where)
-                cloud.points = [Point(x=px, y=py, z=pz) for px, py, pz in np.asarray(affordance.points, float).tolist()]
-                cloud.colors = self._colors(affordance.probabilities)
-                markers.append(cloud)
+                markers.append(self._points_marker("object", i, affordance.points, affordance.probabilities, **where))
             words = [f"{interaction.detection.label} ({det_id})"]
             if affordance is not None and affordance.affordance:
                 words.append(f"affordance: {affordance.affordance}")

@@ -21,7 +21,7 @@ from vision_msgs.msg import Detection2DArray
 from visualization_msgs.msg import MarkerArray
 
 from ..handover import CLEARANCE_DISTANCE
-from ..pipeline import InteractionEstimator
+from ..pipeline import HANDOVER_NOTE, InteractionEstimator
 from ..reasons import Reason, Rejected
 from ..geometry.depth import DepthFrame, check_registered, contact_points_from_depth, object_geometries_from_depth
 from .conversions import detection_from_msg, detections_to_msg, interaction_array_msg
@@ -221,16 +221,15 @@ class FrameProcessor:
                                         camera_frame, settings.task)
         for index, interaction in enumerate(result.interactions):
             is_object = index < len(selected)
+            handover_note = next((n for n in interaction.notes if n.startswith(HANDOVER_NOTE)), None)
             if is_object and interaction.person is None and settings.image_region == "person_object":
                 self.report(Reason.NO_PERSON_FOR_OBJECT, f"detection {interaction.detection.id!r}: no person detection "
                                                          "(person_classes) in the image; the whole image was used")
             if is_object and interaction.object_affordance is None and self.estimator.affordance_model is not None:
                 self.report(Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS, interaction.detection.label)
-            elif is_object and settings.task == "handover" and any(n.startswith("task handover: ")
-                                                                   for n in interaction.notes):
-                note = next(n for n in interaction.notes if n.startswith("task handover: "))
+            elif is_object and settings.task == "handover" and handover_note is not None:
                 self.report(Reason.NO_OBJECT_CONTACT_FOR_HANDOVER,
-                            f"detection {interaction.detection.id!r}: {note.removeprefix('task handover: ')}")
+                            f"detection {interaction.detection.id!r}: {handover_note.removeprefix(HANDOVER_NOTE)}")
             self.report_answers(interaction)
         return message, result
 
