@@ -253,6 +253,36 @@ def test_input_bag_compressed(tmp_path, storage):
     assert decoded.shape == rgb.shape and np.abs(decoded.astype(int) - rgb).mean() < 8
 
 
+def test_input_bag_with_depth_round_trips_through_the_node_decoders(tmp_path):
+    """Frames with registered depth write a depth image and a CameraInfo of their stamp that
+    the node's own decoders (processing.depth_frame) read back exactly, in metres."""
+    from sensor_msgs.msg import CameraInfo
+
+    from interactvlm_ros.ros.processing import depth_frame
+
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    millimetres = np.arange(48, dtype=np.uint16).reshape(6, 8) * 100
+    metres = millimetres.astype(np.float32) / 1000
+    k = [50.0, 0.0, 3.5, 0.0, 60.0, 2.5, 0.0, 0.0, 1.0]
+    frames = [bags.Frame(10, rgb, [], depth=millimetres, k=k), bags.Frame(20, rgb, []),
+              bags.Frame(30, rgb, [], depth=metres, k=k)]
+    path = bags.write_input_bag(tmp_path / "run", frames)
+    messages = {(topic, t): raw for topic, _, t, raw in bags.read_messages(path)}
+    assert sorted(t for topic, t in messages if topic == bags.DEPTH_TOPIC) == [10, 30]
+    for stamp, encoding in ((10, "16UC1"), (30, "32FC1")):
+        depth = rclpy_serialization.deserialize_message(messages[(bags.DEPTH_TOPIC, stamp)], Image)
+        info = rclpy_serialization.deserialize_message(messages[(bags.CAMERA_INFO_TOPIC, stamp)], CameraInfo)
+        assert depth.encoding == encoding and depth.header.stamp.nanosec == info.header.stamp.nanosec == stamp
+        assert list(info.p) == [50.0, 0.0, 3.5, 0.0, 0.0, 60.0, 2.5, 0.0, 0.0, 0.0, 1.0, 0.0]
+        frame = depth_frame(depth, info, "camera")
+        np.testing.assert_allclose(frame.metres, np.where(metres > 0, metres, np.nan), rtol=1e-6)  # 0: no depth
+        assert (frame.intrinsics.fx, frame.intrinsics.fy, frame.intrinsics.cx, frame.intrinsics.cy) == (50, 60, 3.5, 2.5)
+    with pytest.raises(ValueError, match="depth needs k"):
+        bags.write_input_bag(tmp_path / "nok", [bags.Frame(1, rgb, [], depth=millimetres)])
+    with pytest.raises(ValueError, match=r"\(H, W\) uint16 mm or float32 m"):
+        bags.write_input_bag(tmp_path / "i32", [bags.Frame(1, rgb, [], depth=millimetres.astype(np.int32), k=k)])
+
+
 def test_input_bag_errors(tmp_path):
     rgb = np.zeros((4, 4, 3), np.uint8)
     (tmp_path / "exists").mkdir()

@@ -158,9 +158,20 @@ def running(module_domain_id, tmp_path_factory, tiny_checkpoint):
 
 
 def send(client, image: Image, dets: Detection2DArray) -> None:
+    """Both messages of a pair (the node pairs them by stamp, whichever arrives first)."""
     client.images.publish(image)
-    time.sleep(0.05)
     client.detections.publish(dets)
+
+
+class Since:
+    """Counts of a node's counter since this object was made (a test sees only its own)."""
+
+    def __init__(self, node):
+        self.totals = node.counter.totals
+        self.start = dict(self.totals)
+
+    def __getitem__(self, key: str) -> int:
+        return self.totals[key] - self.start.get(key, 0)
 
 
 def processed(node) -> int:
@@ -169,7 +180,7 @@ def processed(node) -> int:
 
 def test_real_photos_give_one_interaction_array_per_pair(running):
     node, client = running
-    before = len(client.interactions)
+    before, counts = len(client.interactions), Since(node)
     camera = photo("camera")  # 512 x 512, a man with a camera on a tripod
     send(client, image_msg(camera, 100), detections_msg(100, detection("cam-1", "camera", 0.9, (240, 65, 360, 175)),
                                                         detection("easel-1", "easel", 0.7, (200, 250, 400, 510))))
@@ -194,7 +205,7 @@ def test_real_photos_give_one_interaction_array_per_pair(running):
     points, values = affordance_from_cloud(ball.points)
     assert points.shape == (ball.points.width, 3) and np.all((values >= 0) & (values <= 1))
     assert second.interactions[0].detection.bbox.size_x == 150.0
-    assert node.counter.totals["affordance_skipped_unknown_class"] >= 1
+    assert counts["affordance_skipped_unknown_class"] == 1  # the easel
     # Markers: a body, an object cloud and a label per interaction, behind a DELETEALL.
     assert wait_for(lambda: len(client.markers) >= 2)
     markers = client.markers[-1].markers
@@ -237,7 +248,7 @@ def test_every_bad_input_in_sequence_then_a_good_pair(running):
     reason, valid detections next to bad ones are still processed, and a good pair at the end
     gives its output. Nothing raises, nothing is an inference error."""
     node, client = running
-    counts = node.counter.totals
+    counts, sync_start = Since(node), dict(node.pair_buffer.counts)
     start = processed(node)
     camera = photo("camera")
     good = detection("cup-1", "cup", 0.9, (75, 75, 125, 125))
@@ -271,6 +282,8 @@ def test_every_bad_input_in_sequence_then_a_good_pair(running):
                 "affordance_skipped_unknown_class": 1}
     assert wait_for(lambda: all(counts[k] >= n for k, n in expected.items())), {
         k: (counts[k], n) for k, n in expected.items() if counts[k] < n}
+    # 150, and 200 / 201 whose images were dropped (wrong encoding, no stamp): none with their stamp.
+    assert wait_for(lambda: counts["no_image_for_detections"] >= 3)
     # The valid detections of the message with a duplicate id were processed (the first "twin").
     assert wait_for(lambda: any(m.header.stamp.sec == 205 for m in client.interactions))
     output = next(m for m in client.interactions if m.header.stamp.sec == 205)
@@ -281,7 +294,10 @@ def test_every_bad_input_in_sequence_then_a_good_pair(running):
     # Still alive: a good pair after all that is processed.
     send(client, image_msg(camera, 210), detections_msg(210, good))
     assert wait_for(lambda: processed(node) > start + 1)
-    assert node.pair_buffer.counts["unmatched_detections"] >= 1  # 150 and 201 never matched an image
+    # Exactly what was sent, nothing counted twice or left over from other tests.
+    assert {k: counts[k] for k in expected} == expected
+    assert counts["no_image_for_detections"] == 3
+    assert node.pair_buffer.counts["unmatched_detections"] - sync_start.get("unmatched_detections", 0) == 3
     assert counts["inference_error"] == 0
 
 
@@ -426,13 +442,16 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id, tiny_checkpoint):
 
 
 def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domain_id, tiny_checkpoint):
+    """Aligned depth comes after its colour image: a pair waits for its depth and CameraInfo
+    (here sent only once the pair is waiting) and uses them; a pair whose depth never comes is
+    processed at depth_wait without it, counted; the service uses the stream's depth."""
     from sensor_msgs.msg import CameraInfo
 
     spinner = Spinner(ros_domain_id, SingleThreadedExecutor)
     try:
         node = spinner.add(InteractVLMNode(context=spinner.context, parameter_overrides=[
             Parameter(k, value=v) for k, v in {**model_parameters(tiny_checkpoint), "render_size": SIZE,
-                                               "use_depth": True,
+                                               "use_depth": True, "depth_wait": 5.0,
                                                "depth_points": 512, "publish_markers": False,
                                                "image_qos": "reliable",  # single messages: no loss at matching
                                                "cache_dir": str(tmp_path / "c")}.items()]))
@@ -445,22 +464,45 @@ def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domai
         depth_pub = client.node.create_publisher(Image, "depth", reliable)
         info_pub = client.node.create_publisher(CameraInfo, "camera_info", reliable)
         client_side.start()
-        assert wait_for(lambda: client.connected(node) and depth_pub.get_subscription_count() > 0)
+        assert wait_for(lambda: client.connected(node) and depth_pub.get_subscription_count() > 0
+                        and info_pub.get_subscription_count() > 0)
+        counts = Since(node)
         rgb = photo("astronaut")
         metres = np.full((512, 512), 2.5, np.float32)
         metres[345:495, 345:495] = 0.9  # the helmet, 0.9 m away, in front of a wall
-        depth = Image(height=512, width=512, encoding="32FC1", step=512 * 4, data=metres.tobytes())
-        depth.header.stamp.sec, depth.header.frame_id = 9, "camera_depth_optical_frame"
-        info = CameraInfo(width=512, height=512, k=[400.0, 0.0, 255.5, 0.0, 400.0, 255.5, 0.0, 0.0, 1.0])
-        info_pub.publish(info)
+
+        def depth_and_info(sec: int):
+            depth = Image(height=512, width=512, encoding="32FC1", step=512 * 4, data=metres.tobytes())
+            depth.header.stamp.sec, depth.header.frame_id = sec, "camera_depth_optical_frame"
+            info = CameraInfo(width=512, height=512, k=[400.0, 0.0, 255.5, 0.0, 400.0, 255.5, 0.0, 0.0, 1.0])
+            info.header.stamp.sec = sec
+            return depth, info
+
+        helmet = detection("h", "helmet", 0.9, (345, 345, 495, 495))
+        send(client, image_msg(rgb, 9), detections_msg(9, helmet))
+        assert wait_for(lambda: node.pair_buffer.waiting_pairs == 1), dict(node.counter.totals)
+        assert len(client.interactions) == 0  # the pair waits for its depth
+        depth, info = depth_and_info(9)
         depth_pub.publish(depth)
-        send(client, image_msg(rgb, 9), detections_msg(9, detection("h", "helmet", 0.9, (345, 345, 495, 495))))
+        info_pub.publish(info)
         assert wait_for(lambda: len(client.interactions) == 1, timeout=60), dict(node.counter.totals)
         affordance = client.interactions[0].interactions[0].object_affordance
         assert affordance.geometry_source == "depth"
         assert affordance.header.frame_id == "camera_depth_optical_frame"
         points, _ = affordance_from_cloud(affordance.points)
         assert points.shape == (512, 3) and np.allclose(points[:, 2], 0.9)
+        assert counts["no_depth_for_image"] == 0
+        # The service answers about an image of the stream with that image's depth.
+        assert client.service.wait_for_service(timeout_sec=20)
+        response = client.service.call(EstimateInteractions.Request(image=image_msg(rgb, 9),
+                                                                    detections=detections_msg(9, helmet)), timeout_sec=60)
+        assert response.success and response.interactions.interactions[0].object_affordance.geometry_source == "depth"
+        # Depth never comes for stamp 10: processed at depth_wait, with the helmet's proxy.
+        node.set_parameters([Parameter("depth_wait", value=0.3)])
+        send(client, image_msg(rgb, 10), detections_msg(10, helmet))
+        assert wait_for(lambda: len(client.interactions) == 2, timeout=60), dict(node.counter.totals)
+        assert client.interactions[1].interactions[0].object_affordance.geometry_source == "proxy:sphere"
+        assert counts["no_depth_for_image"] == 1
         client_side.close()
     finally:
         spinner.close()

@@ -20,6 +20,7 @@ from interactvlm_ros.detection import Detection
 from interactvlm_ros.ros.bags import detections_msg, image_msg, project_typestore
 from interactvlm_ros.eval.groundtruth import GroundTruthSample, save_ground_truth, sidecar_path
 from interactvlm_ros.config import default_settings
+from interactvlm_ros.ros.processing import ProcessingSettings
 from interactvlm_ros.ros.replay import INTERACTIONS_TOPIC, MARKERS_TOPIC, read_interactions, replay
 
 S = 1_000_000_000
@@ -107,7 +108,7 @@ def test_every_input_is_accounted_for_and_the_output_bag_is_standard(tmp_path, s
     assert summary["weights_are_random"] is True
     outcomes = {record["stamp_ns"]: record["outcome"] for record in summary["inputs"]}
     assert outcomes == {1 * S: "processed", 2 * S: "processed", 4 * S: "no_valid_detection",
-                        5 * S: "no_image_with_this_stamp"}
+                        5 * S: "no_image_for_detections"}
     far = next(r for r in summary["inputs"] if r["stamp_ns"] == 4 * S)
     assert far["skipped"] == {"skipped:box_outside_image": 1, "skipped:pairs_without_valid_detections": 1}
     with AnyReader([tmp_path / "out"]) as reader:
@@ -155,7 +156,7 @@ def test_cli_replay_and_errors(tmp_path, capsys):
     in_bag = write_bag(tmp_path / "in")
     assert cli_main(["replay", str(in_bag), str(tmp_path / "out"), "--tiny", "--render-size", "96", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "RANDOM weights" in printed and "no_image_with_this_stamp: 1" in printed
+    assert "RANDOM weights" in printed and "no_image_for_detections: 1" in printed
     # Configuration errors: exit code 2 and one line on stderr, no traceback.
     for extra, message in ((["out"], "ValueError: .*exists"),
                            (["out2", "--image-topic", "/nope"], "ValueError: .*image topic named /nope"),
@@ -329,3 +330,43 @@ def test_scoring_matches_predictions_to_ground_truth_with_geodesics():
     assert sample["fp_geodesic_cm"] == pytest.approx(50.0) and sample["fn_geodesic_cm"] == pytest.approx(50.0)
     assert sample["mae"] == pytest.approx(0.25) and sample["sim"] == pytest.approx(0.5)
     assert summary["overall"]["count"] == 1 and summary["per_class"]["cup"]["f1"] == pytest.approx(0.5)
+
+
+def test_replay_pairs_depth_like_the_node_wherever_it_lies_in_the_bag(tmp_path, settings, estimator):
+    """Depth + CameraInfo recorded after their image (aligned depth comes later), one frame's
+    depth missing, one depth 30 ms off its image (within the slop): objects get their points from
+    the depth of their own image; the frame without depth falls back to the proxy, counted."""
+    from interactvlm_ros.ros.bags import camera_info_msg, depth_image_msg
+    from interactvlm_ros.ros.conversions import affordance_from_cloud
+
+    ms = 1_000_000
+    typestore = project_typestore()
+    k = [100.0, 0.0, 63.5, 0.0, 100.0, 47.5, 0.0, 0.0, 1.0]
+    ball = Detection("sports ball", (40, 20, 80, 60), 0.9, "ball")
+    with Writer(tmp_path / "in", version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        images = writer.add_connection("/camera/color/image_raw", "sensor_msgs/msg/Image", typestore=typestore)
+        dets = writer.add_connection("/detections", "vision_msgs/msg/Detection2DArray", typestore=typestore)
+        depths = writer.add_connection("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image",
+                                       typestore=typestore)
+        infos = writer.add_connection("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", typestore=typestore)
+        for second, depth_offset, distance in ((1, 0, 0.8), (2, None, None), (3, 30 * ms, 1.6)):
+            stamp = second * S
+            writer.write(images, stamp, serialize_message(image_msg(RGB, stamp)))
+            writer.write(dets, stamp + 5 * ms, serialize_message(detections_msg([ball], stamp)))
+            if depth_offset is not None:  # logged 200 ms after the image
+                metres = np.full((96, 128), 3.0, np.float32)
+                metres[20:60, 40:80] = distance
+                writer.write(depths, stamp + 200 * ms, serialize_message(depth_image_msg(metres, stamp + depth_offset,
+                                                                                         "depth_optical")))
+                writer.write(infos, stamp + 200 * ms, serialize_message(camera_info_msg(k, 128, 96, stamp)))
+    result = replay(tmp_path / "in", tmp_path / "out", estimator, ProcessingSettings(markers=False), slop_ns=50 * ms,
+                    progress=False, depth_topic="/camera/aligned_depth_to_color/image_raw")
+    assert result.counts["processed"] == 3 and result.counts["no_depth_for_image"] == 1
+    clouds = {m.header.stamp.sec: m.interactions[0].object_affordance for _, m, _ in result.outputs}
+    assert {s: c.geometry_source for s, c in clouds.items()} == {1: "depth", 2: "proxy:sphere", 3: "depth"}
+    for second, distance in ((1, 0.8), (3, 1.6)):
+        points, _ = affordance_from_cloud(clouds[second].points)
+        assert clouds[second].header.frame_id == "depth_optical" and np.allclose(points[:, 2], distance)
+    # Without the depth topic named, the two Image topics are ambiguous: a clear refusal.
+    with pytest.raises(ValueError, match="need exactly one image topic"):
+        replay(tmp_path / "in", tmp_path / "out2", estimator, ProcessingSettings(markers=False), progress=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from interactvlm_ros.reasons import Reason
 from interactvlm_ros.ros.sync import PairBuffer, nearest_stamp, pair_stamps
 
 MS = 1_000_000
@@ -103,3 +104,186 @@ def test_nearest_stamp():
     assert nearest_stamp(151, [100, 200], 50) == 1
     assert nearest_stamp(300, [100, 200], 50) is None
     assert nearest_stamp(5, [], 50) is None
+
+
+class FakeClock:
+    """Monotonic seconds the test advances by hand."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def depth_buffer(wait_s: float = 0.25, slop_ms: int = 0, capacity: int = 10):
+    clock, reports = FakeClock(), []
+    buffer = PairBuffer(capacity=capacity, slop_ns=slop_ms * MS, companions=("depth", "camera_info"), wait_s=wait_s,
+                        report=lambda reason, detail: reports.append((reason, detail)), clock=clock)
+    return buffer, clock, reports
+
+
+def test_a_pair_waits_for_depth_that_comes_after_it():
+    """Aligned depth is produced after its colour image: the pair is complete only when the
+    depth and CameraInfo of its stamp arrive, and carries them."""
+    buffer, clock, _ = depth_buffer()
+    buffer.add_image(100 * MS, "img100")
+    assert not buffer.add_detections(100 * MS, "d100")  # waiting for depth and CameraInfo
+    assert buffer.pending == 0 and buffer.waiting_pairs == 1 and buffer.next_deadline() == 0.25
+    clock.now = 0.15  # 150 ms later
+    assert not buffer.add_companion("depth", 100 * MS, "depth100")
+    assert buffer.add_companion("camera_info", 100 * MS, "info100")
+    pair = buffer.take()
+    assert (pair.image, pair.detections) == ("img100", "d100")
+    assert pair.companions == {"depth": "depth100", "camera_info": "info100"}
+    assert buffer.waiting_pairs == 0 and buffer.next_deadline() is None
+
+
+def test_depth_already_there_completes_the_pair_at_once():
+    buffer, _, _ = depth_buffer()
+    buffer.add_companion("depth", 100 * MS, "depth100")
+    buffer.add_companion("camera_info", 100 * MS, "info100")
+    buffer.add_image(100 * MS, "img100")
+    assert buffer.add_detections(100 * MS, "d100")
+    assert buffer.take().companions == {"depth": "depth100", "camera_info": "info100"}
+
+
+def test_a_pair_whose_depth_never_comes_is_complete_at_its_deadline_without_it():
+    buffer, clock, _ = depth_buffer(wait_s=0.25)
+    buffer.add_companion("camera_info", 100 * MS, "info100")
+    buffer.add_image(100 * MS, "img100")
+    assert not buffer.add_detections(100 * MS, "d100")
+    clock.now = 0.2499
+    assert not buffer.expire() and buffer.pending == 0
+    clock.now = 0.25
+    assert buffer.expire()
+    assert buffer.take().companions == {"depth": None, "camera_info": "info100"}
+
+
+def test_a_later_depth_without_a_match_decides_at_once():
+    """Depth at 133 ms arrived (stamp order): none will come for 100 ms with slop 0, so the pair
+    does not wait out its deadline."""
+    buffer, _, _ = depth_buffer(wait_s=5.0)
+    buffer.add_image(100 * MS, "img100")
+    buffer.add_companion("camera_info", 100 * MS, "info100")
+    buffer.add_detections(100 * MS, "d100")
+    assert buffer.add_companion("depth", 133 * MS, "depth133")
+    assert buffer.take().companions["depth"] is None
+
+
+def test_depth_is_matched_within_the_slop_by_the_image_rule():
+    buffer, _, _ = depth_buffer(slop_ms=20)
+    buffer.add_image(100 * MS, "img100")
+    buffer.add_detections(100 * MS, "d100")
+    buffer.add_companion("camera_info", 100 * MS, "info100")
+    assert not buffer.add_companion("depth", 90 * MS, "depth90")  # a nearer one may still come
+    assert buffer.add_companion("depth", 105 * MS, "depth105")  # at/after the stamp: decided, nearest
+    assert buffer.take().companions["depth"] == "depth105"
+
+
+def test_a_late_depth_never_holds_a_newer_complete_pair():
+    """Pair 100 waits for depth; pair 133 gets its depth first: 133 is processed, 100 is dropped
+    (counted) instead of being processed late or holding 133 back."""
+    buffer, clock, _ = depth_buffer(wait_s=1.0)
+    for t in (100, 133):
+        buffer.add_image(t * MS, f"img{t}")
+        buffer.add_companion("camera_info", t * MS, f"info{t}")
+        buffer.add_detections(t * MS, f"d{t}")
+    assert buffer.pending == 0 and buffer.waiting_pairs == 2
+    # Depth 133 arrives (100's depth was lost): 133 is complete, 100 is decided without depth too
+    # (a later depth arrived) but older: only the newest complete pair is kept.
+    assert buffer.add_companion("depth", 133 * MS, "depth133")
+    pair = buffer.take()
+    assert pair.image == "img133" and pair.companions["depth"] == "depth133"
+    assert buffer.counts["replaced_pending"] == 1 and buffer.waiting_pairs == 0
+    clock.now = 2.0
+    assert not buffer.expire() and buffer.take() is None
+
+
+def test_pairs_waiting_for_depth_are_bounded():
+    buffer, _, _ = depth_buffer(wait_s=1.0, capacity=3)
+    for t in range(1, 6):
+        buffer.add_image(t * MS, t)
+        buffer.add_detections(t * MS, t)
+    assert buffer.waiting_pairs == 3 and buffer.counts["replaced_pending"] == 2
+
+
+def test_without_wait_a_pair_takes_what_has_arrived():
+    buffer, _, _ = depth_buffer(wait_s=0.0)
+    buffer.add_image(100 * MS, "img100")
+    buffer.add_companion("depth", 100 * MS, "depth100")
+    assert buffer.add_detections(100 * MS, "d100")
+    assert buffer.take().companions == {"depth": "depth100", "camera_info": None}
+
+
+def test_duplicate_stamps_are_reported_and_the_first_is_kept():
+    buffer, _, reports = depth_buffer()
+    buffer.add_image(100 * MS, "first")
+    buffer.add_image(100 * MS, "second")
+    buffer.add_companion("depth", 100 * MS, "depth-first")
+    buffer.add_companion("depth", 100 * MS, "depth-second")
+    assert [r for r, _ in reports] == [Reason.DUPLICATE_STAMP, Reason.DUPLICATE_STAMP]
+    assert "a second image message with stamp 0.1 s" in reports[0][1] and "depth" in reports[1][1]
+    assert buffer.counts["duplicate_stamps"] == 2
+    buffer.add_companion("camera_info", 100 * MS, "info")
+    buffer.add_detections(100 * MS, "d")
+    pair = buffer.take()
+    assert (pair.image, pair.companions["depth"]) == ("first", "depth-first")
+    assert buffer.companion_for("depth", 100 * MS) == "depth-first" and buffer.companion_for("depth", 1) is None
+    with pytest.raises(KeyError):
+        buffer.add_companion("imu", 1, "x")
+
+
+def test_detections_without_their_image_are_reported_with_a_reason():
+    reports = []
+    buffer = PairBuffer(capacity=2, report=lambda reason, detail: reports.append((reason, detail)))
+    buffer.add_image(200 * MS, "img200")
+    assert not buffer.add_detections(150 * MS, "orphan")
+    assert reports == [(Reason.NO_IMAGE_FOR_DETECTIONS, "detections stamped 0.15 s: no image within sync_slop (0 s) "
+                                                        "of it among the 1 kept")]
+    for t in (300, 400, 500):  # waiting for images that never come: the oldest is evicted
+        buffer.add_detections(t * MS, t)
+    assert reports[-1] == (Reason.NO_IMAGE_FOR_DETECTIONS,
+                           "detections stamped 0.3 s: evicted while waiting for an image at or after its stamp")
+    assert buffer.counts["unmatched_detections"] == 2
+
+
+def test_one_rule_for_live_and_offline_depth():
+    """Depth and CameraInfo arriving in any interleaving with the images and detections (each
+    stream in stamp order) are matched to a pair's image as pair_stamps matches them offline."""
+    import random
+
+    images = [i * 100 * MS for i in range(12)]
+    depths = [t + random.Random(1).randint(-30, 30) * MS for t in images]
+    depths = sorted(d for i, d in enumerate(depths) if i != 4)  # one depth frame lost
+    offline_depth = pair_stamps(images, depths, 40 * MS)
+    for seed in range(5):
+        order = random.Random(seed)
+        events = [("image", t, t) for t in images] + [("detections", t, t + order.randint(0, 120) * MS) for t in images]
+        for kind, stamps, delay in (("depth", depths, 200), ("camera_info", images, 60)):
+            arrival = 0  # each stream arrives in stamp order, late by up to `delay` ms
+            for stamp in stamps:
+                arrival = max(arrival, stamp + order.randint(0, delay) * MS)
+                events.append((kind, stamp, arrival))
+        events.sort(key=lambda e: e[2])
+        clock = FakeClock()
+        buffer = PairBuffer(capacity=50, slop_ns=40 * MS, companions=("depth", "camera_info"), wait_s=10.0, clock=clock)
+        taken = []
+        for kind, stamp, _ in events:
+            if kind == "image":
+                buffer.add_image(stamp, stamp)
+            elif kind == "detections":
+                buffer.add_detections(stamp, stamp)
+            else:
+                buffer.add_companion(kind, stamp, stamp)
+            if (pair := buffer.take()) is not None:
+                taken.append(pair)
+        clock.now = 20.0
+        buffer.expire()
+        if (pair := buffer.take()) is not None:
+            taken.append(pair)
+        assert taken and len(taken) + buffer.counts["replaced_pending"] == len(images)
+        for pair in taken:
+            index = images.index(pair.image)
+            expected = depths[offline_depth[index]] if offline_depth[index] is not None else None
+            assert pair.companions == {"depth": expected, "camera_info": pair.image}

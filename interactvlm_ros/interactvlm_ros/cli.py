@@ -100,7 +100,8 @@ def _processing_settings(settings: dict):
 
 def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, image_topic=None,
                detections_topic=None, progress: bool = True, figures: int = 4, geodesic: str | None = None,
-               force: bool = False, estimator=None) -> dict:
+               force: bool = False, estimator=None, depth_topic: str | None = None,
+               camera_info_topic: str | None = None) -> dict:
     """Replay, account for every input, score against ground truth when there is any, and draw
     a few samples. Returns the paths written.
 
@@ -114,7 +115,9 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
     off mid-way.
 
     ``estimator``: an already loaded ``InteractionEstimator`` to use (its settings are then the
-    model's); None builds one from ``settings`` after the checks (what the command does)."""
+    model's); None builds one from ``settings`` after the checks (what the command does).
+    ``depth_topic`` / ``camera_info_topic``: registered depth for the objects' points (see
+    ``ros.replay.replay``)."""
     from .eval.evaluate import object_map_pictures, sample_pictures, score
     from .eval.groundtruth import load_ground_truth, sidecar_path
     from .eval.report import sample_figure, write_report
@@ -123,7 +126,7 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
     from .ros.replay import BagReadError, check_inputs, check_outputs, replay, write_summary
 
     check_outputs(out_bag, report_dir, force, in_bag)
-    check_inputs(in_bag, image_topic, detections_topic)
+    check_inputs(in_bag, image_topic, detections_topic, depth_topic, camera_info_topic)
     ground_truth = {}
     sidecar = sidecar_path(in_bag)
     if sidecar.is_file():
@@ -140,7 +143,7 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
         estimator, keepalive = build_estimator(settings, log=lambda line: print(f"WARNING: {line}"))
     result = replay(in_bag, out_bag, estimator, _processing_settings(settings), image_topic, detections_topic,
                     slop_ns=int(float(settings["sync_slop"]) * 1e9), geometries=geometries, progress=progress,
-                    force=force)
+                    force=force, depth_topic=depth_topic, camera_info_topic=camera_info_topic)
     report_dir.mkdir(parents=True, exist_ok=True)
     for stale in report_dir.glob("sample_*.png"):  # an earlier run's (--force), which may have drawn more
         stale.unlink()
@@ -224,7 +227,7 @@ def _replay(args) -> int:
     return _run_and_list("replay", Path(args.in_bag), Path(args.out_bag), _settings(args),
                          Path(args.report_dir) if args.report_dir else Path(f"{args.out_bag}_report"),
                          args.image_topic, args.detections_topic, progress=not args.quiet, geodesic=args.geodesic,
-                         force=args.force)
+                         force=args.force, depth_topic=args.depth_topic, camera_info_topic=args.camera_info_topic)
 
 
 def _demo(args) -> int:
@@ -331,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("out_bag")
     replay.add_argument("--image-topic")
     replay.add_argument("--detections-topic")
+    replay.add_argument("--depth-topic", help="registered depth image topic (16UC1 mm / 32FC1 m, aligned to the "
+                                              "colour image): objects get their points from depth, as the node's "
+                                              "use_depth; paired by stamp like the detections (sync_slop)")
+    replay.add_argument("--camera-info-topic", help="CameraInfo of the colour camera (with --depth-topic; needed "
+                                                    "only when the bag has several)")
     replay.add_argument("--report-dir", help="default: OUT_BAG_report")
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     replay.add_argument("--force", action="store_true", help="replace an existing OUT_BAG (a rosbag2 bag only) "

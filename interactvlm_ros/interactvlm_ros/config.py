@@ -192,8 +192,12 @@ PARAMETERS: tuple[Parameter, ...] = (
       "points (camera optical frame)", section="depth"),
     P("depth_topic", "depth", "registered depth image (16UC1 mm or 32FC1 m) aligned to the colour image",
       unit="topic", section="depth"),
-    P("camera_info_topic", "camera_info", "sensor_msgs/CameraInfo of the colour (= registered depth) camera",
-      unit="topic", section="depth"),
+    P("camera_info_topic", "camera_info", "sensor_msgs/CameraInfo of the colour (= registered depth) camera, "
+      "published with each image's stamp as camera drivers do (paired like the depth)", unit="topic",
+      section="depth"),
+    P("depth_wait", 0.25, "longest wait of an image + detections pair for its registered depth and CameraInfo (same "
+      "stamp, or within sync_slop); then it is processed without depth (no_depth_for_image). A newer complete pair "
+      "never waits behind it", read_only=False, range=(0.0, 5.0), unit="seconds", section="depth"),
     P("geometry_preference", "depth", "with depth, use the depth points or the class's mesh/proxy when there is one",
       read_only=False, choices=("depth", "mesh"), section="depth"),
     P("depth_points", 2048, "points sampled from an object's depth (PIAD uses 2048)", read_only=False,

@@ -32,6 +32,8 @@ class Reason(StrEnum):
     BAD_IMAGE_SIZE = "bad_image_size"
     IMAGE_TOO_SMALL = "image_too_small"
     INCOMPATIBLE_QOS = "incompatible_qos"
+    DUPLICATE_STAMP = "duplicate_stamp"
+    NO_IMAGE_FOR_DETECTIONS = "no_image_for_detections"
     # Single detections.
     DETECTION_WITHOUT_CLASS = "detection_without_class"
     NAN_IN_DETECTION = "nan_in_detection"

@@ -4,9 +4,12 @@ An *input bag* holds what the node subscribes to:
 
 * ``/camera/image_raw`` (``sensor_msgs/msg/Image``, ``rgb8``) or
   ``/camera/image_raw/compressed`` (``sensor_msgs/msg/CompressedImage``, ``jpeg``);
-* ``/detections`` (``vision_msgs/msg/Detection2DArray``).
+* ``/detections`` (``vision_msgs/msg/Detection2DArray``);
+* optionally, for frames with depth, ``/camera/depth_registered/image_raw`` (``sensor_msgs/msg/Image``,
+  ``16UC1`` millimetres or ``32FC1`` metres, registered to the colour image) and
+  ``/camera/camera_info`` (``sensor_msgs/msg/CameraInfo``, the colour camera's intrinsics).
 
-Each image and its detections share one header stamp, and each message's bag (receive)
+Each image, its detections and its depth share one header stamp, and each message's bag (receive)
 timestamp equals that header stamp, so replaying the bag reproduces the pairing exactly.
 
 Messages are built as rclpy message objects and serialised with
@@ -34,10 +37,13 @@ import numpy as np
 IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_IMAGE_TOPIC = "/camera/image_raw/compressed"
 DETECTIONS_TOPIC = "/detections"
+DEPTH_TOPIC = "/camera/depth_registered/image_raw"
+CAMERA_INFO_TOPIC = "/camera/camera_info"
 
 IMAGE_MSGTYPE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE_MSGTYPE = "sensor_msgs/msg/CompressedImage"
 DETECTIONS_MSGTYPE = "vision_msgs/msg/Detection2DArray"
+CAMERA_INFO_MSGTYPE = "sensor_msgs/msg/CameraInfo"
 
 #: rosbag2 metadata version written (9: Jazzy and later; rosbags writes 8 or 9).
 BAG_VERSION = 9
@@ -59,6 +65,10 @@ class Frame:
         frame_id: header frame_id of the image and the detections.
         jpeg: optional JPEG file bytes of ``rgb`` (e.g. a dataset's original file); written
             as-is to the compressed topic instead of re-encoding ``rgb``. Ignored when raw.
+        depth: optional (H, W) depth registered to ``rgb`` (same size and intrinsics): uint16
+            millimetres (written ``16UC1``) or float32 metres (``32FC1``); needs ``k``.
+        k: the colour camera's 3x3 intrinsic matrix (row-major, 9 values, pixels), written as
+            the frame's CameraInfo with the depth.
     """
 
     stamp_ns: int
@@ -66,6 +76,8 @@ class Frame:
     detections: list = field(default_factory=list)
     frame_id: str = "camera"
     jpeg: bytes | None = None
+    depth: np.ndarray | None = None
+    k: Sequence[float] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,6 +165,37 @@ def image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str = "camera"):
                  encoding="rgb8", is_bigendian=0, step=3 * width, data=rgb.tobytes())
 
 
+def depth_image_msg(depth: np.ndarray, stamp_ns: int, frame_id: str = "camera"):
+    """``sensor_msgs/Image`` of an (H, W) depth array: uint16 millimetres as ``16UC1`` or
+    float32 metres as ``32FC1`` (REP-118), little endian, packed rows.
+
+    Raises:
+        ValueError: another shape or dtype.
+    """
+    from sensor_msgs.msg import Image
+
+    depth = np.asarray(depth)
+    encodings = {np.dtype(np.uint16): "16UC1", np.dtype(np.float32): "32FC1"}
+    if depth.ndim != 2 or depth.dtype not in encodings or min(depth.shape) == 0:
+        raise ValueError(f"depth must be (H, W) uint16 mm or float32 m, got {depth.shape} {depth.dtype}")
+    little = np.ascontiguousarray(depth, dtype=depth.dtype.newbyteorder("<"))
+    return Image(header=_header(stamp_ns, frame_id), height=depth.shape[0], width=depth.shape[1],
+                 encoding=encodings[depth.dtype], is_bigendian=0, step=depth.shape[1] * depth.itemsize,
+                 data=little.tobytes())
+
+
+def camera_info_msg(k: Sequence[float], width: int, height: int, stamp_ns: int, frame_id: str = "camera"):
+    """``sensor_msgs/CameraInfo`` of a pinhole camera without distortion: intrinsics ``k``
+    (3x3 row-major, pixels), ``p`` = [K | 0], size ``width`` x ``height``."""
+    from sensor_msgs.msg import CameraInfo
+
+    k = [float(v) for v in np.asarray(k, float).reshape(9)]
+    p = [k[0], k[1], k[2], 0.0, k[3], k[4], k[5], 0.0, k[6], k[7], k[8], 0.0]
+    return CameraInfo(header=_header(stamp_ns, frame_id), width=int(width), height=int(height),
+                      distortion_model="plumb_bob", d=[0.0] * 5, k=k, r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                      p=p)
+
+
 def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
     """JPEG bytes of an (H, W, 3) uint8 RGB image (OpenCV encoder)."""
     import cv2
@@ -236,7 +279,8 @@ def write_input_bag(path: str | os.PathLike, frames: Iterable[Frame], compressed
         storage: ``"mcap"`` (default) or ``"sqlite3"``.
 
     Each frame gives one image and one ``/detections`` message (empty when the frame has no
-    detections), both with header stamp = bag timestamp = ``frame.stamp_ns``. Returns the
+    detections), and with ``frame.depth`` a depth image and a CameraInfo, all with header
+    stamp = bag timestamp = ``frame.stamp_ns``. Returns the
     bag folder. Raises FileExistsError if ``path`` exists, ValueError on an unknown storage or
     invalid frame (stamps not increasing, bad image, box or score); on error nothing is left
     at ``path``.
@@ -266,6 +310,7 @@ def _write_frames(writer, frames, compressed, typestore, jpeg_quality, serialize
     with writer:
         image_conn = writer.add_connection(image_topic, image_type, typestore=typestore)
         det_conn = writer.add_connection(DETECTIONS_TOPIC, DETECTIONS_MSGTYPE, typestore=typestore)
+        depth_conns = None  # added with the first frame that has depth
         stamp = -1
         for frame in frames:
             stamp = _check_stamp(frame.stamp_ns, stamp)
@@ -278,6 +323,17 @@ def _write_frames(writer, frames, compressed, typestore, jpeg_quality, serialize
             writer.write(image_conn, stamp, serialize(image))
             dets = detections_msg(frame.detections, stamp, frame.frame_id)
             writer.write(det_conn, stamp, serialize(dets))
+            if frame.depth is not None:
+                if frame.k is None or np.shape(frame.depth) != frame.rgb.shape[:2]:
+                    raise ValueError(f"frame {stamp}: depth needs k and the image's size {frame.rgb.shape[:2]}, got "
+                                     f"{np.shape(frame.depth)}")
+                if depth_conns is None:
+                    depth_conns = (writer.add_connection(DEPTH_TOPIC, IMAGE_MSGTYPE, typestore=typestore),
+                                   writer.add_connection(CAMERA_INFO_TOPIC, CAMERA_INFO_MSGTYPE, typestore=typestore))
+                height, width = frame.rgb.shape[:2]
+                writer.write(depth_conns[0], stamp, serialize(depth_image_msg(frame.depth, stamp, frame.frame_id)))
+                writer.write(depth_conns[1], stamp, serialize(camera_info_msg(frame.k, width, height, stamp,
+                                                                              frame.frame_id)))
 
 
 def read_messages(path: str | os.PathLike, topics: Sequence[str] | None = None

@@ -79,19 +79,20 @@ def detection_from_msg(det, index: int) -> Detection:
 
     from ..reasons import Reason, Rejected
 
+    ident = det.id or str(index)  # one id in every message, as in the Detection
     if not det.results:
-        raise Rejected(Reason.DETECTION_WITHOUT_CLASS, f"detection {det.id!r} has no results")
+        raise Rejected(Reason.DETECTION_WITHOUT_CLASS, f"detection {ident!r} has no results")
     best = max(det.results, key=lambda r: r.hypothesis.score if math.isfinite(r.hypothesis.score) else -1)
     label, score = best.hypothesis.class_id.strip(), float(best.hypothesis.score)
     cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
     w, h = det.bbox.size_x, det.bbox.size_y
     if not all(math.isfinite(v) for v in (score, cx, cy, w, h)):
-        raise Rejected(Reason.NAN_IN_DETECTION, f"detection {det.id!r} has a non-finite score or box")
+        raise Rejected(Reason.NAN_IN_DETECTION, f"detection {ident!r} has a non-finite score or box")
     if not label:
-        raise Rejected(Reason.DETECTION_WITHOUT_CLASS, f"detection {det.id!r} has an empty class_id")
+        raise Rejected(Reason.DETECTION_WITHOUT_CLASS, f"detection {ident!r} has an empty class_id")
     if w <= 0 or h <= 0:
-        raise Rejected(Reason.EMPTY_BOX, f"detection {det.id!r} has a {w}x{h} box")
-    return Detection(label, (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), score, det.id or str(index))
+        raise Rejected(Reason.EMPTY_BOX, f"detection {ident!r} has a {w}x{h} box")
+    return Detection(label, (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), score, ident)
 
 
 def object_frame_id(label: str) -> str:

@@ -106,17 +106,30 @@ def _reason_severity(key: str) -> str | None:
         return None  # an event (images_received, ...), not a reason
 
 
-def status_level(recent: dict[str, int], weights_are_random: bool) -> tuple[int, str]:
+#: What the status says when detections come without any image: the usual causes.
+NO_IMAGES_HINT = ("check image_topic and its QoS; raw images larger than the DDS transport carries between processes "
+                  "never arrive: use the shipped large-image Fast DDS profile (config/fastdds_large_images.xml) on both "
+                  "sides, or compressed images (use_compressed)")
+
+
+def status_level(recent: dict[str, int], weights_are_random: bool, state: str | None = None) -> tuple[int, str]:
     """(level, message) from the counts of the last window (see the module docstring):
 
+    * WARN, naming the lifecycle ``state``, when the node is not active (``state`` not None:
+      "unconfigured", "inactive"...): it processes nothing;
     * ERROR: inference errors and no processed pair in the window;
-    * WARN: inference errors among processed pairs, detections arriving without images,
-      warn-level drops (``Reason.severity`` "warn"), or random weights;
+    * WARN: inference errors among processed pairs, detections arriving without images (or
+      without an image of their stamp), warn-level drops (``Reason.severity`` "warn"), or
+      random weights;
     * OK otherwise.
 
     With random weights the message always ends with "RANDOM WEIGHTS: outputs are meaningless".
     """
-    level, message = _level(recent)
+    if state is not None:
+        action = "activate it" if state == "inactive" else "configure and activate it"
+        level, message = DiagnosticStatus.WARN, f"{state}: not processing ({action})"
+    else:
+        level, message = _level(recent)
     if weights_are_random:
         return max(level, DiagnosticStatus.WARN), ("" if level == DiagnosticStatus.OK else f"{message}; ") + \
             "RANDOM WEIGHTS: outputs are meaningless"
@@ -129,20 +142,26 @@ def _level(recent: dict[str, int]) -> tuple[int, str]:
         return DiagnosticStatus.ERROR, f"{errors} inference errors in the window, no pair processed"
     if errors:
         return DiagnosticStatus.WARN, f"{errors} inference errors in the window"
-    if recent.get(RECEIVED_DETECTIONS, 0) >= 5 and not recent.get(RECEIVED_IMAGES):
-        return DiagnosticStatus.WARN, ("detections arrive but no images: check the image topic, its QoS and, for "
-                                       "large raw images between processes, the DDS transport (README: large images)")
+    if recent.get(RECEIVED_DETECTIONS) and not recent.get(RECEIVED_IMAGES):
+        return DiagnosticStatus.WARN, (f"detections arrive but no images ({recent[RECEIVED_DETECTIONS]} detections "
+                                       f"messages, 0 images in the window): {NO_IMAGES_HINT}")
     warned = sorted((k for k in recent if _reason_severity(k) == "warn"), key=lambda k: -recent[k])
     if warned:
         parts = ", ".join(f"{k} x{recent[k]}" for k in warned[:4])
         if Reason.ANSWER_LIMIT_REACHED in recent:
             parts += " (answer_limit_reached: raise max_new_tokens)"
+        if Reason.NO_IMAGE_FOR_DETECTIONS in recent:
+            parts += (" (no_image_for_detections: no image within sync_slop of the detections' stamp arrived: stamps "
+                      "that differ, or images lost on the way: best-effort QoS, raw images too large for the transport)")
+        if Reason.NO_DEPTH_FOR_IMAGE in recent:
+            parts += (" (no_depth_for_image: check depth_topic, camera_info_topic and their stamps; raise depth_wait "
+                      "if depth comes late)")
         return DiagnosticStatus.WARN, f"inputs dropped or degraded in the window: {parts}"
     return DiagnosticStatus.OK, "running"
 
 
 def build_status(name: str, hardware_id: str, totals: dict[str, int], recent: dict[str, int], window: float,
-                 values: dict[str, str], weights_are_random: bool) -> DiagnosticStatus:
+                 values: dict[str, str], weights_are_random: bool, state: str | None = None) -> DiagnosticStatus:
     """The node's DiagnosticStatus.
 
     Args:
@@ -150,12 +169,13 @@ def build_status(name: str, hardware_id: str, totals: dict[str, int], recent: di
         totals: cumulative counts by key; recent: counts of the last ``window`` seconds.
         values: further key/values shown first (device, rates, latencies...).
         weights_are_random: the model has random weights (WARN when nothing worse).
+        state: the lifecycle state when the node is not active (see :func:`status_level`).
 
     Returns:
         level and message from :func:`status_level`; values: ``values``, ``window_s``, every
         total, and ``recent_<key>`` for each key counted in the window.
     """
-    level, message = status_level(recent, weights_are_random)
+    level, message = status_level(recent, weights_are_random, state)
     pairs = {**values, "weights_are_random": str(bool(weights_are_random)).lower(), "window_s": f"{window:g}",
              **{k: str(v) for k, v in sorted(totals.items())},
              **{f"recent_{k}": str(v) for k, v in sorted(recent.items())}}

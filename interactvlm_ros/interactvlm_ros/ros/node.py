@@ -16,9 +16,12 @@ All model work runs on one worker thread (the OpenGL context and the model belon
 callbacks only store messages, and the service callback awaits the worker, so a
 single-threaded executor serves everything. Images wait in a small ring buffer; each
 detections message is paired with the image of its stamp (exact, or nearest within
-``sync_slop``) and becomes the one pending pair: a newer pair replaces an unprocessed one, so
-latency never grows. Every input not used is counted by reason (:class:`~..reasons.Reason`),
-logged at most once per reason every 5 s, and reported on /diagnostics (see ``diagnostics.py``).
+``sync_slop``); with ``use_depth`` the pair then waits, at most ``depth_wait`` seconds, for the
+image's registered depth and CameraInfo (same rule); a complete pair becomes the one pending
+pair: a newer pair replaces an unprocessed one, and a pair still waiting for depth never holds
+a newer complete one (``sync.PairBuffer``), so latency never grows. Every input not used is
+counted by reason (:class:`~..reasons.Reason`), logged at most once per reason every 5 s, and
+reported on /diagnostics (see ``diagnostics.py``), which is published in every lifecycle state.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import dataclasses
 import gc
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -48,14 +51,16 @@ from visualization_msgs.msg import MarkerArray
 
 from ..reasons import Reason, Rejected
 from .diagnostics import PROCESSED, RECEIVED_DETECTIONS, RECEIVED_IMAGES, ReasonLog, WindowedCounter, build_status
-from .images import SUPPORTED_ENCODINGS, depth_to_array
+from .images import SUPPORTED_ENCODINGS
 from ..config import PARAMETERS
 from ..handover import check_task
-from ..geometry.depth import DepthFrame
 from .parameters import parameter_descriptor
-from .processing import FrameProcessor, ProcessingSettings, stamp_ns
+from .processing import FrameProcessor, ProcessingSettings, depth_frame, stamp_ns
 from .qos import qos_profile
-from .sync import PairBuffer, nearest_stamp
+from .sync import PairBuffer
+
+#: Companion streams of a pair with ``use_depth`` (see ``sync.PairBuffer``).
+DEPTH_COMPANIONS = ("depth", "camera_info")
 
 NODE_NAME = "interactvlm_node"
 
@@ -82,14 +87,17 @@ class InteractVLMNode(LifecycleNode):
         self._markers_published = -float("inf")  # monotonic time of the last MarkerArray
         self._schedule_lock = threading.Lock()
         self._outputs: dict = {}  # lifecycle publishers, from configure to cleanup
-        self._entities: list = []  # subscriptions, service, timer, guard condition while active
+        self._entities: list = []  # subscriptions, service, guard condition while active
+        self._sync_counts: Counter[str] = Counter()  # the pairing's counts, kept over cleanups like the totals
         self._buffer = PairBuffer()
+        self._expiry: threading.Timer | None = None  # wakes the buffer at a depth wait's deadline
         self._processor: FrameProcessor | None = None
-        self._depth: deque = deque(maxlen=10)  # (stamp_ns, depth Image), registered to the colour images
-        self._camera_info = None
         self._tiny_dir = None  # temporary directory of a tiny checkpoint, kept while configured
         #: Set when the node reaches the finalized state (shutdown): ``main`` then exits.
         self.finalized = threading.Event()
+        # /diagnostics in every state (an unconfigured or inactive node says so): a plain publisher.
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_timer = self.create_timer(float(self.p("diagnostics_period")), self._publish_diagnostics)
 
     # --------------------------------------------------------------------------- parameters
     def p(self, name: str):
@@ -104,6 +112,8 @@ class InteractVLMNode(LifecycleNode):
                                            reason=f"{parameter.name} must be one of {', '.join(spec.choices)}")
             if parameter.name == "sync_slop" and self._buffer is not None:
                 self._buffer.slop_ns = int(float(parameter.value) * 1e9)
+            if parameter.name == "depth_wait" and self._buffer is not None:
+                self._buffer.wait_s = float(parameter.value)
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------------------- lifecycle
@@ -115,12 +125,11 @@ class InteractVLMNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {_one_line(error)}")
             self._free()
             return TransitionCallbackReturn.FAILURE
-        self._buffer = PairBuffer(int(self.p("image_buffer_size")), int(float(self.p("sync_slop")) * 1e9))
+        self._buffer = self._new_buffer()
         self._processor = FrameProcessor(self.estimator, self._report)
         self._outputs = {
             "interactions": self.create_lifecycle_publisher(InteractionArray, "~/interactions", 10),
             "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", 1),
-            "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
         }
         return TransitionCallbackReturn.SUCCESS
 
@@ -141,12 +150,17 @@ class InteractVLMNode(LifecycleNode):
         self.get_logger().info(f"configured: model {estimator.model_id}, body {estimator.body_model_name}, "
                                f"device {self.device}, renderer {estimator.renderer.rasterizer.renderer_name}")
 
+    def _new_buffer(self) -> PairBuffer:
+        """An empty pairing buffer for the current parameters (its counts keep adding up)."""
+        return PairBuffer(int(self.p("image_buffer_size")), int(float(self.p("sync_slop")) * 1e9),
+                          companions=DEPTH_COMPANIONS if self.p("use_depth") else (),
+                          wait_s=float(self.p("depth_wait")), report=self._report, counts=self._sync_counts)
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         depth = int(self.p("image_qos_depth"))
         events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
         image_type = CompressedImage if self.p("use_compressed") else Image
-        self._depth.clear()
-        self._camera_info = None
+        self._buffer = self._new_buffer()  # nothing from before a deactivation is paired
         # Wakes the executor when the worker finishes a service request (rclpy does not wake
         # it when a Future is completed from another thread).
         # Own callback groups: a pending service request must not hold the default group,
@@ -160,14 +174,13 @@ class InteractVLMNode(LifecycleNode):
                                      qos_profile(self.p("detections_qos"), 50), event_callbacks=events),
             self.create_service(EstimateInteractions, "~/estimate_interactions", self._on_service,
                                 callback_group=MutuallyExclusiveCallbackGroup()),
-            self.create_timer(float(self.p("diagnostics_period")), self._publish_diagnostics),
         ]
         if self.p("use_depth"):
             self._entities += [
                 self.create_subscription(Image, self.p("depth_topic"), self._on_depth,
                                          qos_profile(self.p("image_qos"), depth), event_callbacks=events),
                 self.create_subscription(CameraInfo, self.p("camera_info_topic"), self._on_camera_info,
-                                         qos_profile("reliable", 1), event_callbacks=events),
+                                         qos_profile("reliable", depth), event_callbacks=events),
             ]
         image_topic = self.resolve_topic_name(self.p("image_topic"))
         self.get_logger().info(f"activated: {image_type.__name__} on {image_topic} ({self.p('image_qos')} QoS), "
@@ -193,6 +206,7 @@ class InteractVLMNode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_deactivate(state)  # disables the publishers: nothing more is published
         self._destroy_entities()
+        self._cancel_expiry()
         self.get_logger().info("deactivated: subscriptions and service removed; the model stays loaded")
         return result
 
@@ -204,6 +218,7 @@ class InteractVLMNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_entities()
+        self._cancel_expiry()
         self._destroy_publishers()
         self._free()
         self.get_logger().info("shut down: the process exits")
@@ -214,9 +229,8 @@ class InteractVLMNode(LifecycleNode):
         from rclpy.guard_condition import GuardCondition
         from rclpy.service import Service
         from rclpy.subscription import Subscription
-        from rclpy.timer import Timer
 
-        destroy = {Subscription: self.destroy_subscription, Service: self.destroy_service, Timer: self.destroy_timer,
+        destroy = {Subscription: self.destroy_subscription, Service: self.destroy_service,
                    GuardCondition: self.destroy_guard_condition}
         for entity in self._entities:
             for kind, function in destroy.items():
@@ -236,8 +250,7 @@ class InteractVLMNode(LifecycleNode):
         def free():
             self._processor = None
             self.estimator = None
-            self._buffer = PairBuffer()
-            self._depth.clear()
+            self._buffer = PairBuffer(counts=self._sync_counts)
             gc.collect()
             import torch
 
@@ -254,6 +267,7 @@ class InteractVLMNode(LifecycleNode):
             self._tiny_dir = None
 
     def destroy_node(self):
+        self._cancel_expiry()
         if self._worker is not None:
             self._worker.shutdown(wait=True, cancel_futures=True)
             self._worker = None
@@ -289,7 +303,7 @@ class InteractVLMNode(LifecycleNode):
         self.counter.count(RECEIVED_IMAGES, now)
         with self._timing_lock:
             self._image_times.append(now)
-        stamp = self._usable_stamp(msg, Reason.IMAGE_WITHOUT_STAMP, "image")
+        stamp = self._usable_stamp(msg, Reason.IMAGE_WITHOUT_STAMP, "an image")
         if stamp is None:
             return
         if isinstance(msg, Image) and msg.encoding not in SUPPORTED_ENCODINGS:
@@ -300,61 +314,63 @@ class InteractVLMNode(LifecycleNode):
         self._schedule()
 
     def _usable_stamp(self, msg, missing: Reason, what: str) -> int | None:
-        """The header stamp (ns) of an image or detections message, or None (reported) when it
-        is missing (0: nothing to pair by) or negative."""
+        """The header stamp (ns) of a message, or None (reported) when it is missing (0:
+        nothing to pair by) or negative. ``what``: "an image", "a detections message"..."""
         stamp = stamp_ns(msg.header.stamp)
         if stamp == 0:
-            self._report(missing, f"{what} need a header stamp to be paired")
+            self._report(missing, f"{what} without a header stamp cannot be paired")
         elif stamp < 0:
-            self._report(Reason.NEGATIVE_STAMP, f"{what} stamp {msg.header.stamp.sec} s is negative")
+            self._report(Reason.NEGATIVE_STAMP, f"{what} stamped {msg.header.stamp.sec} s (negative)")
         return stamp if stamp > 0 else None
 
     def _on_depth(self, msg: Image) -> None:
         self.counter.count("depth_received", time.monotonic())
-        self._depth.append((stamp_ns(msg.header.stamp), msg))
+        self._add_companion("depth", msg, "a depth image")
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._camera_info = msg
+        self.counter.count("camera_info_received", time.monotonic())
+        self._add_companion("camera_info", msg, "a CameraInfo")
 
-    def _depth_for(self, image_msg):
-        """The registered depth of an image (same stamp, or nearest within sync_slop) as a
-        DepthFrame, or None (counted) when depth is configured but missing or unusable."""
+    def _add_companion(self, name: str, msg, what: str) -> None:
+        stamp = self._usable_stamp(msg, Reason.IMAGE_WITHOUT_STAMP, what)
+        if stamp is None or name not in self._buffer.companions:
+            return
+        self._buffer.add_companion(name, stamp, msg)
+        self._schedule()
+
+    def _depth_for(self, image_msg, depth_msg, info_msg):
+        """The registered depth of an image as a DepthFrame, or None (counted) when depth is
+        configured but did not come (``depth_msg`` / ``info_msg`` None) or is unusable."""
         if not self.p("use_depth"):
             return None
-        from ..geometry.depth import Intrinsics, depth_to_metres
-
-        depths = sorted(list(self._depth), key=lambda item: item[0])
-        index = nearest_stamp(stamp_ns(image_msg.header.stamp), [s for s, _ in depths],
-                              int(float(self.p("sync_slop")) * 1e9))
-        if index is None or self._camera_info is None:
-            self._report(Reason.NO_DEPTH_FOR_IMAGE, "no registered depth image or CameraInfo for this image's stamp")
+        if depth_msg is None or info_msg is None:
+            missing = " and ".join(what for what, msg in (("depth image", depth_msg), ("CameraInfo", info_msg))
+                                   if msg is None)
+            self._report(Reason.NO_DEPTH_FOR_IMAGE, f"no {missing} within sync_slop ({self.p('sync_slop'):g} s) of "
+                                                    f"the image stamped {stamp_ns(image_msg.header.stamp) / 1e9:.3f} s "
+                                                    f"arrived within depth_wait ({self.p('depth_wait'):g} s)")
             return None
-        depth_msg = depths[index][1]
-        info = self._camera_info
         try:
-            metres = depth_to_metres(depth_to_array(depth_msg), depth_msg.encoding)
-            intrinsics = Intrinsics.from_camera_info(list(info.k), int(info.width), int(info.height))
+            return depth_frame(depth_msg, info_msg, image_msg.header.frame_id)
         except Rejected as error:
             self._report(error.reason, error.detail)
             return None
-        except ValueError as error:
-            self._report(Reason.BAD_DEPTH, str(error))
-            return None
-        return DepthFrame(metres, intrinsics, depth_msg.header.frame_id or image_msg.header.frame_id)
 
     def _on_detections(self, msg: Detection2DArray) -> None:
         self.counter.count(RECEIVED_DETECTIONS, time.monotonic())
-        stamp = self._usable_stamp(msg, Reason.DETECTIONS_WITHOUT_STAMP, "detections")
+        stamp = self._usable_stamp(msg, Reason.DETECTIONS_WITHOUT_STAMP, "a detections message")
         if stamp is None:
             return
         if not msg.detections:
             self._report(Reason.EMPTY_DETECTIONS, "a detections message without detections")
             return
-        if self._buffer.add_detections(stamp, msg):
-            self._schedule()
+        self._buffer.add_detections(stamp, msg)
+        self._schedule()
 
     def _schedule(self) -> None:
-        """Queue one processing job on the worker unless one is already queued."""
+        """Queue one processing job on the worker unless one is already queued; arm the timer
+        of the earliest depth wait."""
+        self._arm_expiry()
         if not self.active or self._worker is None or not self._buffer.pending:
             return
         with self._schedule_lock:
@@ -362,6 +378,30 @@ class InteractVLMNode(LifecycleNode):
                 return
             self._scheduled = True
         self._worker.submit(self._process_newest)
+
+    def _arm_expiry(self) -> None:
+        """A timer at the earliest deadline of the pairs waiting for depth (one at a time)."""
+        deadline = self._buffer.next_deadline()
+        if deadline is None or not self.active:
+            return
+        with self._schedule_lock:
+            if self._expiry is not None and self._expiry.is_alive():
+                return  # it re-arms for the next deadline when it fires
+            self._expiry = threading.Timer(max(0.0, deadline - time.monotonic()), self._on_expiry)
+            self._expiry.daemon = True
+            self._expiry.start()
+
+    def _on_expiry(self) -> None:
+        with self._schedule_lock:
+            self._expiry = None
+        self._buffer.expire()
+        self._schedule()
+
+    def _cancel_expiry(self) -> None:
+        with self._schedule_lock:
+            expiry, self._expiry = self._expiry, None
+        if expiry is not None:
+            expiry.cancel()
 
     # ------------------------------------------------------------------------------- worker
     def _process_newest(self) -> None:
@@ -373,7 +413,8 @@ class InteractVLMNode(LifecycleNode):
         received = time.monotonic()
         settings = self._settings()
         try:
-            result = self._estimate(pair.image, pair.detections, settings)
+            depth = self._depth_for(pair.image, pair.companions.get("depth"), pair.companions.get("camera_info"))
+            result = self._estimate(pair.image, pair.detections, settings, depth)
         except Rejected as error:
             self._report(error.reason, error.detail)
             return
@@ -402,10 +443,17 @@ class InteractVLMNode(LifecycleNode):
     def _settings(self) -> ProcessingSettings:
         return ProcessingSettings.from_parameters(self.p)
 
-    def _estimate(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings | None = None):
+    def _estimate(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings, depth,
+                  notes: list | None = None):
         """Runs on the worker thread (see FrameProcessor.process)."""
-        return self._processor.process(image_msg, detections_msg, settings or self._settings(),
-                                       depth=self._depth_for(image_msg))
+        return self._processor.process(image_msg, detections_msg, settings, depth=depth, notes=notes)
+
+    def _service_job(self, request, settings: ProcessingSettings, notes: list):
+        """A service request on the worker: its image's depth is the stream's nearest (no waiting)."""
+        stamp = stamp_ns(request.image.header.stamp)
+        depth = self._depth_for(request.image, self._buffer.companion_for("depth", stamp),
+                                self._buffer.companion_for("camera_info", stamp)) if self._buffer.companions else None
+        return self._estimate(request.image, request.detections, settings, depth, notes)
 
     # ------------------------------------------------------------------------------ service
     async def _on_service(self, request, response):
@@ -421,7 +469,8 @@ class InteractVLMNode(LifecycleNode):
             response.success, response.message = False, str(error)
             return response
         done = RclpyFuture(executor=self.executor)
-        job: Future = self._worker.submit(self._estimate, request.image, request.detections, settings)
+        notes: list = []
+        job: Future = self._worker.submit(self._service_job, request, settings, notes)
 
         def finished(completed: Future) -> None:  # worker thread: complete, then wake the executor
             done.set_result(completed)
@@ -432,6 +481,7 @@ class InteractVLMNode(LifecycleNode):
         try:
             result = job.result()
         except Rejected as error:
+            self._report(error.reason, f"service request: {error.detail}")
             response.success, response.message = False, str(error)
             return response
         except Exception as error:  # noqa: BLE001 - reported to the caller
@@ -439,7 +489,10 @@ class InteractVLMNode(LifecycleNode):
             response.success, response.message = False, f"inference failed: {error!r}"
             return response
         if result is None:
-            response.success, response.message = False, "no valid detections in the request"
+            dropped = "; ".join(f"{reason}: {detail}" for reason, detail in notes
+                                if reason.drops and reason is not Reason.PAIRS_WITHOUT_VALID_DETECTIONS)
+            response.success = False
+            response.message = f"no valid detections in the request ({dropped or 'no object detection'})"
             response.interactions.header = request.image.header
             return response
         response.success, response.interactions = True, result[0]
@@ -449,7 +502,7 @@ class InteractVLMNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         totals, recent = self.counter.snapshot(now)
-        totals.update({f"sync_{k}": v for k, v in self._buffer.counts.items()})
+        totals.update({f"sync_{k}": v for k, v in self._sync_counts.items()})
         with self._timing_lock:
             latency = float(np.median(self._latencies_ms)) if self._latencies_ms else 0.0
             inference = float(np.median(self._inference_ms)) if self._inference_ms else 0.0
@@ -464,12 +517,13 @@ class InteractVLMNode(LifecycleNode):
             "median_inference_ms": f"{inference:.1f}",
             "pending_pairs": str(self._buffer.pending),
             "waiting_detections": str(self._buffer.waiting_detections),
+            "pairs_waiting_for_depth": str(self._buffer.waiting_pairs),
+            "lifecycle_state": self.lifecycle_state,
         }
         status = build_status(f"{self.get_name()}: pipeline", self.device, totals, recent, self.counter.window,
-                              values, bool(estimator is not None and estimator.weights_are_random))
-        publisher = self._outputs.get("diagnostics")
-        if publisher is not None:
-            publisher.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
+                              values, bool(estimator is not None and estimator.weights_are_random),
+                              None if self.active else self.lifecycle_state)
+        self._diagnostics.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
 
 
 #: Seconds between two log lines of the same drop reason.

@@ -25,7 +25,7 @@ from ..pipeline import HANDOVER_NOTE, InteractionEstimator
 from ..reasons import Reason, Rejected
 from ..geometry.depth import DepthFrame, check_registered, contact_points_from_depth, object_geometries_from_depth
 from .conversions import detection_from_msg, detections_to_msg, interaction_array_msg
-from .images import decode_image
+from .images import decode_image, depth_to_array
 from .markers import MarkerBuilder
 
 
@@ -68,6 +68,27 @@ def stamp_ns(stamp) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def depth_frame(depth_msg, info_msg, image_frame_id: str = "") -> DepthFrame:
+    """The registered depth of an image: a sensor_msgs/Image depth (16UC1 mm or 32FC1 m) and
+    the colour camera's sensor_msgs/CameraInfo as a :class:`~..geometry.depth.DepthFrame` in
+    metres, in the depth image's frame (the image's when the depth has none).
+
+    Raises:
+        Rejected: an unsupported depth encoding (``unsupported_depth_encoding``), a buffer that
+            does not match its size (``bad_image_size``) or unusable intrinsics (``bad_depth``).
+    """
+    from ..geometry.depth import Intrinsics, depth_to_metres
+
+    try:
+        metres = depth_to_metres(depth_to_array(depth_msg), depth_msg.encoding)
+        intrinsics = Intrinsics.from_camera_info(list(info_msg.k), int(info_msg.width), int(info_msg.height))
+    except Rejected:
+        raise
+    except ValueError as error:
+        raise Rejected(Reason.BAD_DEPTH, str(error)) from error
+    return DepthFrame(metres, intrinsics, depth_msg.header.frame_id or image_frame_id)
+
+
 #: Smallest box side accepted, pixels.
 MIN_BOX_SIDE = 2.0
 
@@ -104,7 +125,7 @@ def validate_detections(msg: Detection2DArray, width: int, height: int, settings
         label, score, (x0, y0, x1, y1) = detection.label, detection.score, detection.bbox_xyxy
         is_person = label in settings.person_classes
         if label in settings.ignore_classes and not is_person:
-            rejections.append((Reason.IGNORED_CLASS, label))
+            rejections.append((Reason.IGNORED_CLASS, f"detection {detection.id!r}: class {label!r} is in ignore_classes"))
             continue
         try:
             if not is_person:
@@ -113,7 +134,8 @@ def validate_detections(msg: Detection2DArray, width: int, height: int, settings
             rejections.append((error.reason, f"detection {detection.id!r}: {error.detail}"))
             continue
         if score < settings.min_score:
-            rejections.append((Reason.LOW_SCORE, f"{label} {score:.2f}"))
+            rejections.append((Reason.LOW_SCORE, f"detection {detection.id!r} ({label}): score {score:.2f} < min_score "
+                                                  f"{settings.min_score:g}"))
             continue
         w, h = x1 - x0, y1 - y0
         if w < MIN_BOX_SIDE or h < MIN_BOX_SIDE:
@@ -135,9 +157,11 @@ def validate_detections(msg: Detection2DArray, width: int, height: int, settings
         seen_ids.add(detection.id)
         (persons if is_person else kept).append((score, index, detection, det))
     if len(kept) > settings.max_detections:
-        for _ in range(len(kept) - settings.max_detections):
-            rejections.append((Reason.DETECTIONS_OVER_LIMIT, f"more than {settings.max_detections} detections"))
-        kept = sorted(kept, key=lambda k: -k[0])[: settings.max_detections]
+        ranked = sorted(kept, key=lambda k: -k[0])
+        for _, _, detection, _ in ranked[settings.max_detections:]:
+            rejections.append((Reason.DETECTIONS_OVER_LIMIT, f"detection {detection.id!r}: more than "
+                                                             f"max_detections ({settings.max_detections}) in the message"))
+        kept = ranked[: settings.max_detections]
     return [(k[2], k[3]) for k in sorted(kept + persons, key=lambda k: k[1])], rejections
 
 
@@ -163,17 +187,20 @@ class FrameProcessor:
         return kept
 
     def process(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings,
-                geometries=None, depth: DepthFrame | None = None):
+                geometries=None, depth: DepthFrame | None = None, notes: list | None = None):
         """Returns (InteractionArray, pipeline EstimateResult), or None when no detection is
         valid (reported as ``pairs_without_valid_detections``); :meth:`markers` builds the RViz
         markers from them. ``geometries`` maps detection ids to geometry overrides (see
         ``InteractionEstimator.estimate``); ``depth`` (registered to the image) gives objects
-        their points from depth.
+        their points from depth. ``notes``, when given, also receives every ``(reason,
+        detail)`` reported during the call (the service answers with them).
 
         Raises:
             Rejected: an image that cannot be used (see ``images.decode_image``); nothing else
                 is reported then.
         """
+        if notes is not None:
+            return self._collecting(notes).process(image_msg, detections_msg, settings, geometries, depth)
         rgb = decode_image(image_msg, settings.min_image_size)
         height, width = rgb.shape[:2]
         frames = (detections_msg.header.frame_id, image_msg.header.frame_id)
@@ -232,6 +259,14 @@ class FrameProcessor:
                             f"detection {interaction.detection.id!r}: {handover_note.removeprefix(HANDOVER_NOTE)}")
             self.report_answers(interaction)
         return message, result
+
+    def _collecting(self, notes: list) -> "FrameProcessor":
+        """A processor of the same estimator whose reports also go to ``notes``."""
+        def report(reason, detail):
+            notes.append((Reason(reason), detail))
+            self.report(reason, detail)
+
+        return FrameProcessor(self.estimator, report)
 
     def report_answers(self, interaction) -> None:
         """Report the answers of one detection that ended without [SEG] (no mask): at the

@@ -2,7 +2,9 @@
 
 Unlike the node, replay drops nothing: every detections message is paired with the image of
 its stamp (exact, or nearest within ``slop``) and processed, or reported with the reason
-(no image with that stamp, no valid detection, undecodable image, inference error). The
+(no image with that stamp, no valid detection, undecodable image, inference error). With a
+depth topic, each image's registered depth and CameraInfo are paired by the same rule
+(``sync.pair_stamps``, the node's ``nearest_stamp``) wherever they lie in the bag. The
 output bag (mcap by default) holds ``/interactvlm/interactions`` (InteractionArray, stamped
 with the image) and ``/interactvlm/markers``; its connections carry the message definitions,
 so standard tools (rosbags, ros2 bag, Foxglove) can read it.
@@ -34,17 +36,19 @@ from typing import NamedTuple
 
 from interactvlm_msgs.msg import InteractionArray
 from rclpy.serialization import deserialize_message, serialize_message
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from vision_msgs.msg import Detection2DArray
 
 from .bags import cdr_header_stamp_ns, project_typestore
 from ..reasons import Reason, Rejected
-from .processing import FrameProcessor, ProcessingSettings, stamp_ns
+from .processing import FrameProcessor, ProcessingSettings, depth_frame, stamp_ns
 from .images import decode_image
 from .sync import pair_stamps
 
 IMAGE_TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage}
 DETECTIONS_TYPE = "vision_msgs/msg/Detection2DArray"
+DEPTH_TYPES = {"sensor_msgs/msg/Image": Image}
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 INTERACTIONS_TOPIC = "/interactvlm/interactions"
 MARKERS_TOPIC = "/interactvlm/markers"
 #: Files of a rosbag2 bag (besides metadata.yaml): the only things ``force`` replaces.
@@ -311,16 +315,30 @@ def _messages(reader, connections, result: ReplayResult):
         result.error = result.error or {"message": f"{type(error).__name__}: {_one_line(error)}"}
 
 
-def check_inputs(in_bag: str | Path, image_topic: str | None = None, detections_topic: str | None = None) -> None:
+def check_inputs(in_bag: str | Path, image_topic: str | None = None, detections_topic: str | None = None,
+                 depth_topic: str | None = None, camera_info_topic: str | None = None) -> None:
     """Fail fast, before any model is loaded: the input must open and have exactly one image
-    and one detections topic (or the named ones).
+    and one detections topic (or the named ones) and, with ``depth_topic``, that depth topic
+    and exactly one CameraInfo topic (or the named one).
 
     Raises:
         FileNotFoundError, ValueError: see above and :func:`open_bag`.
     """
     with open_bag(in_bag) as reader:
-        _pick(reader.connections, IMAGE_TYPES, image_topic, "image")
-        _pick(reader.connections, {DETECTIONS_TYPE}, detections_topic, "detections")
+        _topics(reader.connections, image_topic, detections_topic, depth_topic, camera_info_topic)
+
+
+def _topics(connections, image_topic, detections_topic, depth_topic, camera_info_topic) -> dict[str, list]:
+    """The connections of each input: "image", "detections" and, with ``depth_topic``,
+    "depth" and "camera_info" (the depth topic is never taken for the colour image)."""
+    chosen = {}
+    if depth_topic is not None:
+        chosen["depth"] = _pick(connections, DEPTH_TYPES, depth_topic, "depth")
+        chosen["camera_info"] = _pick(connections, {CAMERA_INFO_TYPE}, camera_info_topic, "CameraInfo")
+        connections = [c for c in connections if c.topic != depth_topic]
+    chosen["image"] = _pick(connections, IMAGE_TYPES, image_topic, "image")
+    chosen["detections"] = _pick(connections, {DETECTIONS_TYPE}, detections_topic, "detections")
+    return chosen
 
 
 @contextmanager
@@ -342,7 +360,8 @@ def _staged(out_bag: Path, force: bool):
 def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: ProcessingSettings,
            image_topic: str | None = None, detections_topic: str | None = None, slop_ns: int = 0,
            geometries=None, storage: str = "mcap", progress: bool = True, keep_images: int = 6,
-           force: bool = False) -> ReplayResult:
+           force: bool = False, depth_topic: str | None = None, camera_info_topic: str | None = None
+           ) -> ReplayResult:
     """Run every (image, detections) pair of ``in_bag`` through ``estimator`` into ``out_bag``.
 
     A bag that breaks off mid-way (see :func:`_read_errors`) is processed up to the break, the
@@ -354,11 +373,15 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
             it appears only when complete.
         estimator: a loaded ``InteractionEstimator``; settings: detection filtering etc.
         image_topic / detections_topic: needed only when the bag has several candidates.
-        slop_ns: largest stamp difference paired (0: exact).
+        slop_ns: largest stamp difference paired (0: exact), for detections and depth alike.
         geometries: optional callable (stamp_ns, detection_id) -> geometry override or None
             (e.g. a dataset's object point cloud).
         storage: "mcap" or "sqlite3".
         keep_images: how many processed images to keep in the result (figures).
+        depth_topic: a registered depth image topic (16UC1 mm / 32FC1 m): objects get their points
+            from depth, as in the node with ``use_depth``; an image without depth (or
+            CameraInfo) within ``slop_ns`` is processed without it and counted
+            ``no_depth_for_image``. camera_info_topic: needed when the bag has several.
 
     Raises:
         ValueError: the topics cannot be chosen, the input cannot be opened, or the output
@@ -375,19 +398,20 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
         [f"skipped:{reason}" if Reason(reason).drops else str(reason)]))
     typestore = project_typestore()
     with open_bag(in_bag) as reader, _staged(out_bag, force) as staged:
-        image_connections = _pick(reader.connections, IMAGE_TYPES, image_topic, "image")
-        detection_connections = _pick(reader.connections, {DETECTIONS_TYPE}, detections_topic, "detections")
+        topics = _topics(reader.connections, image_topic, detections_topic, depth_topic, camera_info_topic)
+        image_connections = topics["image"]
         image_type = IMAGE_TYPES[image_connections[0].msgtype]
         detections = [deserialize_message(bytes(raw), Detection2DArray)
-                      for _, _, raw in _messages(reader, detection_connections, result)]
+                      for _, _, raw in _messages(reader, topics["detections"], result)]
         # The node's rule (sync.nearest_stamp) on the whole bag: each detections message goes
-        # to the image nearest in stamp within the slop.
-        image_stamps = sorted(set(_image_stamps(reader, image_connections)))
+        # to the image nearest in stamp within the slop, and each such image to its depth.
+        image_stamps = sorted(set(_header_stamps(reader, image_connections)))
         matches = pair_stamps([stamp_ns(d.header.stamp) for d in detections], image_stamps, slop_ns)
         pending: dict[int, list[Detection2DArray]] = {}
         for msg, index in zip(detections, matches):
             key = image_stamps[index] if index is not None else -1 - len(pending)  # unmatched: own key
             pending.setdefault(key, []).append(msg)
+        companions = _Companions(reader, topics, sorted(k for k in pending if k >= 0), slop_ns)
         total = sum(c.msgcount for c in image_connections)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         with Writer(staged, version=Writer.VERSION_LATEST if hasattr(Writer, "VERSION_LATEST") else 9,
@@ -395,20 +419,42 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
             interactions = writer.add_connection(INTERACTIONS_TOPIC, "interactvlm_msgs/msg/InteractionArray",
                                                  typestore=typestore)
             markers = writer.add_connection(MARKERS_TOPIC, "visualization_msgs/msg/MarkerArray", typestore=typestore)
-            for _, _, raw in tqdm(_messages(reader, image_connections, result), total=total, unit="image",
-                                  desc="replay", disable=not progress):
-                image = deserialize_message(bytes(raw), image_type)
-                stamp = stamp_ns(image.header.stamp)
+
+            def finish(image, stamp: int) -> None:
+                depth = companions.depth(processor, image, stamp) if companions else None
                 for detections_msg in pending.pop(stamp, []):
                     _process(processor, settings, image, detections_msg, stamp, geometries, result, writer,
-                             interactions, markers)
+                             interactions, markers, depth)
                 if result.outputs and result.outputs[-1][0] == stamp and len(result.images) < keep_images:
                     result.images[stamp] = decode_image(image)
+
+            waiting: dict[int, object] = {}  # images read before their depth: processed once it is read
+            connections = image_connections + companions.connections
+            image_topics = {c.topic for c in image_connections}
+            bar = tqdm(total=total, unit="image", desc="replay", disable=not progress)
+            for connection, _, raw in _messages(reader, connections, result):
+                if connection.topic not in image_topics:
+                    for stamp in companions.add(connection, raw):
+                        if stamp in waiting:
+                            finish(waiting.pop(stamp), stamp)
+                    continue
+                bar.update()
+                stamp = cdr_header_stamp_ns(raw)
+                if stamp not in pending:
+                    continue
+                image = deserialize_message(bytes(raw), image_type)
+                if companions.complete(stamp):
+                    finish(image, stamp)
+                else:
+                    waiting.setdefault(stamp, image)  # a second image of the same stamp: the first is used
+            for stamp in sorted(waiting):  # their depth is not in the bag (or the bag broke off)
+                finish(waiting.pop(stamp), stamp)
+            bar.close()
     for left in pending.values():
         for detections_msg in left:
-            result.counts["no_image_with_this_stamp"] += 1
+            result.counts[str(Reason.NO_IMAGE_FOR_DETECTIONS)] += 1
             result.records.append({"stamp_ns": stamp_ns(detections_msg.header.stamp),
-                                   "outcome": "no_image_with_this_stamp",
+                                   "outcome": str(Reason.NO_IMAGE_FOR_DETECTIONS),
                                    "detections": [d.id for d in detections_msg.detections]})
     result.records.sort(key=lambda record: record["stamp_ns"])
     if result.error:
@@ -416,9 +462,76 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
     return result
 
 
-def _image_stamps(reader, connections) -> list[int]:
-    """Header stamps of the images (read from their CDR bytes), up to a read error (the main
-    pass over the images reaches it again and records it)."""
+class _Companions:
+    """The depth and CameraInfo of the images replay processes, paired by ``pair_stamps`` and
+    held only from when they are read until their image is processed (bounded memory).
+
+    Args:
+        topics: :func:`_topics`' connections (no "depth": no companions, the object is falsy).
+        image_stamps: the stamps of the images that have detections, increasing.
+    """
+
+    TYPES = {"depth": Image, "camera_info": CameraInfo}
+
+    def __init__(self, reader, topics: dict, image_stamps: list[int], slop_ns: int):
+        self.connections = [c for name in self.TYPES for c in topics.get(name, [])]
+        self._name = {c.topic: name for name in self.TYPES for c in topics.get(name, [])}
+        self._wanted: dict[str, dict[int, int]] = {}  # name -> image stamp -> its companion's stamp
+        self._wanting: dict[str, dict[int, set[int]]] = {}  # name -> companion stamp -> image stamps
+        self._held: dict[str, dict[int, object]] = {name: {} for name in self.TYPES}
+        for name in self.TYPES if self.connections else ():
+            stamps = sorted(set(_header_stamps(reader, topics[name])))
+            found = pair_stamps(image_stamps, stamps, slop_ns)
+            self._wanted[name] = {image: stamps[i] for image, i in zip(image_stamps, found) if i is not None}
+            self._wanting[name] = {}
+            for image, stamp in self._wanted[name].items():
+                self._wanting[name].setdefault(stamp, set()).add(image)
+
+    def __bool__(self) -> bool:
+        return bool(self.connections)
+
+    def add(self, connection, raw) -> list[int]:
+        """Keep a companion message if an image wants it; returns the image stamps now complete."""
+        name = self._name[connection.topic]
+        stamp = cdr_header_stamp_ns(raw)
+        wanting = self._wanting[name].get(stamp)
+        if not wanting or stamp in self._held[name]:
+            return []
+        self._held[name][stamp] = deserialize_message(bytes(raw), self.TYPES[name])
+        return sorted(image for image in wanting if self.complete(image))
+
+    def complete(self, image_stamp: int) -> bool:
+        """Whether every companion the image has in the bag has been read."""
+        return all(wanted.get(image_stamp) is None or wanted[image_stamp] in self._held[name]
+                   for name, wanted in self._wanted.items())
+
+    def depth(self, processor, image, image_stamp: int):
+        """The image's DepthFrame, or None (reported ``no_depth_for_image`` or why it is
+        unusable); releases what no other image wants."""
+        messages = {}
+        for name in self.TYPES:
+            stamp = self._wanted[name].pop(image_stamp, None)
+            messages[name] = self._held[name].get(stamp)
+            if stamp is not None:
+                self._wanting[name][stamp].discard(image_stamp)
+                if not self._wanting[name][stamp]:
+                    self._held[name].pop(stamp, None)
+        if messages["depth"] is None or messages["camera_info"] is None:
+            missing = " and ".join(what for what, name in (("depth image", "depth"), ("CameraInfo", "camera_info"))
+                                   if messages[name] is None)
+            processor.report(Reason.NO_DEPTH_FOR_IMAGE, f"no {missing} within the slop of the image stamped "
+                                                        f"{image_stamp / 1e9:.3f} s")
+            return None
+        try:
+            return depth_frame(messages["depth"], messages["camera_info"], image.header.frame_id)
+        except Rejected as error:
+            processor.report(error.reason, error.detail)
+            return None
+
+
+def _header_stamps(reader, connections) -> list[int]:
+    """Header stamps of a topic's messages (read from their CDR bytes), up to a read error (the
+    main pass reaches it again and records it)."""
     stamps = []
     try:
         for _, _, raw in reader.messages(connections=connections):
@@ -428,7 +541,8 @@ def _image_stamps(reader, connections) -> list[int]:
     return stamps
 
 
-def _process(processor, settings, image, detections, stamp, geometries, result, writer, interactions, markers):
+def _process(processor, settings, image, detections, stamp, geometries, result, writer, interactions, markers,
+             depth=None):
     ids = [d.id for d in detections.detections]
     record = {"stamp_ns": stamp, "detections": ids}
     before = Counter(result.counts)
@@ -436,7 +550,7 @@ def _process(processor, settings, image, detections, stamp, geometries, result, 
         overrides = None
         if geometries is not None:
             overrides = {i: g for i in ids if (g := geometries(stamp, i)) is not None}
-        output = processor.process(image, detections, settings, geometries=overrides)
+        output = processor.process(image, detections, settings, geometries=overrides, depth=depth)
     except Rejected as error:
         result.counts[f"image_rejected:{error.reason}"] += 1
         record["outcome"] = f"image_rejected:{error.reason}"

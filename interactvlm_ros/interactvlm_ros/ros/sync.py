@@ -1,26 +1,33 @@
-"""Pairing detections (and depth) with images by stamp: one rule for the node, replay and
-depth, and the node's buffer that keeps only the newest unprocessed pair.
+"""Pairing detections, depth and CameraInfo with images by stamp: one rule for the node, replay
+and depth, and the node's buffer that keeps only the newest unprocessed pair.
 
 The rule (:func:`nearest_stamp`): a detections message belongs to the image whose stamp is
-nearest to its own, within ``slop`` (ties: the earlier image). Images arrive in stamp order, so
-the node can decide once an image at or after the detections' stamp has arrived
-(:func:`decidable`); replay, which sees the whole bag, applies the same rule to all its images
-at once. Both therefore pair a bag identically (tested), whatever the arrival order of
-detections and images.
+nearest to its own, within ``slop`` (ties: the earlier image); an image's registered depth and
+CameraInfo are the ones nearest to the image's stamp, within the same ``slop``. Messages of one
+topic arrive in stamp order, so the node can decide once a message at or after the wanted stamp
+has arrived (:func:`decidable`); replay, which sees the whole bag, applies the same rule to all
+its messages at once. Both therefore pair a bag identically (tested), whatever the arrival order
+of the topics.
 
 The model is slower than the camera, so queueing would make latency grow without bound:
-:class:`PairBuffer` keeps a small ring of recent images, and each decided pair becomes *the*
-pending pair, replacing (and counting) any pair not yet taken. No rclpy import: stamps are
-integer nanoseconds.
+:class:`PairBuffer` keeps a small ring of recent images, and each complete pair becomes *the*
+pending pair, replacing (and counting) any pair not yet taken. With companions (depth and
+CameraInfo), a pair of image and detections waits for them up to a bounded time, like
+``message_filters``' ApproximateTime over all the inputs, but never behind a newer pair: once a
+newer pair is complete, older incomplete ones are dropped (counted). No rclpy import: stamps
+are integer nanoseconds, deadlines seconds of ``clock``.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections import Counter, deque
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Sequence
+
+from ..reasons import Reason
 
 
 def nearest_stamp(target: int, stamps: Sequence[int], slop: int) -> int | None:
@@ -40,88 +47,145 @@ def nearest_stamp(target: int, stamps: Sequence[int], slop: int) -> int | None:
 
 
 def decidable(target: int, latest_stamp: int | None) -> bool:
-    """Whether the nearest image of ``target`` is known once images up to ``latest_stamp``
-    (ns) have arrived in stamp order: a later image can only be farther than one at or after
+    """Whether the nearest message of ``target`` is known once messages up to ``latest_stamp``
+    (ns) have arrived in stamp order: a later one can only be farther than one at or after
     ``target``."""
     return latest_stamp is not None and latest_stamp >= target
 
 
 def pair_stamps(detection_stamps: Sequence[int], image_stamps: Sequence[int], slop: int) -> list[int | None]:
-    """For each detections stamp, the index of its image in ``image_stamps`` (increasing), or
-    None: :func:`nearest_stamp` for every one (what replay does with a whole bag)."""
+    """For each detections (or image) stamp, the index of its match in ``image_stamps``
+    (increasing), or None: :func:`nearest_stamp` for every one (what replay does with a whole
+    bag, for images and for their depth and CameraInfo)."""
     return [nearest_stamp(stamp, image_stamps, slop) for stamp in detection_stamps]
 
 
 @dataclass(frozen=True)
 class Pair:
-    """An image (any payload) and the detections with a matching stamp (nanoseconds)."""
+    """An image (any payload), the detections with a matching stamp (nanoseconds), and the
+    image's companions: name -> the message nearest to the image's stamp within the slop, or
+    None when none arrived in time (see :class:`PairBuffer`)."""
 
     image_stamp_ns: int
     image: Any
     detections_stamp_ns: int
     detections: Any
+    companions: Mapping[str, Any] = field(default_factory=dict)
 
 
 class PairBuffer:
-    """Thread-safe pairing of images and detections by :func:`nearest_stamp`.
+    """Thread-safe pairing of images, detections and companions by :func:`nearest_stamp`.
 
     Args:
         capacity: images kept (the oldest is evicted; evicted images never paired are not
-            counted as drops: most camera frames have no detections), and detections messages
-            waiting for a later image.
-        slop_ns: largest |image stamp - detections stamp| accepted, nanoseconds.
+            counted as drops: most camera frames have no detections), detections messages
+            waiting for a later image, messages kept per companion, and pairs waiting for their
+            companions.
+        slop_ns: largest |image stamp - detections (or companion) stamp| accepted, nanoseconds.
+        companions: names of the streams every pair also needs (the node: ``("depth",
+            "camera_info")`` with ``use_depth``), added with :meth:`add_companion`.
+        wait_s: longest time (seconds of ``clock``) an image + detections pair waits for its
+            companions; then it is complete without those that did not come (None in
+            :attr:`Pair.companions`). 0: take what has arrived when the pair is made.
+        report: called as ``report(reason, detail)`` for an input dropped by the pairing
+            (``Reason.NO_IMAGE_FOR_DETECTIONS``, ``Reason.DUPLICATE_STAMP``).
+        clock: monotonic seconds (tests pass their own).
+        counts: the Counter to count in (the node keeps one over its buffers); default a new one.
 
-    Counters (``counts``): ``paired``, ``replaced_pending`` (a pair overwritten by a newer one
-    before being taken), ``unmatched_detections`` (no image within slop, or evicted while
-    waiting), ``taken``.
+    Counters (``counts``): ``paired`` (image + detections matched), ``replaced_pending`` (a
+    pair dropped for a newer one: overwritten before being taken, or still waiting for its
+    companions when a newer pair was complete), ``unmatched_detections`` (no image within slop,
+    or evicted while waiting), ``duplicate_stamps`` (a second image or companion with a stamp
+    already kept: the first is kept), ``taken``.
     """
 
-    def __init__(self, capacity: int = 10, slop_ns: int = 0):
+    def __init__(self, capacity: int = 10, slop_ns: int = 0, companions: Sequence[str] = (), wait_s: float = 0.0,
+                 report: Callable[[Reason, str], None] | None = None, clock: Callable[[], float] = time.monotonic,
+                 counts: Counter | None = None):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
+        if wait_s < 0:
+            raise ValueError(f"wait_s must be >= 0, got {wait_s}")
         self._images: deque[tuple[int, Any]] = deque(maxlen=capacity)
         self._waiting: deque[tuple[int, Any]] = deque(maxlen=capacity)
+        self._companions: dict[str, deque[tuple[int, Any]]] = {name: deque(maxlen=capacity) for name in companions}
+        self._incomplete: deque[tuple[Pair, float]] = deque()  # (pair, deadline), oldest first
+        self._capacity = capacity
         self.slop_ns = int(slop_ns)
+        self.wait_s = float(wait_s)
+        self._report = report or (lambda reason, detail: None)
+        self._clock = clock
         self._pending: Pair | None = None
         self._lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter() if counts is None else counts
 
-    def add_image(self, stamp_ns: int, image: Any) -> None:
+    @property
+    def companions(self) -> tuple[str, ...]:
+        return tuple(self._companions)
+
+    def add_image(self, stamp_ns: int, image: Any) -> bool:
         """Store an image (stamps in increasing order); pair the waiting detections whose
-        nearest image is now known."""
+        nearest image is now known. A second image with the stamp of one kept is dropped
+        (reported ``duplicate_stamp``). Returns whether a pair became complete."""
         with self._lock:
+            if any(s == stamp_ns for s, _ in self._images):
+                self._duplicate("image", stamp_ns)
+                return False
             self._images.append((stamp_ns, image))
-            still_waiting = deque(maxlen=self._waiting.maxlen)
+            still_waiting, completed = deque(maxlen=self._waiting.maxlen), False
             for det_stamp, detections in self._waiting:
                 if decidable(det_stamp, stamp_ns):
-                    self._pair(det_stamp, detections)
+                    completed |= self._pair(det_stamp, detections)
                 else:
                     still_waiting.append((det_stamp, detections))
             self._waiting = still_waiting
+            return completed
 
     def add_detections(self, stamp_ns: int, detections: Any) -> bool:
         """Pair detections with their image when it is known; otherwise they wait (bounded)
-        for a later image. Returns whether a pair was made."""
+        for a later image. Returns whether a pair became complete."""
         with self._lock:
             latest = self._images[-1][0] if self._images else None
             if decidable(stamp_ns, latest):
                 return self._pair(stamp_ns, detections)
             if len(self._waiting) == self._waiting.maxlen:
-                self.counts["unmatched_detections"] += 1  # the oldest waiting one is evicted
+                old_stamp, _ = self._waiting[0]  # evicted by the append below
+                self._unmatched(old_stamp, "evicted while waiting for an image at or after its stamp")
             self._waiting.append((stamp_ns, detections))
             return False
 
-    def _pair(self, stamp_ns: int, detections: Any) -> bool:
-        images = sorted(self._images, key=lambda item: item[0])  # in case one arrived out of order
-        index = nearest_stamp(stamp_ns, [s for s, _ in images], self.slop_ns)
-        if index is None:
-            self.counts["unmatched_detections"] += 1
-            return False
-        if self._pending is not None:
-            self.counts["replaced_pending"] += 1
-        self._pending = Pair(images[index][0], images[index][1], stamp_ns, detections)
-        self.counts["paired"] += 1
-        return True
+    def add_companion(self, name: str, stamp_ns: int, message: Any) -> bool:
+        """Store a companion message (stamps in increasing order per name) and complete the
+        waiting pairs it decides. Returns whether a pair became complete.
+
+        Raises:
+            KeyError: ``name`` is not one of ``companions``.
+        """
+        with self._lock:
+            kept = self._companions[name]
+            if any(s == stamp_ns for s, _ in kept):
+                self._duplicate(name, stamp_ns)
+                return False
+            kept.append((stamp_ns, message))
+            return self._complete_incomplete(expired_only=False)
+
+    def expire(self) -> bool:
+        """Complete the pairs whose wait for companions is over (``clock() >= deadline``),
+        without what did not come. Returns whether a pair became complete."""
+        with self._lock:
+            return self._complete_incomplete(expired_only=True)
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline (seconds of ``clock``) of a pair waiting for companions."""
+        with self._lock:
+            return min((deadline for _, deadline in self._incomplete), default=None)
+
+    def companion_for(self, name: str, stamp_ns: int) -> Any:
+        """The kept ``name`` message nearest to ``stamp_ns`` within the slop, or None (no
+        waiting: for requests about an image that is not in the stream)."""
+        with self._lock:
+            found, _ = self._lookup(name, stamp_ns)
+            return found
 
     def take(self) -> Pair | None:
         """The pending pair (removing it), or None."""
@@ -138,6 +202,77 @@ class PairBuffer:
             return len(self._waiting)
 
     @property
+    def waiting_pairs(self) -> int:
+        """Pairs of image and detections waiting for their companions."""
+        with self._lock:
+            return len(self._incomplete)
+
+    @property
     def pending(self) -> int:
+        """1 when a complete pair waits to be taken, else 0."""
         with self._lock:
             return int(self._pending is not None)
+
+    # ------------------------------------------------------------------------- internals
+    def _duplicate(self, what: str, stamp_ns: int) -> None:
+        self.counts["duplicate_stamps"] += 1
+        self._report(Reason.DUPLICATE_STAMP, f"a second {what} message with stamp {_seconds(stamp_ns)} s; the first "
+                                             "one received is kept")
+
+    def _unmatched(self, stamp_ns: int, why: str) -> None:
+        self.counts["unmatched_detections"] += 1
+        self._report(Reason.NO_IMAGE_FOR_DETECTIONS, f"detections stamped {_seconds(stamp_ns)} s: {why}")
+
+    def _pair(self, stamp_ns: int, detections: Any) -> bool:
+        images = sorted(self._images, key=lambda item: item[0])  # in case one arrived out of order
+        index = nearest_stamp(stamp_ns, [s for s, _ in images], self.slop_ns)
+        if index is None:
+            self._unmatched(stamp_ns, f"no image within sync_slop ({self.slop_ns / 1e9:g} s) of it among the "
+                                      f"{len(images)} kept")
+            return False
+        self.counts["paired"] += 1
+        pair = Pair(images[index][0], images[index][1], stamp_ns, detections)
+        if not self._companions:
+            self._set_pending(pair)
+            return True
+        self._incomplete.append((pair, self._clock() + self.wait_s))
+        if len(self._incomplete) > self._capacity:
+            self._incomplete.popleft()
+            self.counts["replaced_pending"] += 1
+        return self._complete_incomplete(expired_only=False)
+
+    def _lookup(self, name: str, stamp_ns: int) -> tuple[Any, bool]:
+        """(message nearest to ``stamp_ns`` within the slop or None, whether that is final)."""
+        kept = sorted(self._companions[name], key=lambda item: item[0])
+        stamps = [s for s, _ in kept]
+        index = nearest_stamp(stamp_ns, stamps, self.slop_ns)
+        final = decidable(stamp_ns, stamps[-1] if stamps else None)
+        return (kept[index][1] if index is not None else None), final
+
+    def _complete_incomplete(self, expired_only: bool) -> bool:
+        """Move the waiting pairs that are decided (all companions known, or the deadline
+        passed) to pending; the newest such pair wins and every older waiting pair is dropped."""
+        now = self._clock()
+        newest = None
+        for position, (pair, deadline) in enumerate(self._incomplete):
+            found = {name: self._lookup(name, pair.image_stamp_ns) for name in self._companions}
+            if now >= deadline or self.wait_s == 0 or (not expired_only and all(f for _, f in found.values())):
+                newest = (position, replace(pair, companions={name: m for name, (m, _) in found.items()}))
+        if newest is None:
+            return False
+        position, pair = newest
+        for _ in range(position):  # older than a complete pair: a late companion must not hold newer pairs
+            self._incomplete.popleft()
+            self.counts["replaced_pending"] += 1
+        self._incomplete.popleft()
+        self._set_pending(pair)
+        return True
+
+    def _set_pending(self, pair: Pair) -> None:
+        if self._pending is not None:
+            self.counts["replaced_pending"] += 1
+        self._pending = pair
+
+
+def _seconds(stamp_ns: int) -> str:
+    return f"{stamp_ns / 1e9:.9f}".rstrip("0").rstrip(".")
