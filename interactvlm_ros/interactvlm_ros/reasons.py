@@ -31,6 +31,7 @@ class Reason(StrEnum):
     EMPTY_IMAGE = "empty_image"
     BAD_IMAGE_SIZE = "bad_image_size"
     IMAGE_TOO_SMALL = "image_too_small"
+    IMAGE_TOO_LARGE = "image_too_large"
     INCOMPATIBLE_QOS = "incompatible_qos"
     # Single detections.
     DETECTION_WITHOUT_CLASS = "detection_without_class"

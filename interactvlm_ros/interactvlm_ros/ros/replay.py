@@ -403,7 +403,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
                     _process(processor, settings, image, detections_msg, stamp, geometries, result, writer,
                              interactions, markers)
                 if result.outputs and result.outputs[-1][0] == stamp and len(result.images) < keep_images:
-                    result.images[stamp] = decode_image(image)
+                    result.images[stamp] = decode_image(image, settings.min_image_size, settings.max_image_pixels)
     for left in pending.values():
         for detections_msg in left:
             result.counts["no_image_with_this_stamp"] += 1
