@@ -213,6 +213,7 @@ def test_settings_from_parameters_carry_the_image_limits():
 def test_frame_processor_applies_the_settings_limit():
     """The node's stream and service and rosbag replay all decode through FrameProcessor."""
     processor = FrameProcessor(estimator=None, report=lambda reason, detail: None)  # refused before estimating
+    settings = ProcessingSettings(min_image_size=1, max_image_pixels=29)
     with pytest.raises(Rejected) as error:
-        processor.process(raw(RGB, "rgb8"), Detection2DArray(), ProcessingSettings(min_image_size=1, max_image_pixels=29))
+        processor.process(raw(RGB, "rgb8"), Detection2DArray(), settings)
     assert error.value.reason == "image_too_large"
