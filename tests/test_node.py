@@ -26,6 +26,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2D, Detection2DArray
 from visualization_msgs.msg import Marker, MarkerArray
 
+from interactvlm_ros.config import BY_NAME
 from interactvlm_ros.detection import Detection
 from interactvlm_ros.ros.conversions import affordance_from_cloud, detections_to_msg
 from interactvlm_ros.ros.node import InteractVLMNode
@@ -339,6 +340,21 @@ def test_service_answers_on_demand(running):
     bad.image.encoding = "16UC1"
     response = client.service.call(bad, timeout_sec=60)
     assert response is not None and not response.success and "unsupported_encoding" in response.message
+
+
+def test_service_obeys_max_image_pixels_set_at_run_time(running):
+    node, client = running
+    assert client.service.wait_for_service(timeout_sec=20)
+    rgb = photo("astronaut")
+    request = EstimateInteractions.Request(image=image_msg(rgb, 302), detections=detections_msg(
+        302, detection("h", "sports ball", 0.9, (345, 345, 495, 495))))
+    assert node.set_parameters([Parameter("max_image_pixels", value=rgb.shape[0] * rgb.shape[1] - 1)])[0].successful
+    try:
+        response = client.service.call(request, timeout_sec=60)
+    finally:
+        node.set_parameters([Parameter("max_image_pixels", value=BY_NAME["max_image_pixels"].default)])
+    assert response is not None and not response.success
+    assert "image_too_large" in response.message and "max_image_pixels" in response.message
 
 
 def test_a_burst_leaves_at_most_one_pending_pair(running):

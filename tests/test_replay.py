@@ -130,6 +130,16 @@ def test_every_input_is_accounted_for_and_the_output_bag_is_standard(tmp_path, s
     assert (tmp_path / "report" / "sample_00.png").is_file() and (tmp_path / "report" / "report.json").is_file()
 
 
+def test_images_over_max_image_pixels_are_refused(tmp_path, settings, estimator, mcap_bag):
+    limited = {**settings, "max_image_pixels": RGB.shape[0] * RGB.shape[1] - 1}
+    paths = run_replay(mcap_bag, tmp_path / "out", limited, tmp_path / "report", progress=False, estimator=estimator)
+    summary = json.loads(paths["summary"].read_text())
+    outcomes = {record["stamp_ns"]: record["outcome"] for record in summary["inputs"]}
+    assert outcomes == {1 * S: "image_rejected:image_too_large", 2 * S: "image_rejected:image_too_large",
+                        4 * S: "image_rejected:image_too_large", 5 * S: "no_image_with_this_stamp"}
+    assert read_interactions(tmp_path / "out") == []
+
+
 def test_ground_truth_sidecar_is_scored(tmp_path, settings, estimator):
     in_bag = write_bag(tmp_path / "in")
     rng = np.random.default_rng(1)

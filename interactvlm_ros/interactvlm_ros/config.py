@@ -142,6 +142,10 @@ PARAMETERS: tuple[Parameter, ...] = (
       section="behaviour"),
     P("min_image_size", 32, "images whose smaller side is below this are dropped (image_too_small)", read_only=False,
       range=(1, 4096), unit="pixels", section="behaviour"),
+    P("max_image_pixels", 50_000_000, "images with more pixels (width x height, read from the header of a compressed "
+      "image, before decoding) are dropped (image_too_large); 50 MP admits 8K UHD (33.2 MP) and 20-45 MP machine "
+      "vision sensors and refuses decompression bombs", read_only=False, range=(1, 1 << 30), unit="pixels",
+      section="behaviour"),
     P("max_detections", 5, "detections processed per image (highest scores first)", read_only=False, range=(1, 100),
       unit="detections", section="behaviour"),
     P("min_score", 0.0, "detections scoring lower are skipped", read_only=False, range=(0.0, 1.0), unit="score",

@@ -31,6 +31,7 @@ class Reason(StrEnum):
     EMPTY_IMAGE = "empty_image"
     BAD_IMAGE_SIZE = "bad_image_size"
     IMAGE_TOO_SMALL = "image_too_small"
+    IMAGE_TOO_LARGE = "image_too_large"
     INCOMPATIBLE_QOS = "incompatible_qos"
     DUPLICATE_STAMP = "duplicate_stamp"
     NO_IMAGE_FOR_DETECTIONS = "no_image_for_detections"

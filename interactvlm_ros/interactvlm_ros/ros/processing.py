@@ -43,6 +43,7 @@ class ProcessingSettings:
     depth_points: int = 2048
     depth_cluster_gap: float = 0.05
     min_image_size: int = 32
+    max_image_pixels: int = 50_000_000
     person_classes: tuple[str, ...] = ("person",)
     image_region: str = "person_object"
     region_margin: float = 0.1
@@ -58,6 +59,7 @@ class ProcessingSettings:
                    markers=bool(get("publish_markers")), markers_frame_id=str(get("markers_frame_id")),
                    geometry_preference=str(get("geometry_preference")), depth_points=int(get("depth_points")),
                    depth_cluster_gap=float(get("depth_cluster_gap")), min_image_size=int(get("min_image_size")),
+                   max_image_pixels=int(get("max_image_pixels")),
                    person_classes=tuple(c for c in get("person_classes") if c), image_region=str(get("image_region")),
                    region_margin=float(get("region_margin")), scene_contact=bool(get("scene_contact")),
                    task=str(get("task")), clearance_distance=float(get("handover_clearance_distance")))
@@ -201,7 +203,7 @@ class FrameProcessor:
         """
         if notes is not None:
             return self._collecting(notes).process(image_msg, detections_msg, settings, geometries, depth)
-        rgb = decode_image(image_msg, settings.min_image_size)
+        rgb = decode_image(image_msg, settings.min_image_size, settings.max_image_pixels)
         height, width = rgb.shape[:2]
         frames = (detections_msg.header.frame_id, image_msg.header.frame_id)
         if all(frames) and frames[0] != frames[1]:

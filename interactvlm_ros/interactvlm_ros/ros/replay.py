@@ -426,7 +426,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
                     _process(processor, settings, image, detections_msg, stamp, geometries, result, writer,
                              interactions, markers, depth)
                 if result.outputs and result.outputs[-1][0] == stamp and len(result.images) < keep_images:
-                    result.images[stamp] = decode_image(image)
+                    result.images[stamp] = decode_image(image, settings.min_image_size, settings.max_image_pixels)
 
             waiting: dict[int, object] = {}  # images read before their depth: processed once it is read
             connections = image_connections + companions.connections
