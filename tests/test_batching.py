@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 import torch
 
+from interactvlm_ros.localize.decoding import StaticDecoder, row_bucket
 from interactvlm_ros.localize.prompts import HUMAN_CONTACT_PROMPT, OBJECT_AFFORDANCE_PROMPT
 
 LABELS = ["cup", "tennis racket", "sports ball", "bottle"]
@@ -109,6 +112,65 @@ def test_mask_tokens_at_different_steps_give_the_same_embeddings(plain):
         torch.testing.assert_close(b.seg_embedding, a.seg_embedding, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="max_new_tokens"):
         plain.generate_batch([(features, questions[0])], 0)
+
+
+def live_storages() -> dict[int, torch.Tensor]:
+    """Storage address -> one live CPU tensor on it, of every tensor the garbage collector sees."""
+    found = {}
+    for obj in gc.get_objects():
+        if type(obj) in (torch.Tensor, torch.nn.Parameter) and obj.device.type == "cpu":
+            storage = obj.untyped_storage()
+            if storage.nbytes():
+                found.setdefault(storage.data_ptr(), obj)
+    return found
+
+
+@pytest.mark.parametrize("decode_cache", ["dynamic", "static"])
+@pytest.mark.parametrize("images", [1, 2])
+def test_decoding_keeps_only_the_last_prompt_positions(plain, monkeypatch, decode_cache, images):
+    """While answers are decoded, nothing of the prompts' other positions is alive: no logits or
+    hidden states of every position (one prefix prefill per image), no per-image KV cache beside
+    the batch's. At each decode step, every floating-point tensor made by generate_batch,
+    outside the step's KV cache, holds at most one vocabulary-wide or hidden-wide vector per
+    batch row. (One request alone: its whole prompt is the prefix.)"""
+    features = [features_of(plain, 10 + i) for i in range(images)]
+    questions = [HUMAN_CONTACT_PROMPT.format(object=label) for label in LABELS[:3]]
+    requests = [(features[0], questions[0])] if images == 1 else \
+        [(features[i % images], q) for i, q in enumerate(questions)]
+    lm = plain.model.language_model
+    widths = {lm.config.vocab_size, lm.config.hidden_size}
+    rows = row_bucket(len(requests))
+    decoder = StaticDecoder(bucket=1024)  # no growth: the only static cache is the step's
+    monkeypatch.setattr(plain, "decode_cache", decode_cache)
+    monkeypatch.setattr(plain, "static_decoder", decoder)
+    before = live_storages()  # held: no address of theirs can be reused during the call
+    steps = []
+
+    def check(module, args, kwargs):
+        if kwargs.get("input_ids") is None or kwargs["input_ids"].shape[1] != 1:
+            return  # a prefill
+        cache = kwargs["past_key_values"]
+        kv = {t.untyped_storage().data_ptr() for layer in cache.layers for t in (layer.keys, layer.values)}
+        kept = []
+        for address, tensor in live_storages().items():
+            if address in before or address in kv or not tensor.is_floating_point():
+                continue
+            vectors = tensor.untyped_storage().nbytes() // (tensor.shape[-1] * tensor.element_size())
+            if tensor.shape[-1] not in widths or vectors > rows:
+                kept.append(tuple(tensor.shape))
+        steps.append(kept)
+
+    handle = lm.model.register_forward_pre_hook(check, with_kwargs=True)
+    try:
+        seg = next(i for i, token in plain.seg_tokens.items() if token == "[SEG]")
+        script = ScriptedAnswer({(len(p), p[-1]): (3, seg)
+                                 for p in (plain.prompt_ids(q) for _, q in requests)})
+        answers = plain.generate_batch(requests, 8, script)
+    finally:
+        handle.remove()
+    assert [a.stop_reason for a in answers] == ["seg"] * len(requests)
+    assert len(steps) == 3 and steps == [[]] * 3, steps
+    assert decoder.grown == 0
 
 
 def test_the_estimator_gives_the_same_results_batched_and_one_by_one(tiny_variant_model):

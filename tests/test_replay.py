@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,7 +230,7 @@ def test_outputs_are_checked_before_the_model_loads(tmp_path, capsys, no_model, 
         report = locked / "report"
     refused(capsys, argv(tmp_path / "out", "--report-dir", str(report)),
             rf"report directory {re.escape(str(report))}: "
-            r"(.*a_file is not a directory|no permission to write in .*locked)")
+            r"(.*a_file is not a directory|cannot create .*locked/report \(Permission denied\))")
     full = tmp_path / "full"
     full.mkdir()
     (full / "notes.txt").write_text("x")
@@ -240,6 +241,27 @@ def test_outputs_are_checked_before_the_model_loads(tmp_path, capsys, no_model, 
     refused(capsys, argv(mcap_bag, "--force"), "would replace the input bag")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "full", *(["locked"] if os.geteuid() else [])]
     assert (full / "notes.txt").read_text() == "x"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_unwritable_outputs_are_refused_before_the_model_loads(tmp_path, capsys, no_model, mcap_bag):
+    """/proc is a folder where nothing can be created, though os.access says it is writable (as
+    it says of every folder to root): the outputs are refused before the model loads, and the
+    message names the path given and the folder at fault, not the hidden staging folder."""
+    def argv(out, *extra):
+        return ["replay", str(mcap_bag), str(out), "--tiny", "--quiet", *extra]
+
+    missing = Path("/proc/interactvlm-ros-test")
+    for out, problem in ((Path("/proc/out"), "cannot write in /proc"),
+                         (missing / "out", f"cannot create {missing}")):
+        error = refused(capsys, argv(out), rf"^interactvlm-ros replay: ValueError: output bag {re.escape(str(out))}: "
+                                           rf"{re.escape(problem)} \(.+\)$")
+        assert ".partial" not in error and "probe" not in error
+    out = tmp_path / "new" / "folders" / "out"  # creatable: made for the check, then removed
+    refused(capsys, argv(out, "--report-dir", str(missing / "report")),
+            rf"^interactvlm-ros replay: ValueError: report directory {re.escape(str(missing))}/report: "
+            rf"cannot create {re.escape(str(missing))} \(.+\)$")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unreadable_input_bags_are_refused_in_one_line(tmp_path, capsys, no_model, mcap_bag):

@@ -50,7 +50,7 @@ from typing import Callable, Sequence
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 
-from .predictor import next_token
+from .predictor import Prefill, next_token
 
 #: Cache-length bucket, tokens: static caches are a multiple of it long (128: at most 127 masked
 #: slots read per row and step, ~0.1 GB for LLaMA-13B in bfloat16 per row at the worst).
@@ -289,20 +289,15 @@ class StaticDecoder:
             self._compiled_shapes.add(shape)
         return logits.clone(), hidden.clone()
 
-    def decode(self, lm, out, last: list[int], valid: torch.Tensor | None, lengths: list[int], prefix_length: int,
-               prompts: list[list[int]], max_new_tokens: int, logits_processor, finished: Callable,
-               compiled: bool = False) -> list:
+    def decode(self, lm, prefill: Prefill, prompts: list[list[int]], max_new_tokens: int, logits_processor,
+               finished: Callable, compiled: bool = False) -> list:
         """Greedy answers from a prefill, with the rules of ``MVLoc.generate_batch``'s dynamic loop.
 
         Args:
             lm: the ``LlamaForCausalLM``.
-            out: the prefill output (``logits`` (B, T', V), ``hidden_states``,
-                ``past_key_values`` a ``DynamicCache`` of B rows and T slots).
-            last: per row, the index in ``out`` of the position predicting its first token.
-            valid: (B, T) attention mask of the prefill (1 real, 0 padding), None: all real.
-            lengths: per row, the real tokens after the shared prefix (0 without suffix).
-            prefix_length: tokens of the shared prefix (row r's next position is
-                ``prefix_length + lengths[r] + step``).
+            prefill: the prompts run through ``lm`` (:class:`~.predictor.Prefill`: B rows of T
+                slots); its cache is taken (:meth:`~.predictor.Prefill.take_cache`) and freed
+                once copied into the static cache.
             prompts: per row, the prompt ids as the logits processor sees them.
             max_new_tokens: >= 1; logits_processor: see ``MVLoc.generate``.
             finished: the stop rules (``MVLoc._stop_rules()``): ``finished(generated, hidden, row,
@@ -323,12 +318,9 @@ class StaticDecoder:
         answers: list = [None] * count
         generated: list[list[int]] = [[] for _ in range(count)]
         active = list(range(count))  # unfinished rows (= request indices: rows never move)
-        rows_index = torch.arange(count, device=out.logits.device)
-        index = torch.tensor(last, device=out.logits.device)
-        scores = out.logits[rows_index, index].float()  # (B or R, V): row r is request r
-        hidden = out.hidden_states[-1][rows_index, index]
-        prefill = out.past_key_values
-        del out
+        scores, hidden = prefill.scores, prefill.hidden  # (B or R, V), (B or R, H): row r is request r
+        valid, lengths = prefill.mask, prefill.lengths
+        source = prefill.take_cache()
         cache: StaticKVCache | None = None
         try:
             for step in range(max_new_tokens):
@@ -345,17 +337,18 @@ class StaticDecoder:
                 if not active:
                     break
                 if cache is None:  # the first decode step: the prefill into a static cache
-                    filled = prefill.get_seq_length()
+                    filled = source.get_seq_length()
                     layout = tuple((l.keys.device, l.keys.dtype, l.keys.shape[1], l.keys.shape[3], l.values.shape[1],
-                                    l.values.shape[3]) for l in prefill.layers)
+                                    l.values.shape[3]) for l in source.layers)
                     rows = row_bucket(count)
                     cache = self.acquire(layout, rows, round_up(filled + 1, self.bucket))
                     device = lm.get_input_embeddings().weight.device
-                    cache.load(prefill, valid if valid is not None else
+                    cache.load(source, valid if valid is not None else
                                torch.ones(count, filled, dtype=torch.long, device=device))
-                    del prefill
+                    source = None  # its keys and values are in the static cache now
                     first_positions = torch.zeros(rows, 1, dtype=torch.long, device=device)
-                    first_positions[:count, 0] = torch.tensor([prefix_length + n for n in lengths], device=device)
+                    first_positions[:count, 0] = torch.tensor([prefill.prefix_length + n for n in lengths],
+                                                              device=device)
                     ids = [0] * rows  # finished and padding rows are fed token 0
                 slot = filled + step  # the same slot for every row (the prefill pads rows alike)
                 if slot >= cache.length:  # crossing a bucket boundary: continue in a longer cache

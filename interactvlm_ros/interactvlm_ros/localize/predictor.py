@@ -96,6 +96,67 @@ class Answer:
     seg_token: str | None = None
 
 
+@dataclass
+class Prefill:
+    """The prompts of a :meth:`MVLoc.generate_batch` call run through the language model: what
+    its decode loops start from, and nothing more: no logits or per-layer hidden states of the
+    prompts' other positions, no per-image prefix cache beside the batch's (for LLaMA-13B in
+    bfloat16 those would be 0.48 MB and 0.82 MB per prompt token: ~400 MB per image of a
+    300-token prompt, alive while the answers are decoded).
+
+    Attributes:
+        scores: (B, vocab) float32 next-token logits of each request's last prompt position.
+        hidden: (B, H) last-layer hidden states of those positions (after the final norm).
+        cache: a ``DynamicCache`` of B rows x T slots (every row padded to the same T); the
+            decode loop takes it (:meth:`take_cache`), so that it is freed as soon as the loop
+            lets go of it.
+        mask: (B, T) int64 attention mask (1 a real token, 0 padding), None when all are real.
+        lengths: per row, the real tokens after the shared prefix (0 without suffix).
+        prefix_length: tokens of the shared prefix (row r's next position is
+            ``prefix_length + lengths[r]``).
+    """
+
+    scores: torch.Tensor
+    hidden: torch.Tensor
+    cache: object
+    mask: torch.Tensor | None
+    lengths: list[int]
+    prefix_length: int
+
+    def take_cache(self):
+        """The cache, no longer referenced here.
+
+        Raises:
+            RuntimeError: already taken."""
+        if self.cache is None:
+            raise RuntimeError("the prefill's cache was already taken")
+        cache, self.cache = self.cache, None
+        return cache
+
+
+def last_positions(lm, last: list[int], **inputs) -> tuple[object, torch.Tensor, torch.Tensor]:
+    """One forward of the ``LlamaForCausalLM`` ``lm`` (``use_cache``; ``inputs``: its keyword
+    arguments, e.g. ``input_ids`` (B, T) or ``inputs_embeds`` (B, T, H)), keeping only position
+    ``last[r]`` of row r (negative: from the end).
+
+    ``lm.model``, then ``lm.lm_head`` on every position, as ``lm``'s forward runs them (the same
+    matrix product, hence the same bits), its (B, T, vocab) result dropped at once; no
+    per-layer hidden states are collected.
+
+    Returns:
+        (cache, scores (B, vocab) float32 on the head's device, hidden (B, H) last-layer states
+        after the final norm on the norm's device).
+    """
+    out = lm.model(use_cache=True, **inputs)
+    states = out.last_hidden_state
+
+    def pick(tensor: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(len(last), device=tensor.device)
+        return tensor[rows, torch.tensor(last, device=tensor.device)]
+
+    return out.past_key_values, pick(lm.lm_head(states)).float(), pick(states)
+
+
 class MVLoc:
     """A loaded MV-Loc model with its tokenizer and CLIP preprocessing.
 
@@ -341,7 +402,8 @@ class MVLoc:
         (requests with the same tensor object share it), its KV cache gathered into one batch;
         the rest of each prompt is prefilled as one padded batch (padding masked, positions
         per sequence), then all answers are decoded together, a sequence leaving the batch at
-        its mask token, EOS or ``max_new_tokens``.
+        its mask token, EOS or ``max_new_tokens``. Of the prompts only the batch's KV cache and
+        each one's last position (its logits and last-layer state, :class:`Prefill`) are kept.
 
         The decode loop follows :attr:`decode_cache`: "dynamic" (the default) grows a
         ``DynamicCache`` by one slot per step and drops finished sequences from it; "static"
@@ -378,9 +440,61 @@ class MVLoc:
         if not requests:
             return []
         lm = self.model.language_model
+        prompts = [self.prompt_ids(question) for _, question in requests]
+        prefill = self._prefill(requests, prompts)
+        if self.decode_cache == "static":
+            from .decoding import StaticDecoder
+
+            if self.static_decoder is None:
+                self.static_decoder = StaticDecoder()
+            return self.static_decoder.decode(lm, prefill, prompts, max_new_tokens, logits_processor,
+                                              self._stop_rules(), compiled=self.compile_decode)
+        device = device_of(lm.get_input_embeddings())
+        count = len(requests)
+        cache, mask, lengths = prefill.take_cache(), prefill.mask, prefill.lengths
+        scores, hidden = prefill.scores, prefill.hidden
+        answers: list[Answer | None] = [None] * count
+        generated: list[list[int]] = [[] for _ in range(count)]
+        active = list(range(count))  # request index of each batch row
+        finished = self._stop_rules()
+        for step in range(max_new_tokens):
+            keep, next_ids = [], []
+            for row, request in enumerate(active):
+                next_id = next_token(scores[row:row + 1], prompts[request], generated[request], logits_processor)
+                generated[request].append(next_id)
+                answers[request] = finished(generated[request], hidden, row, step + 1 == max_new_tokens)
+                if answers[request] is None:
+                    keep.append(row)
+                    next_ids.append(next_id)
+            if not keep:
+                break
+            if len(keep) < len(active):  # finished sequences leave the batch
+                cache.batch_select_indices(torch.tensor(keep, device=device))
+                mask = mask[keep] if mask is not None else None
+                lengths = [lengths[row] for row in keep]
+            active = [active[row] for row in keep]
+            kwargs = {}
+            if mask is not None:
+                mask = torch.cat([mask, torch.ones(len(active), 1, dtype=mask.dtype, device=device)], dim=1)
+                kwargs = dict(attention_mask=mask, position_ids=torch.tensor(
+                    [[prefill.prefix_length + n + step] for n in lengths], device=device))
+            cache, scores, hidden = last_positions(lm, [-1] * len(active), input_ids=torch.tensor(
+                next_ids, device=device)[:, None], past_key_values=cache, **kwargs)
+        return answers
+
+    def _prefill(self, requests: Sequence[tuple[torch.Tensor, str]], prompts: list[list[int]]) -> Prefill:
+        """The prompts of :meth:`generate_batch` through the language model, keeping only what
+        the decode loops read (:class:`Prefill`): the shared prefix once per distinct image
+        features (its cache alone: no logits, no hidden states, except for a single request,
+        whose last position they are), then the padded suffixes as one batch from the prefix
+        caches gathered into one ``DynamicCache`` (the per-image caches dropped once gathered).
+
+        Raises:
+            ValueError: image features of different lengths.
+        """
+        lm = self.model.language_model
         embed = lm.get_input_embeddings()
         device = device_of(embed)
-        prompts = [self.prompt_ids(question) for _, question in requests]
         if len({features.shape[1] for features, _ in requests}) > 1:
             raise ValueError("image features of different lengths cannot share a batch")
         # The shared prefix: the longest common prefix of the prompts, leaving each at least
@@ -395,82 +509,39 @@ class MVLoc:
         if position >= shared:
             raise ValueError("the prompts differ before the image")  # not the case for conversation()
         prefix_text = embed(torch.tensor([[i for i in prompts[0][:shared] if i != IMAGE_TOKEN_INDEX]], device=device))
-        caches, outputs = {}, {}
-        for features, _ in requests:  # one prefill per distinct image features
-            if id(features) in caches:
-                continue
-            spliced = features.to(prefix_text.device, prefix_text.dtype)
-            inputs = torch.cat([prefix_text[:, :position], spliced, prefix_text[:, position:]], dim=1)
-            out = lm(inputs_embeds=inputs, use_cache=True, output_hidden_states=True)
-            caches[id(features)] = out.past_key_values
-            outputs[id(features)] = out
         prefix_length = prefix_text.shape[1] + requests[0][0].shape[1]  # text without <image>, + image tokens
         suffixes = [ids[shared:] for ids in prompts]
         count = len(requests)
-        if count == 1 and not suffixes[0]:
-            out = outputs[id(requests[0][0])]
-            last = [-1]  # per batch row, the position in ``out`` that predicts its next token
-            mask = None
-            lengths = [0]
-        else:
-            from transformers import DynamicCache
 
-            keys = [id(features) for features, _ in requests]
-            layers = caches[keys[0]].layers
-            cache = DynamicCache(ddp_cache_data=[
-                (torch.cat([caches[k].layers[layer].keys for k in keys]),
-                 torch.cat([caches[k].layers[layer].values for k in keys])) for layer in range(len(layers))])
-            lengths = [len(suffix) for suffix in suffixes]
-            width = max(lengths)
-            pad = 0  # any id: padded positions are masked out (LLaMA's <unk>, its pad_token_id 0)
-            suffix_ids = torch.tensor([suffix + [pad] * (width - len(suffix)) for suffix in suffixes], device=device)
-            mask = torch.cat([torch.ones(count, prefix_length, dtype=torch.long, device=device),
-                              torch.tensor([[1] * n + [0] * (width - n) for n in lengths], device=device)], dim=1)
-            positions = prefix_length + torch.arange(width, device=device).expand(count, width)
-            out = lm(input_ids=suffix_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                     use_cache=True, output_hidden_states=True)
-            last = [n - 1 for n in lengths]
-        if self.decode_cache == "static":
-            from .decoding import StaticDecoder
+        def prefix_inputs(features: torch.Tensor) -> torch.Tensor:
+            spliced = features.to(prefix_text.device, prefix_text.dtype)
+            return torch.cat([prefix_text[:, :position], spliced, prefix_text[:, position:]], dim=1)
 
-            if self.static_decoder is None:
-                self.static_decoder = StaticDecoder()
-            return self.static_decoder.decode(lm, out, last, mask, lengths, prefix_length, prompts, max_new_tokens,
-                                              logits_processor, self._stop_rules(), compiled=self.compile_decode)
-        answers: list[Answer | None] = [None] * count
-        generated: list[list[int]] = [[] for _ in range(count)]
-        active = list(range(count))  # request index of each batch row
-        finished = self._stop_rules()
-        for step in range(max_new_tokens):
-            rows = torch.arange(len(active), device=out.logits.device)
-            index = torch.tensor(last, device=out.logits.device)
-            scores = out.logits[rows, index].float()
-            hidden = out.hidden_states[-1][rows, index]
-            keep, next_ids = [], []
-            for row, request in enumerate(active):
-                next_id = next_token(scores[row:row + 1], prompts[request], generated[request], logits_processor)
-                generated[request].append(next_id)
-                answers[request] = finished(generated[request], hidden, row, step + 1 == max_new_tokens)
-                if answers[request] is None:
-                    keep.append(row)
-                    next_ids.append(next_id)
-            if not keep:
-                break
-            cache = out.past_key_values
-            if len(keep) < len(active):  # finished sequences leave the batch
-                cache.batch_select_indices(torch.tensor(keep, device=device))
-                mask = mask[keep] if mask is not None else None
-                lengths = [lengths[row] for row in keep]
-            active = [active[row] for row in keep]
-            kwargs = {}
-            if mask is not None:
-                mask = torch.cat([mask, torch.ones(len(active), 1, dtype=mask.dtype, device=device)], dim=1)
-                kwargs = dict(attention_mask=mask, position_ids=torch.tensor(
-                    [[prefix_length + n + step] for n in lengths], device=device))
-            out = lm(input_ids=torch.tensor(next_ids, device=device)[:, None], past_key_values=cache, use_cache=True,
-                     output_hidden_states=True, **kwargs)
-            last = [-1] * len(active)
-        return answers
+        if count == 1 and not suffixes[0]:  # the whole prompt is the prefix
+            cache, scores, hidden = last_positions(lm, [-1], inputs_embeds=prefix_inputs(requests[0][0]))
+            return Prefill(scores, hidden, cache, None, [0], prefix_length)
+        from transformers import DynamicCache
+
+        caches = {}
+        for features, _ in requests:  # one prefill per distinct image features: its cache only
+            if id(features) not in caches:
+                caches[id(features)] = lm.model(inputs_embeds=prefix_inputs(features), use_cache=True).past_key_values
+        keys = [id(features) for features, _ in requests]
+        cache = DynamicCache(ddp_cache_data=[
+            (torch.cat([caches[k].layers[layer].keys for k in keys]),
+             torch.cat([caches[k].layers[layer].values for k in keys]))
+            for layer in range(len(caches[keys[0]].layers))])
+        del caches  # gathered into ``cache``: not kept through the suffix prefill
+        lengths = [len(suffix) for suffix in suffixes]
+        width = max(lengths)
+        pad = 0  # any id: padded positions are masked out (LLaMA's <unk>, its pad_token_id 0)
+        suffix_ids = torch.tensor([suffix + [pad] * (width - len(suffix)) for suffix in suffixes], device=device)
+        mask = torch.cat([torch.ones(count, prefix_length, dtype=torch.long, device=device),
+                          torch.tensor([[1] * n + [0] * (width - n) for n in lengths], device=device)], dim=1)
+        positions = prefix_length + torch.arange(width, device=device).expand(count, width)
+        cache, scores, hidden = last_positions(lm, [n - 1 for n in lengths], input_ids=suffix_ids,
+                                               attention_mask=mask, position_ids=positions, past_key_values=cache)
+        return Prefill(scores, hidden, cache, mask, lengths, prefix_length)
 
     def _answer(self, generated: list[int], seg_embedding, stop_reason: str, seg_token: str | None = None) -> Answer:
         text = self.tokenizer.decode(generated, skip_special_tokens=False)

@@ -105,13 +105,40 @@ def _pick(connections, wanted_types, topic: str | None, what: str):
 
 
 def _writable_dir(directory: Path, what: str, path: Path) -> None:
-    """``directory`` (or, where it does not exist yet, its nearest existing ancestor, under which
-    it will be created) must be a directory this process can write in."""
+    """Prove that this process can make ``directory`` (where missing) and write in it, by doing
+    so: its missing folders are created, a hidden probe folder with a file is written in it, and
+    all of that removed again (``os.access`` is no proof: it says yes to root everywhere and to
+    /proc, which refuses).
+
+    Raises:
+        ValueError: one line naming ``what`` ``path`` (the user's path) and the folder at fault.
+    """
     existing = next(p for p in (directory, *directory.parents) if os.path.exists(p))
     if not existing.is_dir():
         raise ValueError(f"{what} {path}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{what} {path}: no permission to write in {existing}")
+    missing = [directory, *directory.parents][:[directory, *directory.parents].index(existing)]
+    created = []
+    try:
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except OSError as error:
+                raise ValueError(f"{what} {path}: cannot create {folder} ({error.strerror or error})") from None
+            created.append(folder)
+        try:
+            probe = Path(tempfile.mkdtemp(prefix=".interactvlm-ros-probe.", dir=directory))
+            try:
+                (probe / "probe").write_bytes(b"")
+            finally:
+                shutil.rmtree(probe, ignore_errors=True)
+        except OSError as error:
+            raise ValueError(f"{what} {path}: cannot write in {directory} ({error.strerror or error})") from None
+    finally:
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass  # something else wrote there meanwhile: left as it is
 
 
 def _is_bag(path: Path) -> bool:
@@ -138,10 +165,12 @@ def check_outputs(out_bag: str | Path, report_dir: str | Path | None = None, for
     is complete; never anything else, nor ``in_bag`` or a folder holding it) and its folder must
     be writable (missing folders are created). ``report_dir`` must be a writable directory (or
     creatable) and empty unless ``force`` (then the files a replay writes are overwritten,
-    nothing else is deleted).
+    nothing else is deleted). Writability is proven by writing (:func:`_writable_dir`): missing
+    folders and a probe are created and removed again, so nothing stays behind.
 
     Raises:
-        ValueError: one line naming the path and the problem.
+        ValueError: one line naming the path given (``out_bag`` or ``report_dir``) and the
+            problem.
     """
     out_bag = Path(out_bag)
     if os.path.lexists(out_bag):
@@ -345,8 +374,12 @@ def _topics(connections, image_topic, detections_topic, depth_topic, camera_info
 def _staged(out_bag: Path, force: bool):
     """A path to write the bag to, in a hidden sibling folder, moved to ``out_bag`` (replacing
     an old bag with ``force``) when the block ends normally and deleted when it raises."""
-    out_bag.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_bag.name}.", suffix=".partial", dir=out_bag.parent))
+    try:
+        out_bag.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_bag.name}.", suffix=".partial", dir=out_bag.parent))
+    except OSError as error:  # (checked before: the folder changed since)
+        raise ValueError(f"output bag {out_bag}: cannot write in {out_bag.parent} "
+                         f"({error.strerror or error})") from None
     try:
         yield staging / out_bag.name  # the storage file inside is named after its folder
         check_outputs(out_bag, force=force)  # nothing else appeared there meanwhile
