@@ -115,10 +115,13 @@ def test_mask_tokens_at_different_steps_give_the_same_embeddings(plain):
 
 
 def live_storages() -> dict[int, torch.Tensor]:
-    """Storage address -> one live CPU tensor on it, of every tensor the garbage collector sees."""
+    """Storage address -> one live CPU tensor on it, of every dense tensor the garbage collector
+    sees once unreachable cycles are collected (sparse ones, e.g. lifting matrices other tests
+    keep, have no single storage and are never made by decoding)."""
+    gc.collect()
     found = {}
     for obj in gc.get_objects():
-        if type(obj) in (torch.Tensor, torch.nn.Parameter) and obj.device.type == "cpu":
+        if type(obj) in (torch.Tensor, torch.nn.Parameter) and obj.device.type == "cpu" and obj.layout == torch.strided:
             storage = obj.untyped_storage()
             if storage.nbytes():
                 found.setdefault(storage.data_ptr(), obj)

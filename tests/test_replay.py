@@ -137,7 +137,7 @@ def test_images_over_max_image_pixels_are_refused(tmp_path, settings, estimator,
     summary = json.loads(paths["summary"].read_text())
     outcomes = {record["stamp_ns"]: record["outcome"] for record in summary["inputs"]}
     assert outcomes == {1 * S: "image_rejected:image_too_large", 2 * S: "image_rejected:image_too_large",
-                        4 * S: "image_rejected:image_too_large", 5 * S: "no_image_with_this_stamp"}
+                        4 * S: "image_rejected:image_too_large", 5 * S: "no_image_for_detections"}
     assert read_interactions(tmp_path / "out") == []
 
 
