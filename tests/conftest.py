@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import tempfile
 
 import pytest
@@ -25,6 +26,17 @@ os.environ["ROS_LOG_DIR"] = os.path.join(os.environ["ROS_HOME"], "log")
 # Domain ids 1..100: each test takes the next one after a per-run offset.
 _BASE_DOMAIN = int(os.environ.get("ROS_DOMAIN_ID", str(os.getpid() % 90 + 1)))
 _domains = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_spinners_left_open():
+    """Safety net: at the end of the session, close the background spinners
+    (tests/ros_helpers.py) that a failing fixture or test left spinning. A thread still in
+    rclpy's wait when the interpreter finalises aborts the process (see ros_helpers)."""
+    yield
+    helpers = sys.modules.get("ros_helpers")  # imported only by the tests that spin nodes
+    if helpers is not None:
+        helpers.close_all()
 
 
 @pytest.fixture

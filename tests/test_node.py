@@ -18,7 +18,6 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from interactvlm_msgs.msg import InteractionArray
 from interactvlm_msgs.srv import EstimateInteractions
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -30,6 +29,7 @@ from interactvlm_ros.config import BY_NAME
 from interactvlm_ros.detection import Detection
 from interactvlm_ros.ros.conversions import affordance_from_cloud, detections_to_msg
 from interactvlm_ros.ros.node import InteractVLMNode
+from ros_helpers import Spinner
 
 SIZE = 128
 
@@ -41,42 +41,6 @@ def wait_for(condition, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.02)
     return condition()
-
-
-class Spinner:
-    """A context with an executor spinning its nodes in a background thread."""
-
-    def __init__(self, domain_id: int, executor_type=SingleThreadedExecutor):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.executor = executor_type(context=self.context)
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.nodes = []
-
-    def _spin(self):
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def add(self, node):
-        self.nodes.append(node)
-        self.executor.add_node(node)
-        return node
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def close(self):
-        # Stop spinning first: shutting the executor down while its thread runs a callback
-        # destroys the guard condition under it (rclpy InvalidHandle in the spin thread).
-        self._stop.set()
-        if self.thread.is_alive():
-            self.thread.join(timeout=10)
-        self.executor.shutdown()
-        for node in self.nodes:
-            node.destroy_node()
-        self.context.try_shutdown()
 
 
 def photo(name: str) -> np.ndarray:
@@ -137,25 +101,21 @@ class Client:
 @pytest.fixture(scope="module")
 def running(module_domain_id, tmp_path_factory, tiny_checkpoint):
     """One configured, active node (tiny checkpoint) and a client, for the module."""
-    server = Spinner(module_domain_id, SingleThreadedExecutor)
-    node = InteractVLMNode(context=server.context, parameter_overrides=[
-        Parameter(k, value=v) for k, v in {**model_parameters(tiny_checkpoint), "render_size": SIZE,
-                                           "cache_dir": str(tmp_path_factory.mktemp("cache")),
-                                           "diagnostics_period": 0.2, "autostart": False,
-                                           "ignore_classes": ["dining table"], "markers_max_rate": 0.0,
-                                           # reliable images: the burst test counts pairs, not DDS losses
-                                           "image_qos": "reliable", "image_qos_depth": 100}.items()])
-    server.add(node)
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    server.start()
-    client_side = Spinner(module_domain_id, SingleThreadedExecutor)
-    client = Client(client_side)
-    client_side.start()
-    assert wait_for(lambda: client.connected(node)), "no discovery on loopback"
-    yield node, client
-    client_side.close()
-    server.close()
+    with Spinner(module_domain_id) as server, Spinner(module_domain_id) as client_side:
+        node = server.add(InteractVLMNode(context=server.context, parameter_overrides=[
+            Parameter(k, value=v) for k, v in {**model_parameters(tiny_checkpoint), "render_size": SIZE,
+                                               "cache_dir": str(tmp_path_factory.mktemp("cache")),
+                                               "diagnostics_period": 0.2, "autostart": False,
+                                               "ignore_classes": ["dining table"], "markers_max_rate": 0.0,
+                                               # reliable images: the burst test counts pairs, not DDS losses
+                                               "image_qos": "reliable", "image_qos_depth": 100}.items()]))
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        server.start()
+        client = Client(client_side)
+        client_side.start()
+        assert wait_for(lambda: client.connected(node)), "no discovery on loopback"
+        yield node, client
 
 
 def send(client, image: Image, dets: Detection2DArray) -> None:
@@ -383,14 +343,16 @@ def test_a_burst_leaves_at_most_one_pending_pair(running):
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    for i in range(100):
-        client.images.publish(image_msg(frame, 1000 + i))
-        client.detections.publish(detections_msg(1000 + i, detection("c", "cup", 0.9, (20, 20, 40, 40))))
-        time.sleep(0.005)
-    wait_for(lambda: delta(counts, start, "detections_received") >= 100, timeout=20)
-    settled = wait_for(lambda: node.pair_buffer.pending == 0 and accounted(), timeout=60)
-    stop.set()
-    sampler.join()
+    try:
+        for i in range(100):
+            client.images.publish(image_msg(frame, 1000 + i))
+            client.detections.publish(detections_msg(1000 + i, detection("c", "cup", 0.9, (20, 20, 40, 40))))
+            time.sleep(0.005)
+        wait_for(lambda: delta(counts, start, "detections_received") >= 100, timeout=20)
+        settled = wait_for(lambda: node.pair_buffer.pending == 0 and accounted(), timeout=60)
+    finally:  # a thread left sampling would keep the interpreter from exiting
+        stop.set()
+        sampler.join()
     received = delta(counts, start, "detections_received")
     assert settled and received >= 50, (dict(counts), dict(sync))
     assert max(pending) <= 1
@@ -404,8 +366,7 @@ def test_a_burst_leaves_at_most_one_pending_pair(running):
 
 
 def test_lifecycle_transitions(tmp_path, ros_domain_id, tiny_checkpoint):
-    spinner = Spinner(ros_domain_id, SingleThreadedExecutor)
-    try:
+    with Spinner(ros_domain_id) as spinner:
         failing = spinner.add(InteractVLMNode("failing_node", context=spinner.context,
                                               parameter_overrides=[Parameter("autostart", value=False)]))
         assert failing.trigger_configure() == TransitionCallbackReturn.FAILURE  # no checkpoint configured
@@ -426,22 +387,22 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id, tiny_checkpoint):
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert wait_for(lambda: node.count_subscribers("/image") == 1)
         # A compressed photo through the active node.
-        client_side = Spinner(ros_domain_id, SingleThreadedExecutor)
-        client = Client(client_side, CompressedImage)
-        client_side.start()
-        assert wait_for(lambda: client.connected(node))
-        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(photo("astronaut"), cv2.COLOR_RGB2BGR))
-        # Best-effort images can be lost right after discovery: resend (new stamps) until one lands.
-        for stamp in range(7, 37):
-            compressed = CompressedImage(format="jpeg", data=jpeg.tobytes())
-            compressed.header.stamp.sec = stamp
-            client.images.publish(compressed)
-            time.sleep(0.05)
-            client.detections.publish(detections_msg(stamp, detection("h", "sports ball", 0.9, (345, 345, 495, 495))))
-            if wait_for(lambda: len(client.interactions) >= 1, timeout=2.0):
-                break
-        assert client.interactions, dict(node.counter.totals)
-        client_side.close()
+        with Spinner(ros_domain_id) as client_side:
+            client = Client(client_side, CompressedImage)
+            client_side.start()
+            assert wait_for(lambda: client.connected(node))
+            ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(photo("astronaut"), cv2.COLOR_RGB2BGR))
+            # Best-effort images can be lost right after discovery: resend (new stamps) until one lands.
+            for stamp in range(7, 37):
+                compressed = CompressedImage(format="jpeg", data=jpeg.tobytes())
+                compressed.header.stamp.sec = stamp
+                client.images.publish(compressed)
+                time.sleep(0.05)
+                client.detections.publish(detections_msg(stamp, detection("h", "sports ball", 0.9,
+                                                                          (345, 345, 495, 495))))
+                if wait_for(lambda: len(client.interactions) >= 1, timeout=2.0):
+                    break
+            assert client.interactions, dict(node.counter.totals)
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert wait_for(lambda: node.count_subscribers("/image") == 0)
         assert node.count_publishers("/interactvlm_node/interactions") == 1  # lifecycle publisher, disabled
@@ -453,8 +414,6 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id, tiny_checkpoint):
         assert [r() is None for r in references] == [True] * 4
         assert node.count_publishers("/interactvlm_node/interactions") == 0
         assert node.lifecycle_state == "unconfigured"
-    finally:
-        spinner.close()
 
 
 def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domain_id, tiny_checkpoint):
@@ -463,8 +422,7 @@ def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domai
     processed at depth_wait without it, counted; the service uses the stream's depth."""
     from sensor_msgs.msg import CameraInfo
 
-    spinner = Spinner(ros_domain_id, SingleThreadedExecutor)
-    try:
+    with Spinner(ros_domain_id) as spinner:
         node = spinner.add(InteractVLMNode(context=spinner.context, parameter_overrides=[
             Parameter(k, value=v) for k, v in {**model_parameters(tiny_checkpoint), "render_size": SIZE,
                                                "use_depth": True, "depth_wait": 5.0,
@@ -474,54 +432,52 @@ def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domai
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         spinner.start()
-        client_side = Spinner(ros_domain_id, SingleThreadedExecutor)
-        client = Client(client_side)
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        depth_pub = client.node.create_publisher(Image, "depth", reliable)
-        info_pub = client.node.create_publisher(CameraInfo, "camera_info", reliable)
-        client_side.start()
-        assert wait_for(lambda: client.connected(node) and depth_pub.get_subscription_count() > 0
-                        and info_pub.get_subscription_count() > 0)
-        counts = Since(node)
-        rgb = photo("astronaut")
-        metres = np.full((512, 512), 2.5, np.float32)
-        metres[345:495, 345:495] = 0.9  # the helmet, 0.9 m away, in front of a wall
+        with Spinner(ros_domain_id) as client_side:
+            client = Client(client_side)
+            reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+            depth_pub = client.node.create_publisher(Image, "depth", reliable)
+            info_pub = client.node.create_publisher(CameraInfo, "camera_info", reliable)
+            client_side.start()
+            assert wait_for(lambda: client.connected(node) and depth_pub.get_subscription_count() > 0
+                            and info_pub.get_subscription_count() > 0)
+            counts = Since(node)
+            rgb = photo("astronaut")
+            metres = np.full((512, 512), 2.5, np.float32)
+            metres[345:495, 345:495] = 0.9  # the helmet, 0.9 m away, in front of a wall
 
-        def depth_and_info(sec: int):
-            depth = Image(height=512, width=512, encoding="32FC1", step=512 * 4, data=metres.tobytes())
-            depth.header.stamp.sec, depth.header.frame_id = sec, "camera_depth_optical_frame"
-            info = CameraInfo(width=512, height=512, k=[400.0, 0.0, 255.5, 0.0, 400.0, 255.5, 0.0, 0.0, 1.0])
-            info.header.stamp.sec = sec
-            return depth, info
+            def depth_and_info(sec: int):
+                depth = Image(height=512, width=512, encoding="32FC1", step=512 * 4, data=metres.tobytes())
+                depth.header.stamp.sec, depth.header.frame_id = sec, "camera_depth_optical_frame"
+                info = CameraInfo(width=512, height=512, k=[400.0, 0.0, 255.5, 0.0, 400.0, 255.5, 0.0, 0.0, 1.0])
+                info.header.stamp.sec = sec
+                return depth, info
 
-        helmet = detection("h", "helmet", 0.9, (345, 345, 495, 495))
-        send(client, image_msg(rgb, 9), detections_msg(9, helmet))
-        assert wait_for(lambda: node.pair_buffer.waiting_pairs == 1), dict(node.counter.totals)
-        assert len(client.interactions) == 0  # the pair waits for its depth
-        depth, info = depth_and_info(9)
-        depth_pub.publish(depth)
-        info_pub.publish(info)
-        assert wait_for(lambda: len(client.interactions) == 1, timeout=60), dict(node.counter.totals)
-        affordance = client.interactions[0].interactions[0].object_affordance
-        assert affordance.geometry_source == "depth"
-        assert affordance.header.frame_id == "camera_depth_optical_frame"
-        points, _ = affordance_from_cloud(affordance.points)
-        assert points.shape == (512, 3) and np.allclose(points[:, 2], 0.9)
-        assert counts["no_depth_for_image"] == 0
-        # The service answers about an image of the stream with that image's depth.
-        assert client.service.wait_for_service(timeout_sec=20)
-        response = client.service.call(EstimateInteractions.Request(image=image_msg(rgb, 9),
-                                                                    detections=detections_msg(9, helmet)), timeout_sec=60)
-        assert response.success and response.interactions.interactions[0].object_affordance.geometry_source == "depth"
-        # Depth never comes for stamp 10: processed at depth_wait, with the helmet's proxy.
-        node.set_parameters([Parameter("depth_wait", value=0.3)])
-        send(client, image_msg(rgb, 10), detections_msg(10, helmet))
-        assert wait_for(lambda: len(client.interactions) == 2, timeout=60), dict(node.counter.totals)
-        assert client.interactions[1].interactions[0].object_affordance.geometry_source == "proxy:sphere"
-        assert counts["no_depth_for_image"] == 1
-        client_side.close()
-    finally:
-        spinner.close()
+            helmet = detection("h", "helmet", 0.9, (345, 345, 495, 495))
+            send(client, image_msg(rgb, 9), detections_msg(9, helmet))
+            assert wait_for(lambda: node.pair_buffer.waiting_pairs == 1), dict(node.counter.totals)
+            assert len(client.interactions) == 0  # the pair waits for its depth
+            depth, info = depth_and_info(9)
+            depth_pub.publish(depth)
+            info_pub.publish(info)
+            assert wait_for(lambda: len(client.interactions) == 1, timeout=60), dict(node.counter.totals)
+            affordance = client.interactions[0].interactions[0].object_affordance
+            assert affordance.geometry_source == "depth"
+            assert affordance.header.frame_id == "camera_depth_optical_frame"
+            points, _ = affordance_from_cloud(affordance.points)
+            assert points.shape == (512, 3) and np.allclose(points[:, 2], 0.9)
+            assert counts["no_depth_for_image"] == 0
+            # The service answers about an image of the stream with that image's depth.
+            assert client.service.wait_for_service(timeout_sec=20)
+            response = client.service.call(EstimateInteractions.Request(
+                image=image_msg(rgb, 9), detections=detections_msg(9, helmet)), timeout_sec=60)
+            assert response.success, response.message
+            assert response.interactions.interactions[0].object_affordance.geometry_source == "depth"
+            # Depth never comes for stamp 10: processed at depth_wait, with the helmet's proxy.
+            node.set_parameters([Parameter("depth_wait", value=0.3)])
+            send(client, image_msg(rgb, 10), detections_msg(10, helmet))
+            assert wait_for(lambda: len(client.interactions) == 2, timeout=60), dict(node.counter.totals)
+            assert client.interactions[1].interactions[0].object_affordance.geometry_source == "proxy:sphere"
+            assert counts["no_depth_for_image"] == 1
 
 
 def test_node_and_replay_pair_a_bag_identically(running, tmp_path, tiny_checkpoint):
