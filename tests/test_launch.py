@@ -599,7 +599,7 @@ def test_rviz_config_shows_the_node_markers_and_the_image():
     assert topics.get("rviz_default_plugins/Image") == "/image"
     fixed_frame = content["Visualization Manager"]["Global Options"]["Fixed Frame"]
     markers_frame = BY_NAME["markers_frame_id"].default
-    assert fixed_frame == (markers_frame or fixed_frame), "Fixed Frame must be the markers' default frame"
+    assert fixed_frame == markers_frame, "Fixed Frame must be the markers' default frame"
 
 
 def test_params_command_describes_parameters_without_ros2(capsys):
@@ -610,6 +610,8 @@ def test_params_command_describes_parameters_without_ros2(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "max_label_length (int, default 64, read-only; range 1..256)"
     assert out[2] == "image_qos (str, default 'sensor_data', read-only; one of sensor_data, reliable, best_effort)"
+    assert cli_main(["params", "markers_frame_id"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "markers_frame_id (str, default 'interactvlm'; not empty)"
     assert cli_main(["params", "no_such_parameter"]) == 2
     assert "unknown parameters: no_such_parameter" in capsys.readouterr().err
 

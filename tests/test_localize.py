@@ -14,7 +14,7 @@ import torch
 from interactvlm_ros.cli import main as cli_main
 from interactvlm_ros.geometry.camera import BODY_VIEWS
 from interactvlm_ros.localize.checkpoint import CheckpointError, read_state_dict
-from interactvlm_ros.localize.builder import load_mvloc
+from interactvlm_ros.localize.builder import ClipTowerError, load_mvloc
 from interactvlm_ros.localize.prompts import HUMAN_CONTACT_PROMPT, IMAGE_TOKEN_INDEX, conversation
 from interactvlm_ros.localize.tiny import write_tiny_checkpoint
 
@@ -162,9 +162,9 @@ def test_loading_fails_clearly_on_missing_extra_and_misshapen_keys(tiny, tmp_pat
 
 
 def test_loading_fails_clearly_on_missing_files(tiny, tmp_path):
-    with pytest.raises(FileNotFoundError, match="CLIP vision tower not found"):
+    with pytest.raises(ClipTowerError, match="CLIP vision tower not found"):
         load_mvloc(tiny, tmp_path / "no-clip")
-    with pytest.raises(FileNotFoundError, match="CLIP vision tower not found.*never downloaded"):
+    with pytest.raises(ClipTowerError, match="CLIP vision tower not found.*never downloaded"):
         load_mvloc(tiny)  # config.json names the hub id, which is not a directory
     with pytest.raises(FileNotFoundError, match="checkpoint directory not found"):
         load_mvloc(tmp_path / "nothing", tiny / "clip")

@@ -173,7 +173,7 @@ def test_cli_replay_and_errors(tmp_path, capsys):
                            (["out2", "--image-topic", "/nope"], "ValueError: .*image topic named /nope"),
                            (["out3", "--device-map", "sam=cuda:63"],
                             "device_map = 'sam=cuda:63': ValueError: device cuda:63 requested"),
-                           (["out4", "--device-map", "auto", "--max-memory", "cuda:0=lots"],
+                           (["out4", "--max-memory", "cuda:0=lots"],
                             "max_memory = 'cuda:0=lots': ValueError: not a memory size: 'lots'")):
         assert cli_main(["replay", str(in_bag), str(tmp_path / extra[0]), "--tiny", "--quiet", *extra[1:]]) == 2
         error = capsys.readouterr().err

@@ -288,7 +288,8 @@ def _params(args) -> int:
         raise ValueError(f"unknown parameters: {', '.join(unknown)}")
     for parameter in (BY_NAME[n] for n in args.names) if args.names else PARAMETERS:
         limits = (f"; range {parameter.range[0]}..{parameter.range[1]}" if parameter.range else "") + (
-            f"; one of {', '.join(parameter.choices)}" if parameter.choices else "")
+            f"; one of {', '.join(parameter.choices)}" if parameter.choices else "") + (
+            "; not empty" if parameter.nonempty else "")
         print(f"{parameter.name} ({type(parameter.default).__name__}, default {parameter.default!r}"
               f"{', read-only' if parameter.read_only else ''}{limits})\n    {parameter.description}")
     return 0

@@ -51,6 +51,7 @@ class Parameter:
         read_only: read at configure / activate (True) or changeable at run time.
         range: (min, max) of a number, inclusive.
         choices: the allowed values of a string.
+        nonempty: a string that must not be empty.
         unit: what the value is in ("seconds", "pixels", "directory"...), for the file.
         section: key of :data:`SECTIONS`.
         cli: a ``replay`` / ``demo`` option; launch: an override argument of the main launch file.
@@ -62,6 +63,7 @@ class Parameter:
     read_only: bool = True
     range: tuple[float, float] | None = None
     choices: tuple[str, ...] = ()
+    nonempty: bool = False
     unit: str = ""
     section: str = "model"
     cli: bool = False
@@ -174,7 +176,7 @@ PARAMETERS: tuple[Parameter, ...] = (
       "publish, on the worker, after the interactions); 0.0: with every output", read_only=False, range=(0.0, 100.0),
       unit="Hz", section="behaviour"),
     P("markers_frame_id", "interactvlm", "frame of the markers, a display frame independent of the camera (set "
-      "RViz's Fixed Frame to it)", read_only=False, unit="TF frame", section="behaviour"),
+      "RViz's Fixed Frame to it)", read_only=False, nonempty=True, unit="TF frame", section="behaviour"),
     # Topics, QoS and diagnostics.
     P("image_topic", "image", "colour image topic (sensor_msgs/Image, or CompressedImage with use_compressed); "
       "prefer remapping \"image\"", unit="topic", section="topics"),
@@ -221,24 +223,59 @@ def default_settings() -> dict[str, Any]:
 
 def check_settings(settings: dict[str, Any]) -> None:
     """Refuse names that are not parameters and values of the wrong type, outside their range
-    or choices.
+    or choices, or empty where that is not allowed (an int is taken for a double).
 
     Raises:
-        ValueError: naming the parameter and what is wrong.
+        ValueError: naming the parameter, its value and what is expected (see :func:`refusal`).
     """
     for name, value in settings.items():
         parameter = BY_NAME.get(name)
         if parameter is None:
             raise ValueError(f"unknown parameter {name!r}")
-        expected = type(parameter.default)
-        if expected is float and type(value) is int:
+        problem = refusal(parameter, value)
+        if problem is not None:
+            raise ValueError(problem)
+
+
+def refusal(parameter: Parameter, value: Any, strict_types: bool = False) -> str | None:
+    """Why ``value`` is not a value of ``parameter``, or None when it is.
+
+    Args:
+        strict_types: ROS typing: an int is not a double (rclpy refuses ``threshold: 1``);
+            otherwise an int is taken for a double.
+
+    Returns:
+        one line, ``"<name> = <value>: expected <type, range / choices>"``, e.g.
+        ``"render_size = 10: expected an integer in 64..2048"``; None for a valid value.
+    """
+    expected, given, hint = type(parameter.default), value, ""
+    if expected is float and type(value) is int:
+        if strict_types:
+            hint = f" (ROS reads {value} as an integer: write {float(value)})"
+        else:
             value = float(value)
-        if type(value) is not expected:
-            raise ValueError(f"{name} must be a {_type_name(parameter.default)}, got {value!r}")
-        if parameter.range is not None and not parameter.range[0] <= value <= parameter.range[1]:
-            raise ValueError(f"{name} = {value!r} is outside {parameter.range[0]}..{parameter.range[1]}")
-        if parameter.choices and value not in parameter.choices:
-            raise ValueError(f"{name} must be one of {', '.join(parameter.choices)}, got {value!r}")
+    wrong = (type(value) is not expected
+             or (expected is list and not all(type(item) is str for item in value))
+             or (parameter.range is not None and not parameter.range[0] <= value <= parameter.range[1])
+             or (parameter.choices and value not in parameter.choices)
+             or (parameter.nonempty and value == ""))
+    if not wrong:
+        return None
+    return f"{parameter.name} = {given!r}: expected {expectation(parameter)}{hint}"
+
+
+def expectation(parameter: Parameter) -> str:
+    """What a parameter's values are, e.g. "an integer in 64..2048", "a string, one of a, b",
+    "a non-empty string", "a bool (true or false)"."""
+    text = {bool: "a bool (true or false)", int: "an integer", float: "a double", str: "a string",
+            list: "a string array"}[type(parameter.default)]
+    if parameter.nonempty:
+        text = "a non-empty string"
+    if parameter.range is not None:
+        text += f" in {parameter.range[0]}..{parameter.range[1]}"
+    if parameter.choices:
+        text += ", one of " + ", ".join(c or '""' for c in parameter.choices)
+    return text
 
 
 def _type_name(value) -> str:
@@ -269,6 +306,8 @@ def _comment(parameter: Parameter) -> str:
     if parameter.choices:
         choices = " | ".join(c or '""' for c in parameter.choices)
         text += f"; one of {choices}"
+    if parameter.nonempty:
+        text += "; not empty"
     return text
 
 

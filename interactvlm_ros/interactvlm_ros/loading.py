@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import default_settings
+from .config import BY_NAME, default_settings, expectation, refusal
 
 
 class ConfigurationError(ValueError):
@@ -26,16 +26,22 @@ class ConfigurationError(ValueError):
 
 
 class _Step:
-    """Context: any exception in the block becomes a ConfigurationError naming the parameter."""
+    """Context: an exception in the block becomes a ConfigurationError naming the parameter.
 
-    def __init__(self, parameter: str, value: Any):
-        self.parameter, self.value = parameter, value
+    ``only``: the exception types this parameter answers for (others pass through), for the
+    inner of nested steps: ``with _Step("render_size", size), _Step("cache_dir", d,
+    only=(RenderCacheError,)):`` names cache_dir for the cache's errors and render_size for
+    the rest. A ConfigurationError (named by an inner step) passes through unchanged.
+    """
+
+    def __init__(self, parameter: str, value: Any, only: tuple[type[BaseException], ...] = (Exception,)):
+        self.parameter, self.value, self.only = parameter, value, only
 
     def __enter__(self):
         return self
 
     def __exit__(self, kind, error, traceback):
-        if error is not None and isinstance(error, Exception) and not isinstance(error, ConfigurationError):
+        if isinstance(error, self.only) and not isinstance(error, ConfigurationError):
             raise ConfigurationError(self.parameter, self.value, error) from error
         return False
 
@@ -44,7 +50,8 @@ def build_estimator(settings: Mapping[str, Any], log=print):
     """Load models, body, object map and render cache as configured.
 
     Args:
-        settings: parameter values by name (missing names take their defaults).
+        settings: parameter values by name (missing names take their defaults), checked
+            against the table (``config.refusal``).
         log: called with one line of text for the user (e.g. the RANDOM WEIGHTS warning).
 
     Returns:
@@ -52,42 +59,56 @@ def build_estimator(settings: Mapping[str, Any], log=print):
         checkpoint, or None) alive as long as the estimator.
 
     Raises:
-        ConfigurationError: anything that cannot be loaded; its message names the parameter,
-            its value (the path) and the cause (a missing file, a checkpoint that does not
-            match, a malformed object map or mesh, a refused pickle, too little GPU memory...),
-            and the original exception is its ``cause``.
+        ConfigurationError: a value outside the table's types / ranges / choices, or anything
+            that cannot be loaded; its message names the parameter at fault, its value (the
+            path) and the cause (a missing file, a checkpoint that does not match, a CLIP tower
+            that does not, a malformed object map or mesh, a refused pickle, a cache directory
+            that cannot be written, quantisation off CUDA, too little GPU memory...), and the
+            original exception is its ``cause``.
     """
-    from .geometry.body import RENDERED_BODIES, load_body_model
+    from .geometry.body import load_body_model
     from .geometry.objects import ObjectLibrary
-    from .geometry.smpl import CONTACT_TOPOLOGIES, load_conversion_matrix
-    from .localize.builder import load_mvloc
+    from .geometry.smpl import load_conversion_matrix
+    from .localize.builder import ClipTowerError, load_mvloc
+    from .localize.quantization import QuantizationError
     from .multiview import load_official_body_views
     from .pipeline import SCENE_VIEW_TYPES, InteractionEstimator
-    from .render.cache import RenderCache, default_cache_dir
+    from .render.cache import RenderCache, RenderCacheError, default_cache_dir
 
+    for name, value in settings.items():
+        parameter = BY_NAME.get(name)
+        if parameter is None:
+            raise ConfigurationError(name, value, ValueError("not a parameter (`interactvlm-ros params` lists them)"))
+        if refusal(parameter, value) is not None:
+            raise ConfigurationError(name, value, ValueError(f"expected {expectation(parameter)}"))
     s = {**default_settings(), **settings}
     device, dtype = s["device"], s["dtype"]
     device_map, max_memory = s["device_map"], s["max_memory"]
-    # Devices first, so that their errors name the device parameters, not a checkpoint.
-    from .localize.placement import check_devices_exist, parse_device_map, parse_max_memory
+    # Each input is checked in a step of its own before the steps that use it, so that an
+    # error names the parameter at fault: devices before any checkpoint, the cache before
+    # the renders. Errors the library can only find while loading come typed (quantisation,
+    # CLIP tower, cache) and are named by nested steps (``only``).
+    from .localize.placement import check_devices_exist, gpu_budgets, parse_device_map, parse_max_memory
 
     with _Step("device", device):
         check_devices_exist([device])
     with _Step("device_map", device_map):
         parsed = parse_device_map(device_map) if device_map else None
-        check_devices_exist(parsed.values() if isinstance(parsed, dict) else [])
+        if parsed == "auto":
+            gpu_budgets({})  # refuses when there is no CUDA device
+        else:
+            check_devices_exist(parsed.values() if parsed else [])
     with _Step("max_memory", max_memory):
-        check_devices_exist(parse_max_memory(max_memory) if max_memory else [])
+        memory = parse_max_memory(max_memory) if max_memory else {}
+        if memory and parsed != "auto":
+            raise ValueError("max_memory applies to device_map auto only")
+        check_devices_exist(memory)
     body_name = s["body_model"]
-    with _Step("body_model_dir" if s["body_model_dir"] else "body_model", s["body_model_dir"] or body_name):
-        if body_name not in RENDERED_BODIES:
-            raise ValueError(f"body_model must be one of {', '.join(RENDERED_BODIES)} (SMPL-X output: "
-                             "contact_topology smplx with body_model smplh)")
+    # The folder is read for SMPL-H only (the open body ships with the package).
+    with _Step(*(("body_model_dir", s["body_model_dir"]) if body_name == "smplh" else ("body_model", body_name))):
         body = load_body_model(body_name, s["body_model_dir"] or None)
     matrix = None
     with _Step("contact_topology", s["contact_topology"]):
-        if s["contact_topology"] not in CONTACT_TOPOLOGIES:
-            raise ValueError(f"contact_topology must be one of {', '.join(CONTACT_TOPOLOGIES)}")
         if s["contact_topology"] == "smplx" and body_name != "smplh":
             raise ValueError("SMPL-X contact is converted from SMPL-H: set body_model smplh")
     if s["contact_topology"] == "smplx":
@@ -110,17 +131,21 @@ def build_estimator(settings: Mapping[str, Any], log=print):
     with _Step("compile_decode", s["compile_decode"]):
         if s["compile_decode"] and s["decode_cache"] != "static":
             raise ValueError("compile_decode needs decode_cache static (the dynamic cache changes shape every step)")
+    cache = RenderCache(s["cache_dir"] or default_cache_dir())
+    with _Step("cache_dir", s["cache_dir"]):
+        cache.check()
     # The models last: checking everything else first fails fast, before minutes of loading.
     keepalive = None
+    quantization = _Step("quantization", s["quantization"], only=(QuantizationError,))
     if s["use_tiny_checkpoint"]:
         from .localize.tiny import write_tiny_checkpoint
 
-        with _Step("use_tiny_checkpoint", True):
+        with _Step("use_tiny_checkpoint", True), quantization:
             keepalive = tempfile.TemporaryDirectory(prefix="interactvlm-tiny-")
             variant = s["tiny_checkpoint_variant"]
             tiny = write_tiny_checkpoint(Path(keepalive.name) / f"tiny-random-{variant}", variant=variant)
-            contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype, device_map=device_map,
-                                              max_memory=max_memory)
+            contact = affordance = load_mvloc(tiny, tiny / "clip", device, dtype, s["quantization"], device_map,
+                                              max_memory)
             if contact.spec.multiview_channels == 1:  # the 2D model has no object views
                 affordance = None
         log("use_tiny_checkpoint: the model has RANDOM weights; outputs are meaningless")
@@ -133,12 +158,16 @@ def build_estimator(settings: Mapping[str, Any], log=print):
         clip = s["clip_dir"] or None
 
         def load(parameter, checkpoint):
-            with _Step(parameter, checkpoint):
+            with _Step(parameter, checkpoint), quantization, _Step("clip_dir", s["clip_dir"], only=(ClipTowerError,)):
                 return load_mvloc(checkpoint, clip, device, dtype, s["quantization"], device_map, max_memory)
 
         contact = load("contact_checkpoint_dir", contact_dir) if contact_dir else None
         affordance = contact if affordance_dir == contact_dir else (
             load("affordance_checkpoint_dir", affordance_dir) if affordance_dir else None)
+        with _Step("affordance_checkpoint_dir", affordance_dir):
+            if affordance is not None and affordance.spec.multiview_channels == 1:
+                raise ValueError(f"{affordance.model_id} is a 2D model (multiview_channels 1): it segments the camera "
+                                 "image, not object views; set it as contact_checkpoint_dir")
         random = sorted({m.model_id for m in (contact, affordance) if m is not None and m.weights_are_random})
         if random:
             log(f"checkpoint {', '.join(random)} has RANDOM weights (make-tiny-checkpoint); outputs are meaningless")
@@ -151,13 +180,13 @@ def build_estimator(settings: Mapping[str, Any], log=print):
             log(f"scene_contact: {contact.model_id} was not trained on scene contact (its hC_sam_view_type is "
                 f"{contact.config.get('hC_sam_view_type')!r}, not one of {', '.join(SCENE_VIEW_TYPES)}); its "
                 "\"scene\" answers are outside its training")
-    cache = RenderCache(s["cache_dir"] or default_cache_dir())
-    with _Step("body_model", body_name):
-        estimator = InteractionEstimator(contact, affordance, body, objects, cache=cache, render_size=size,
-                                         threshold=float(s["threshold"]), max_new_tokens=int(s["max_new_tokens"]),
-                                         body_views=body_views, smplx_matrix=matrix,
-                                         max_label_length=int(s["max_label_length"]))
-    with _Step("render_size", size):  # body renders (OpenGL) and their SAM embeddings
+    # Every input the estimator checks was checked above (its errors would be bugs, not settings).
+    estimator = InteractionEstimator(contact, affordance, body, objects, cache=cache, render_size=size,
+                                     threshold=float(s["threshold"]), max_new_tokens=int(s["max_new_tokens"]),
+                                     body_views=body_views, smplx_matrix=matrix,
+                                     max_label_length=int(s["max_label_length"]))
+    # Body renders (OpenGL) and their SAM embeddings; writing them to the cache may still fail.
+    with _Step("render_size", size), _Step("cache_dir", s["cache_dir"], only=(RenderCacheError,)):
         estimator.warm_up()
     return estimator, keepalive
 

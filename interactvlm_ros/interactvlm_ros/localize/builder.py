@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from .placement import (balanced_device_map, block_bytes, bytes_per_device, chec
                         describe, explicit_device_map, gpu_budgets)
 from .predictor import MVLoc, mask_tokens
 from .prompts import IM_END_TOKEN, IM_START_TOKEN
-from .quantization import QUANTIZATIONS, move_unquantized, quantize_linear_layers, torch_dtype
+from .quantization import check_quantization, move_unquantized, quantize_linear_layers, torch_dtype
 from .sam_keys import hf_config_from_sam_state_dict
 from .tokenizer import LlamaSlowTokenizer
 
@@ -29,17 +30,37 @@ _LLAMA_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_l
                  "attention_bias", "mlp_bias", "head_dim")
 
 
+class ClipTowerError(ValueError):
+    """The CLIP vision tower (``clip_dir``) cannot be used: not found, unreadable, or of
+    another width than the checkpoint's projector expects; the message says which."""
+
+
 def _resolve_clip_dir(clip_dir, spec: MVLocSpec) -> Path:
+    """The CLIP tower's directory: ``clip_dir``, or config.json's ``vision_tower`` when that is
+    a directory.
+
+    Raises:
+        ClipTowerError: neither holds a config.json.
+    """
     candidates = [Path(clip_dir)] if clip_dir else []
     if not clip_dir and Path(spec.vision_tower).is_dir():
         candidates.append(Path(spec.vision_tower))
     for candidate in candidates:
         if (candidate / "config.json").is_file():
             return candidate
-    raise FileNotFoundError(
+    raise ClipTowerError(
         f"CLIP vision tower not found{': ' + str(clip_dir) if clip_dir else ''}. InteractVLM checkpoints do not "
         f"contain it: pass the directory of a local copy of {spec.vision_tower} (config.json, weights, "
         "preprocessor_config.json); it is never downloaded at run time")
+
+
+@contextmanager
+def _clip_tower(clip_path: Path):
+    """Errors reading the CLIP tower's files become ClipTowerError (naming the directory)."""
+    try:
+        yield
+    except (OSError, ValueError) as error:
+        raise ClipTowerError(f"CLIP tower {clip_path}: {type(error).__name__}: {error}") from error
 
 
 @dataclass
@@ -149,14 +170,16 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
             use and a cap on each one's parameters.
 
     Raises:
-        FileNotFoundError: missing directory, config, weights, tokenizer or CLIP tower.
+        FileNotFoundError: missing directory, config, weights or tokenizer.
+        ClipTowerError: a CLIP tower that is missing, unreadable or of the wrong width.
         CheckpointError: keys that do not map, keys the model lacks or the checkpoint lacks
-            (all listed), wrong shapes, inconsistent token ids, a CLIP tower of the wrong width.
+            (all listed), wrong shapes, inconsistent token ids.
         MemoryError: a CUDA device without enough free memory for its blocks (checked before
             loading), or a model that does not fit the "auto" budgets.
-        ValueError: unsupported configuration, dtype, quantisation, device map or max_memory, or
-            a CUDA device this machine does not have.
-        ImportError: quantisation without bitsandbytes.
+        QuantizationError: an unknown quantisation, decoder layers off CUDA, or bitsandbytes
+            not installed (:func:`~.quantization.check_quantization`).
+        ValueError: unsupported configuration, dtype, device map or max_memory, or a CUDA
+            device this machine does not have.
     """
     from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
@@ -167,8 +190,7 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
     transformers_logging.disable_progress_bar()
 
     compute_dtype = torch_dtype(dtype)
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    check_quantization(quantization)
     if isinstance(device_map, str):
         device_map = parse_device_map(device_map)
     max_memory = parse_max_memory(max_memory) if max_memory else None
@@ -178,19 +200,17 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
     plan = plan_checkpoint(checkpoint_dir)
     if plan.problems:
         raise CheckpointError(f"{checkpoint_dir}: " + " | ".join(plan.problems))
-    clip_config = CLIPVisionConfig.from_pretrained(clip_path, local_files_only=True)
+    with _clip_tower(clip_path):
+        clip_config = CLIPVisionConfig.from_pretrained(clip_path, local_files_only=True)
     if clip_config.hidden_size != spec.mm_hidden_size:
-        raise CheckpointError(f"CLIP tower {clip_path} has width {clip_config.hidden_size}, the checkpoint's "
-                              f"projector expects mm_hidden_size {spec.mm_hidden_size}")
+        raise ClipTowerError(f"CLIP tower {clip_path} has width {clip_config.hidden_size}, the checkpoint's "
+                             f"projector expects mm_hidden_size {spec.mm_hidden_size}")
     model = plan.model
     with torch.device("meta"):
         model.vision_tower = CLIPVisionModel(clip_config)  # sizes only; replaced by the loaded tower
     sizes = block_bytes(model, compute_dtype, quantization)
     placement = plan_device_map(sizes, device, device_map, max_memory)
-    not_cuda = sorted({d for b, d in placement.items() if ".layers." in b and torch.device(d).type != "cuda"})
-    if quantization != "none" and not_cuda:
-        raise ValueError(f"{quantization} quantisation needs the decoder layers on CUDA devices (bitsandbytes), "
-                         f"got {', '.join(not_cuda)}")
+    check_quantization(quantization, [d for b, d in placement.items() if ".layers." in b])
     check_devices_exist(placement.values())
     check_device_memory(bytes_per_device(sizes, placement))
     model.vision_tower = None  # the checkpoint has no CLIP weights; the loaded tower is attached below
@@ -198,7 +218,8 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
     model.load_state_dict({k: v.to(compute_dtype) if v.is_floating_point() else v for k, v in plan.mapped.items()},
                           strict=True, assign=True)
     model.language_model.model.rotary_emb = LlamaRotaryEmbedding(config=plan.llama_config)  # non-persistent
-    model.vision_tower = CLIPVisionModel.from_pretrained(clip_path, local_files_only=True, dtype=compute_dtype)
+    with _clip_tower(clip_path):
+        model.vision_tower = CLIPVisionModel.from_pretrained(clip_path, local_files_only=True, dtype=compute_dtype)
     for block, block_device in placement.items():
         module = model.get_submodule(block)
         if ".layers." in block and quantization != "none":
@@ -232,5 +253,6 @@ def load_mvloc(checkpoint_dir: str | os.PathLike, clip_dir: str | os.PathLike | 
     for token in dict.fromkeys([t for t, _, _ in mask_tokens(plan.spec)] + [IM_START_TOKEN, IM_END_TOKEN]):
         if tokenizer.convert_tokens_to_ids(token) == tokenizer.unk_token_id:
             raise CheckpointError(f"the tokenizer in {checkpoint_dir} lacks the token {token}")
-    image_processor = CLIPImageProcessorPil.from_pretrained(clip_path, local_files_only=True)
+    with _clip_tower(clip_path):
+        image_processor = CLIPImageProcessorPil.from_pretrained(clip_path, local_files_only=True)
     return MVLoc(model, tokenizer, image_processor, plan.config, checkpoint_dir.name)

@@ -14,6 +14,9 @@ the same bitsandbytes classes and settings (LLM.int8 threshold 6.0, NF4).
 
 from __future__ import annotations
 
+import importlib.util
+from typing import Iterable
+
 #: Precisions a model loads in (``dtype`` parameter).
 PRECISIONS = ("float32", "bfloat16", "float16")
 #: Quantisation of the language model's decoder layers (bitsandbytes, CUDA only).
@@ -42,6 +45,34 @@ def torch_dtype(name: str):
     return getattr(torch, name)
 
 
+class QuantizationError(ValueError):
+    """A quantisation that cannot be applied: an unknown mode, decoder layers off CUDA, or
+    bitsandbytes not installed (it is optional: ``pip install bitsandbytes``)."""
+
+
+def check_quantization(quantization: str, devices: Iterable | None = None) -> None:
+    """Refuse a quantisation that cannot be applied, before anything is loaded.
+
+    Args:
+        quantization: one of :data:`QUANTIZATIONS`.
+        devices: the devices of the decoder layers to quantise; None checks the mode only.
+
+    Raises:
+        QuantizationError: an unknown mode; with ``devices``: a device that is not CUDA
+            (bitsandbytes runs on CUDA only; named), or bitsandbytes not installed.
+    """
+    import torch
+
+    if quantization not in QUANTIZATIONS:
+        raise QuantizationError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    if quantization == "none" or devices is None:
+        return
+    not_cuda = sorted({str(torch.device(d)) for d in devices if torch.device(d).type != "cuda"})
+    if not_cuda:
+        raise QuantizationError(f"{quantization} quantisation needs the decoder layers on CUDA devices (bitsandbytes "
+                                f"runs on CUDA only), got {', '.join(not_cuda)}")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise QuantizationError(f"{quantization} quantisation needs bitsandbytes: pip install bitsandbytes")
 
 
 def quantize_linear_layers(module, quantization: str, compute_dtype, device) -> int:
@@ -54,21 +85,16 @@ def quantize_linear_layers(module, quantization: str, compute_dtype, device) -> 
         the number of layers replaced.
 
     Raises:
-        ValueError: unknown quantisation, or a device that is not CUDA.
-        ImportError: bitsandbytes is not installed (it is optional: ``pip install bitsandbytes``).
+        QuantizationError: unknown quantisation, a device that is not CUDA, or bitsandbytes not
+            installed (see :func:`check_quantization`).
     """
     import torch
 
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    check_quantization(quantization, [device])
     if quantization == "none":
         return 0
-    if torch.device(device).type != "cuda":
-        raise ValueError(f"{quantization} quantisation needs a CUDA device (bitsandbytes), got {device}")
-    try:
-        import bitsandbytes as bnb
-    except ImportError as error:
-        raise ImportError(f"{quantization} quantisation needs bitsandbytes: pip install bitsandbytes") from error
+    import bitsandbytes as bnb
+
     replaced = 0
     for parent in module.modules():
         for name, child in list(parent.named_children()):

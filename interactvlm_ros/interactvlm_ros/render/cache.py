@@ -43,15 +43,39 @@ def cache_key(kind: str, geometry_hash: str, views: Sequence[ViewSpec], image_si
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
 
 
+class RenderCacheError(OSError):
+    """The cache directory cannot be created or written in (the OSError is chained)."""
+
+
 class RenderCache:
     """A folder of cached arrays, one compressed ``.npz`` per key.
 
     Args:
-        directory: where entries live (created on first store); None disables the disk cache.
+        directory: where entries live (created by :meth:`check` or the first store); None
+            disables the disk cache.
     """
 
     def __init__(self, directory: str | os.PathLike | None):
         self.directory = Path(directory) if directory is not None else None
+
+    def _error(self, error: OSError) -> RenderCacheError:
+        return RenderCacheError(f"render cache {self.directory} cannot be created or written: {error}")
+
+    def check(self) -> None:
+        """Create the directory and write (and delete) a file in it, so a directory that cannot
+        be used is refused before anything is rendered. Does nothing when the cache is disabled.
+
+        Raises:
+            RenderCacheError: e.g. a path under an existing file, or no permission.
+        """
+        if self.directory is None:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.directory):
+                pass
+        except OSError as error:
+            raise self._error(error) from error
 
     def _path(self, key: str) -> Path:
         return self.directory / f"{key}.npz"
@@ -67,15 +91,24 @@ class RenderCache:
             return None
 
     def store(self, key: str, arrays: dict[str, np.ndarray]) -> None:
-        """Write an entry atomically; does nothing when the cache is disabled."""
+        """Write an entry atomically; does nothing when the cache is disabled.
+
+        Raises:
+            RenderCacheError: the directory cannot be created or written in (full disk...).
+        """
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".npz.tmp")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".npz.tmp")
+        except OSError as error:
+            raise self._error(error) from error
         try:
             with os.fdopen(handle, "wb") as stream:
                 np.savez_compressed(stream, **arrays)
             os.replace(temporary, self._path(key))
-        except BaseException:
+        except BaseException as error:
             os.unlink(temporary)
+            if isinstance(error, OSError):
+                raise self._error(error) from error
             raise

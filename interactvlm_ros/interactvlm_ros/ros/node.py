@@ -1,5 +1,10 @@
 """``interactvlm_node``: the lifecycle node robots run.
 
+Parameters (:mod:`..config`) given on the command line, in parameter files or by a launch
+file are checked when the node is created (type, range, choices, not empty): ``main`` exits
+with code 1 after one fatal line naming the parameter, the value and what is expected; a
+refused ``ros2 param set`` at run time returns the same line.
+
 Lifecycle (rclpy.lifecycle):
 
 * configure: load the models (or a tiny RANDOM one), the body, the object map with its meshes,
@@ -38,9 +43,10 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from interactvlm_msgs.msg import InteractionArray
 from interactvlm_msgs.srv import EstimateInteractions
-from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.task import Future as RclpyFuture
@@ -52,9 +58,9 @@ from visualization_msgs.msg import MarkerArray
 from ..reasons import Reason, Rejected
 from .diagnostics import PROCESSED, RECEIVED_DETECTIONS, RECEIVED_IMAGES, ReasonLog, WindowedCounter, build_status
 from .images import SUPPORTED_ENCODINGS
-from ..config import PARAMETERS
+from ..config import BY_NAME, PARAMETERS, refusal
 from ..handover import check_task
-from .parameters import parameter_descriptor
+from .parameters import ParameterRefused, parameter_descriptor
 from .processing import FrameProcessor, ProcessingSettings, depth_frame, stamp_ns
 from .qos import qos_profile
 from .sync import PairBuffer
@@ -66,12 +72,20 @@ NODE_NAME = "interactvlm_node"
 
 
 class InteractVLMNode(LifecycleNode):
-    """The InteractVLM lifecycle node (see the module docstring)."""
+    """The InteractVLM lifecycle node (see the module docstring).
+
+    Raises:
+        ParameterRefused: a parameter value given to it (overrides, parameter files) that it
+            refuses; the node is destroyed again.
+    """
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
-        for parameter in PARAMETERS:
-            self.declare_parameter(parameter.name, parameter.default, parameter_descriptor(parameter))
+        try:
+            self._declare_parameters()
+        except ParameterRefused:
+            super().destroy_node()
+            raise
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.counter = WindowedCounter(float(self.p("diagnostics_window")))
         self._log_throttle = ReasonLog(LOG_PERIOD)
@@ -103,13 +117,35 @@ class InteractVLMNode(LifecycleNode):
     def p(self, name: str):
         return self.get_parameter(name).value
 
+    def _declare_parameters(self) -> None:
+        """Declare every parameter of the table, taking the values given on the command line or
+        in parameter files (launch files pass theirs as parameter files).
+
+        Raises:
+            ParameterRefused: a given value of the wrong type, outside its range or choices, or
+                empty where that is refused (one line: ``config.refusal``).
+        """
+        for parameter in PARAMETERS:
+            try:
+                self.declare_parameter(parameter.name, parameter.default, parameter_descriptor(parameter))
+            except ParameterException as error:  # rclpy refused the given value's type or range
+                # Declared again without type or range, only to read back the value given.
+                given = self.declare_parameter(parameter.name, parameter.default,
+                                               ParameterDescriptor(dynamic_typing=True)).value
+                raise ParameterRefused(refusal(parameter, given, strict_types=True)
+                                       or " ".join(str(error).split())) from None
+            problem = refusal(parameter, self.p(parameter.name), strict_types=True)  # choices, empty strings
+            if problem is not None:
+                raise ParameterRefused(problem)
+
     def _validate_parameters(self, parameters) -> SetParametersResult:
-        by_name = {p.name: p for p in PARAMETERS}
+        """Run-time ``ros2 param set``: refused (all of them) when one value is refused."""
         for parameter in parameters:
-            spec = by_name.get(parameter.name)
-            if spec is not None and spec.choices and parameter.value not in spec.choices:
-                return SetParametersResult(successful=False,
-                                           reason=f"{parameter.name} must be one of {', '.join(spec.choices)}")
+            spec = BY_NAME.get(parameter.name)
+            problem = refusal(spec, parameter.value, strict_types=True) if spec is not None else None
+            if problem is not None:
+                return SetParametersResult(successful=False, reason=problem)
+        for parameter in parameters:
             if parameter.name == "sync_slop" and self._buffer is not None:
                 self._buffer.slop_ns = int(float(parameter.value) * 1e9)
             if parameter.name == "depth_wait" and self._buffer is not None:
@@ -551,7 +587,12 @@ def main(args=None) -> int:
     """``ros2 run interactvlm_ros interactvlm_node``: configures and activates by itself
     unless the parameter ``autostart`` is false (then drive it with lifecycle transitions)."""
     rclpy.init(args=args)
-    node = InteractVLMNode()
+    try:
+        node = InteractVLMNode()
+    except ParameterRefused as error:  # one line, no traceback
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"parameter refused: {error}")
+        rclpy.try_shutdown()
+        return 1
     # Single-threaded on purpose: rclpy's MultiThreadedExecutor delayed callbacks by up to
     # seconds here (measured in benchmarks/node_overhead.py); the model runs on its own
     # worker thread and the service awaits it, so one executor thread is enough.

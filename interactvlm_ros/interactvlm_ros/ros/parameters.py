@@ -1,6 +1,7 @@
 """The parameter table (:mod:`interactvlm_ros.config`) in ROS terms: the descriptor the node
-declares each parameter with, and reading a ROS 2 parameter file outside the node (``replay``
-/ ``demo`` ``--params-file``) with rclpy's own reader: the same rules as a launched node.
+declares each parameter with, the error it refuses a given value with, and reading a ROS 2
+parameter file outside the node (``replay`` / ``demo`` ``--params-file``) with rclpy's own
+reader: the same rules as a launched node.
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from ..config import Parameter, check_settings
 
 NODE_NAME = "interactvlm_node"
+
+
+class ParameterRefused(ValueError):
+    """A parameter value given to the node (command line, parameter file, launch file) that
+    it refuses; the message is one line naming the parameter, the value and what is expected."""
 
 
 def read_parameters_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, Any]:

@@ -31,7 +31,11 @@ from .markers import MarkerBuilder
 
 @dataclass(frozen=True)
 class ProcessingSettings:
-    """Per-call settings (the node reads them from its parameters each time)."""
+    """Per-call settings (the node reads them from its parameters each time).
+
+    Raises:
+        ValueError: an empty ``markers_frame_id`` (markers need a frame to be displayed in).
+    """
 
     threshold: float = 0.5
     max_detections: int = 5
@@ -50,6 +54,10 @@ class ProcessingSettings:
     scene_contact: bool = False
     task: str = ""
     clearance_distance: float = CLEARANCE_DISTANCE
+
+    def __post_init__(self):
+        if not self.markers_frame_id:
+            raise ValueError("markers_frame_id must not be empty (the frame the markers are displayed in)")
 
     @classmethod
     def from_parameters(cls, get: Callable[[str], object]) -> "ProcessingSettings":
@@ -290,8 +298,8 @@ class FrameProcessor:
                                                   "without [SEG]")
 
     def markers(self, message: InteractionArray, result, settings: ProcessingSettings) -> MarkerArray:
-        """RViz markers of a processed pair (see ``markers.py``), in ``settings.markers_frame_id``
-        (the image's frame when empty); object points from depth stay in their optical frame.
+        """RViz markers of a processed pair (see ``markers.py``), in ``settings.markers_frame_id``;
+        object points from depth stay in their optical frame.
         Separate from :meth:`process` so the node can publish the interactions first: the
         markers of a full body mesh take tens of milliseconds to convert and publish."""
         depth_frames = [i.object_affordance.header.frame_id for i in message.interactions
@@ -300,6 +308,6 @@ class FrameProcessor:
                          if i.human_contact.contact_points.width]
         camera_frame = depth_frames[0] if depth_frames else message.header.frame_id
         body = self.estimator.body
-        header = Header(stamp=message.header.stamp, frame_id=settings.markers_frame_id or message.header.frame_id)
+        header = Header(stamp=message.header.stamp, frame_id=settings.markers_frame_id)
         return self.marker_builder.build(header, result.interactions, body.vertices, body.faces,
                                          result.weights_are_random, camera_frame)
