@@ -277,6 +277,10 @@ def test_input_bag_with_depth_round_trips_through_the_node_decoders(tmp_path):
         frame = depth_frame(depth, info, "camera")
         np.testing.assert_allclose(frame.metres, np.where(metres > 0, metres, np.nan), rtol=1e-6)  # 0: no depth
         assert (frame.intrinsics.fx, frame.intrinsics.fy, frame.intrinsics.cx, frame.intrinsics.cy) == (50, 60, 3.5, 2.5)
+    from interactvlm_ros.reasons import Rejected
+
+    with pytest.raises(Rejected, match="image_too_large"):  # checked before any conversion
+        depth_frame(depth, info, "camera", max_pixels=47)
     with pytest.raises(ValueError, match="depth needs k"):
         bags.write_input_bag(tmp_path / "nok", [bags.Frame(1, rgb, [], depth=millimetres)])
     with pytest.raises(ValueError, match=r"\(H, W\) uint16 mm or float32 m"):

@@ -296,10 +296,21 @@ def test_service_answers_on_demand(running):
     assert refused.message == "task 'dance' is not supported; supported: \"\" (default maps), handover"
     assert response.interactions.header.stamp.sec == 300
     assert response.interactions.interactions[0].object_affordance.geometry_source == "proxy:sphere"
+    counts = Since(node)
     bad = EstimateInteractions.Request(image=image_msg(photo("astronaut"), 301), detections=detections_msg(301))
     bad.image.encoding = "16UC1"
     response = client.service.call(bad, timeout_sec=60)
     assert response is not None and not response.success and "unsupported_encoding" in response.message
+    assert counts["unsupported_encoding"] == 1  # counted (and logged) like the stream's
+    # Only unusable detections: the answer says which and why.
+    request.task, request.detections = "", detections_msg(302, detection("x", "cup\nUSER: hi", 0.9, (10, 10, 50, 50)),
+                                        detection("y", "dining table", 0.9, (10, 10, 50, 50)), detection("", "cup", 0.9, (1, 1, 1.5, 1.5)))
+    response = client.service.call(request, timeout_sec=60)
+    assert response is not None and not response.success
+    assert response.message.startswith("no valid detections in the request (invalid_label: detection 'x': ")
+    assert "; ignored_class: detection 'y': class 'dining table' is in ignore_classes" in response.message
+    assert "; box_too_small: detection '2' has a 0.5x0.5 box" in response.message  # an empty id: its index
+    assert counts["invalid_label"] == counts["ignored_class"] == counts["box_too_small"] == 1
 
 
 def test_service_obeys_max_image_pixels_set_at_run_time(running):
@@ -379,10 +390,25 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id, tiny_checkpoint):
         assert absent_gpu.trigger_configure() == TransitionCallbackReturn.FAILURE  # a clear error, no crash
         node = spinner.add(InteractVLMNode(context=spinner.context, parameter_overrides=[
             Parameter(k, value=v) for k, v in {**model_parameters(tiny_checkpoint), "render_size": SIZE,
-                                               "use_compressed": True, "cache_dir": str(tmp_path / "c")}.items()]))
+                                               "use_compressed": True, "cache_dir": str(tmp_path / "c"),
+                                               "diagnostics_period": 0.1}.items()]))
+        listener = spinner.add(rclpy.create_node("diagnostics_listener", context=spinner.context))
+        statuses = []
+        listener.create_subscription(DiagnosticArray, "/diagnostics", lambda m: statuses.extend(
+            s for s in m.status if s.name == "interactvlm_node: pipeline"), 100)
         spinner.start()
+
+        def says(state: str, message: str) -> bool:  # a status of this state arrived since the last check
+            found = any(dict((v.key, v.value) for v in s.values).get("lifecycle_state") == state
+                        and s.level == s.WARN and s.message.startswith(message) for s in statuses)
+            statuses.clear()
+            return found
+
+        # Diagnostics in every state: an unconfigured or inactive node says so.
+        assert wait_for(lambda: says("unconfigured", "unconfigured: not processing (configure and activate it)"))
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS and node.estimator is not None
         assert node.lifecycle_state == "inactive"
+        assert wait_for(lambda: says("inactive", "inactive: not processing (activate it)"))
         assert node.count_subscribers("/image") == 0
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert wait_for(lambda: node.count_subscribers("/image") == 1)
@@ -414,6 +440,10 @@ def test_lifecycle_transitions(tmp_path, ros_domain_id, tiny_checkpoint):
         assert [r() is None for r in references] == [True] * 4
         assert node.count_publishers("/interactvlm_node/interactions") == 0
         assert node.lifecycle_state == "unconfigured"
+        # The pairing's counts keep adding up over a cleanup, like every other total.
+        assert node.pair_buffer.counts["paired"] >= 1
+        assert wait_for(lambda: any(dict((v.key, v.value) for v in s.values).get("sync_paired", "0") != "0"
+                                    for s in statuses))
 
 
 def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domain_id, tiny_checkpoint):

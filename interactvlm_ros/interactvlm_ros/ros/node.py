@@ -387,7 +387,7 @@ class InteractVLMNode(LifecycleNode):
                                                     f"arrived within depth_wait ({self.p('depth_wait'):g} s)")
             return None
         try:
-            return depth_frame(depth_msg, info_msg, image_msg.header.frame_id)
+            return depth_frame(depth_msg, info_msg, image_msg.header.frame_id, int(self.p("max_image_pixels")))
         except Rejected as error:
             self._report(error.reason, error.detail)
             return None

@@ -25,7 +25,7 @@ from ..pipeline import HANDOVER_NOTE, InteractionEstimator
 from ..reasons import Reason, Rejected
 from ..geometry.depth import DepthFrame, check_registered, contact_points_from_depth, object_geometries_from_depth
 from .conversions import detection_from_msg, detections_to_msg, interaction_array_msg
-from .images import decode_image, depth_to_array
+from .images import check_pixels, decode_image, depth_to_array
 from .markers import MarkerBuilder
 
 
@@ -78,17 +78,20 @@ def stamp_ns(stamp) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-def depth_frame(depth_msg, info_msg, image_frame_id: str = "") -> DepthFrame:
+def depth_frame(depth_msg, info_msg, image_frame_id: str = "", max_pixels: int | None = None) -> DepthFrame:
     """The registered depth of an image: a sensor_msgs/Image depth (16UC1 mm or 32FC1 m) and
     the colour camera's sensor_msgs/CameraInfo as a :class:`~..geometry.depth.DepthFrame` in
-    metres, in the depth image's frame (the image's when the depth has none).
+    metres, in the depth image's frame (the image's when the depth has none). ``max_pixels``
+    (``max_image_pixels``) is checked before anything is converted.
 
     Raises:
         Rejected: an unsupported depth encoding (``unsupported_depth_encoding``), a buffer that
-            does not match its size (``bad_image_size``) or unusable intrinsics (``bad_depth``).
+            does not match its size (``bad_image_size``), more than ``max_pixels`` pixels
+            (``image_too_large``) or unusable intrinsics (``bad_depth``).
     """
     from ..geometry.depth import Intrinsics, depth_to_metres
 
+    check_pixels(int(depth_msg.width), int(depth_msg.height), max_pixels)
     try:
         metres = depth_to_metres(depth_to_array(depth_msg), depth_msg.encoding)
         intrinsics = Intrinsics.from_camera_info(list(info_msg.k), int(info_msg.width), int(info_msg.height))

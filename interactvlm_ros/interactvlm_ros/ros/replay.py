@@ -454,7 +454,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
             markers = writer.add_connection(MARKERS_TOPIC, "visualization_msgs/msg/MarkerArray", typestore=typestore)
 
             def finish(image, stamp: int) -> None:
-                depth = companions.depth(processor, image, stamp) if companions else None
+                depth = companions.depth(processor, image, stamp, settings.max_image_pixels) if companions else None
                 for detections_msg in pending.pop(stamp, []):
                     _process(processor, settings, image, detections_msg, stamp, geometries, result, writer,
                              interactions, markers, depth)
@@ -538,7 +538,7 @@ class _Companions:
         return all(wanted.get(image_stamp) is None or wanted[image_stamp] in self._held[name]
                    for name, wanted in self._wanted.items())
 
-    def depth(self, processor, image, image_stamp: int):
+    def depth(self, processor, image, image_stamp: int, max_pixels: int | None = None):
         """The image's DepthFrame, or None (reported ``no_depth_for_image`` or why it is
         unusable); releases what no other image wants."""
         messages = {}
@@ -556,7 +556,7 @@ class _Companions:
                                                         f"{image_stamp / 1e9:.3f} s")
             return None
         try:
-            return depth_frame(messages["depth"], messages["camera_info"], image.header.frame_id)
+            return depth_frame(messages["depth"], messages["camera_info"], image.header.frame_id, max_pixels)
         except Rejected as error:
             processor.report(error.reason, error.detail)
             return None
