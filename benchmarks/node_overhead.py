@@ -68,9 +68,19 @@ class Camera:
                                       lambda m: self.received.append((time.perf_counter(), m)), 10)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
 
     def close(self):
+        # Joined before the executor goes: a thread still in rclpy's wait at interpreter exit aborts
+        # the process ("terminate called without an active exception").
+        self._stop.set()
+        self._thread.join(timeout=10)
         self.executor.shutdown()
         self.node.destroy_node()
         self.context.try_shutdown()

@@ -26,9 +26,15 @@ prints the allocation sites that grew most between the end of the warm-up and ea
 slows the node down (fewer pairs per second); it sees Python and numpy allocations, not
 torch's or the DDS middleware's (compare RssAnon with the traced total for those).
 
+``--depth-delay MS`` also publishes, for every image, a registered 640x480 16UC1 depth image and
+its CameraInfo (same stamp) ``MS`` milliseconds after the image, as an RGB-D camera's aligned depth
+comes after its colour image; the node runs with ``use_depth``. It reports how many pairs got
+their depth, how long they waited for it (the node's ``median_depth_wait_ms`` /
+``max_depth_wait_ms``) and the ``no_depth_for_image`` count.
+
 Random weights: memory and timing only.
 
-    python benchmarks/soak.py [--duration 1800] [--rate 30] [--render-size 128] [--profile]
+    python benchmarks/soak.py [--duration 1800] [--rate 30] [--render-size 128] [--profile] [--depth-delay 33]
 """
 
 from __future__ import annotations
@@ -227,6 +233,8 @@ def main() -> None:
     parser.add_argument("--profile-top", type=int, default=12)
     parser.add_argument("--log", type=Path, default=None, help="the node's output (default: a temporary file)")
     parser.add_argument("--from-samples", type=Path, default=None, help="analyse the samples.json of a run")
+    parser.add_argument("--depth-delay", type=float, default=None, metavar="MS",
+                        help="also publish registered depth + CameraInfo MS ms after each image (use_depth)")
     args = parser.parse_args()
     if args.from_samples:
         saved = json.loads(args.from_samples.read_text())
@@ -246,12 +254,14 @@ def main() -> None:
     from vision_msgs.msg import Detection2DArray
 
     from interactvlm_ros.detection import Detection
-    from interactvlm_ros.ros.bags import detections_msg, image_msg
+    from interactvlm_ros.ros.bags import camera_info_msg, depth_image_msg, detections_msg, image_msg
 
     work = Path(tempfile.mkdtemp(prefix="interactvlm-soak-"))
     log = args.log or work / "node.log"
     parameters = {"use_tiny_checkpoint": "true", "render_size": args.render_size, "cache_dir": str(work / "cache"),
                   "publish_markers": "true", "diagnostics_period": 1.0}
+    if args.depth_delay is not None:
+        parameters["use_depth"] = "true"
     ros_args = [a for k, v in parameters.items() for a in ("-p", f"{k}:={v}")]
     if args.profile:
         command = [sys.executable, str(Path(__file__).resolve()), "--driver", str(args.warmup),
@@ -276,6 +286,15 @@ def main() -> None:
     qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
     image_pub = camera.create_publisher(Image, "image", qos)
     detections_pub = camera.create_publisher(Detection2DArray, "detections", qos)
+    depth_pubs = None
+    if args.depth_delay is not None:
+        from sensor_msgs.msg import CameraInfo
+
+        depth_pubs = (camera.create_publisher(Image, "depth", qos), camera.create_publisher(CameraInfo, "camera_info", qos))
+        depth_mm = np.full((480, 640), 2500, np.uint16)
+        depth_mm[200:280, 120:360] = 900  # the cup and the bottle, 0.9 m away
+        k = [525.0, 0.0, 319.5, 0.0, 525.0, 239.5, 0.0, 0.0, 1.0]
+    delayed: list = []  # (due monotonic time, stamp) of depth frames still to publish
     state = {"outputs": 0, "diag": {}}
     camera.create_subscription(InteractionArray, "/interactvlm_node/interactions",
                                lambda m: state.__setitem__("outputs", state["outputs"] + 1), 10)
@@ -288,7 +307,14 @@ def main() -> None:
     camera.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(camera)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    stop_spinning = threading.Event()
+
+    def spin() -> None:
+        while not stop_spinning.is_set() and context.ok():
+            executor.spin_once(timeout_sec=0.05)
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
 
     load_start = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load_start[0]:.2f} {load_start[1]:.2f} "
@@ -303,7 +329,8 @@ def main() -> None:
     try:
         deadline = time.monotonic() + 300
         while not (image_pub.get_subscription_count() and detections_pub.get_subscription_count()
-                   and camera.count_publishers("/interactvlm_node/interactions")):
+                   and camera.count_publishers("/interactvlm_node/interactions")
+                   and all(p.get_subscription_count() for p in depth_pubs or ())):
             if node.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"interactvlm_node did not come up; see {log}")
             time.sleep(0.1)
@@ -320,27 +347,47 @@ def main() -> None:
                 diag = state["diag"]
                 samples.append({"t": now - start, **proc_status(node.pid), "sent": sent, "outputs": state["outputs"],
                                 "pairs": int(diag.get("pairs_processed", 0)),
-                                "images": int(diag.get("images_received", 0))})
+                                "images": int(diag.get("images_received", 0)),
+                                "no_depth": int(diag.get("no_depth_for_image", 0)),
+                                "depth_wait_ms": (float(diag["median_depth_wait_ms"]), float(diag["max_depth_wait_ms"]))
+                                if diag.get("median_depth_wait_ms") else None})
                 next_sample += args.sample
                 s = samples[-1]
                 if len(samples) % max(1, int(60 / args.sample)) == 1:
                     print(f"  t={s['t']:6.0f}s RSS {s['VmRSS']:7.1f} MiB (anon {s['RssAnon']:.1f}, file "
                           f"{s['RssFile']:.1f}, shm {s['RssShmem']:.1f}), pairs {s['pairs']}, images {s['images']}, "
                           f"sent {s['sent']}, threads {s['Threads']:.0f}", flush=True)
-            image, detections = messages(sent, time.time_ns())
+            while delayed and delayed[0][0] <= time.monotonic():
+                _, depth_stamp = delayed.pop(0)
+                depth_pubs[0].publish(depth_image_msg(depth_mm, depth_stamp, "camera"))
+                depth_pubs[1].publish(camera_info_msg(k, 640, 480, depth_stamp, "camera"))
+            if time.monotonic() < start + sent / args.rate:
+                time.sleep(max(0.0, min([start + sent / args.rate] + [d for d, _ in delayed[:1]]) - time.monotonic()))
+                continue
+            stamp = time.time_ns()
+            image, detections = messages(sent, stamp)
             image_pub.publish(image)
             detections_pub.publish(detections)
+            if depth_pubs is not None:
+                delayed.append((time.monotonic() + args.depth_delay / 1e3, stamp))
             sent += 1
-            time.sleep(max(0.0, start + sent / args.rate - time.monotonic()))
         elapsed = time.monotonic() - start
         cpu_used = cpu_seconds(node.pid) - cpu_start
+        for _, depth_stamp in delayed:  # the last frames' depth, so that no pair waits for it in vain
+            depth_pubs[0].publish(depth_image_msg(depth_mm, depth_stamp, "camera"))
+            depth_pubs[1].publish(camera_info_msg(k, 640, 480, depth_stamp, "camera"))
         time.sleep(2.0)  # the last diagnostics
         final = {"t": time.monotonic() - start, **proc_status(node.pid), "sent": sent, "outputs": state["outputs"],
                  "pairs": int(state["diag"].get("pairs_processed", 0)),
-                 "images": int(state["diag"].get("images_received", 0)), "load_end": os.getloadavg()}
+                 "images": int(state["diag"].get("images_received", 0)), "load_end": os.getloadavg(),
+                 "no_depth": int(state["diag"].get("no_depth_for_image", 0))}
     finally:
         (work / "samples-partial.json").write_text(json.dumps(samples))  # whatever happens
         stop_node(node)
+        # Joined before the executor goes: a thread still in rclpy's wait at interpreter exit
+        # aborts the process ("terminate called without an active exception").
+        stop_spinning.set()
+        spinner.join(timeout=10)
         executor.shutdown()
         camera.destroy_node()
         context.try_shutdown()
@@ -404,6 +451,12 @@ def analyse(samples: list[dict], final: dict, sent: int, elapsed: float, cpu_use
     print(f"growth {'levels off' if levels else 'does NOT level off'}: RssAnon second-half slope "
           f"{growth_anon[1]:+.3f} vs first-half {growth_anon[0]:+.3f} MiB/1000 pairs (RssShmem, the DDS segments: "
           f"{first['RssShmem']:.1f} -> {last['RssShmem']:.1f} MiB)")
+    waits = [s["depth_wait_ms"] for s in steady if s.get("depth_wait_ms")]
+    if waits:
+        medians = sorted(m for m, _ in waits)
+        print(f"depth: {final.get('no_depth', 0)} of {final['pairs']} pairs without depth (no_depth_for_image); "
+              f"wait for depth, median of the node's 50-pair medians {medians[len(medians) // 2]:.1f} ms, largest "
+              f"50-pair maximum {max(m for _, m in waits):.1f} ms")
     print(f"machine: {os.cpu_count()} CPUs, load average {load_start[0]:.2f} at start, {load_end[0]:.2f} "
           f"{load_end[1]:.2f} {load_end[2]:.2f} at end")
     print(f"RESULT rss_start_mib={first['VmRSS']:.1f} rss_mid_mib={mid['VmRSS']:.1f} rss_end_mib={last['VmRSS']:.1f} "

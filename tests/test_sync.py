@@ -135,7 +135,7 @@ def test_a_pair_waits_for_depth_that_comes_after_it():
     assert buffer.add_companion("camera_info", 100 * MS, "info100")
     pair = buffer.take()
     assert (pair.image, pair.detections) == ("img100", "d100")
-    assert pair.companions == {"depth": "depth100", "camera_info": "info100"}
+    assert pair.companions == {"depth": "depth100", "camera_info": "info100"} and pair.waited_s == 0.15
     assert buffer.waiting_pairs == 0 and buffer.next_deadline() is None
 
 

@@ -94,6 +94,7 @@ class InteractVLMNode(LifecycleNode):
         self._inference_ms: deque[float] = deque(maxlen=50)
         self._output_times: deque[float] = deque(maxlen=50)
         self._image_times: deque[float] = deque(maxlen=50)
+        self._depth_waits_ms: deque[float] = deque(maxlen=50)  # how long pairs waited for their depth
         self.estimator = None
         self.device = "unconfigured"
         self._worker: ThreadPoolExecutor | None = None
@@ -448,6 +449,9 @@ class InteractVLMNode(LifecycleNode):
             return
         received = time.monotonic()
         settings = self._settings()
+        if pair.companions:
+            with self._timing_lock:
+                self._depth_waits_ms.append(pair.waited_s * 1e3)
         try:
             depth = self._depth_for(pair.image, pair.companions.get("depth"), pair.companions.get("camera_info"))
             result = self._estimate(pair.image, pair.detections, settings, depth)
@@ -543,6 +547,7 @@ class InteractVLMNode(LifecycleNode):
             latency = float(np.median(self._latencies_ms)) if self._latencies_ms else 0.0
             inference = float(np.median(self._inference_ms)) if self._inference_ms else 0.0
             output_rate, image_rate = _rate(self._output_times, now), _rate(self._image_times, now)
+            depth_waits = list(self._depth_waits_ms)
         estimator = self.estimator
         values = {
             "device": self.device,
@@ -554,6 +559,9 @@ class InteractVLMNode(LifecycleNode):
             "pending_pairs": str(self._buffer.pending),
             "waiting_detections": str(self._buffer.waiting_detections),
             "pairs_waiting_for_depth": str(self._buffer.waiting_pairs),
+            # How long the last 50 pairs waited for depth: what depth_wait must cover.
+            "median_depth_wait_ms": f"{np.median(depth_waits):.1f}" if depth_waits else "",
+            "max_depth_wait_ms": f"{max(depth_waits):.1f}" if depth_waits else "",
             "lifecycle_state": self.lifecycle_state,
         }
         status = build_status(f"{self.get_name()}: pipeline", self.device, totals, recent, self.counter.window,

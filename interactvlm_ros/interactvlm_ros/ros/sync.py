@@ -64,13 +64,15 @@ def pair_stamps(detection_stamps: Sequence[int], image_stamps: Sequence[int], sl
 class Pair:
     """An image (any payload), the detections with a matching stamp (nanoseconds), and the
     image's companions: name -> the message nearest to the image's stamp within the slop, or
-    None when none arrived in time (see :class:`PairBuffer`)."""
+    None when none arrived in time (see :class:`PairBuffer`); ``waited_s``: how long the pair
+    waited for them (seconds of the buffer's clock, 0 without companions)."""
 
     image_stamp_ns: int
     image: Any
     detections_stamp_ns: int
     detections: Any
     companions: Mapping[str, Any] = field(default_factory=dict)
+    waited_s: float = 0.0
 
 
 class PairBuffer:
@@ -109,7 +111,7 @@ class PairBuffer:
         self._images: deque[tuple[int, Any]] = deque(maxlen=capacity)
         self._waiting: deque[tuple[int, Any]] = deque(maxlen=capacity)
         self._companions: dict[str, deque[tuple[int, Any]]] = {name: deque(maxlen=capacity) for name in companions}
-        self._incomplete: deque[tuple[Pair, float]] = deque()  # (pair, deadline), oldest first
+        self._incomplete: deque[tuple[Pair, float]] = deque()  # (pair, clock when made), oldest first
         self._capacity = capacity
         self.slop_ns = int(slop_ns)
         self.wait_s = float(wait_s)
@@ -178,7 +180,8 @@ class PairBuffer:
     def next_deadline(self) -> float | None:
         """The earliest deadline (seconds of ``clock``) of a pair waiting for companions."""
         with self._lock:
-            return min((deadline for _, deadline in self._incomplete), default=None)
+            made = min((made for _, made in self._incomplete), default=None)
+            return None if made is None else made + self.wait_s
 
     def companion_for(self, name: str, stamp_ns: int) -> Any:
         """The kept ``name`` message nearest to ``stamp_ns`` within the slop, or None (no
@@ -235,7 +238,7 @@ class PairBuffer:
         if not self._companions:
             self._set_pending(pair)
             return True
-        self._incomplete.append((pair, self._clock() + self.wait_s))
+        self._incomplete.append((pair, self._clock()))
         if len(self._incomplete) > self._capacity:
             self._incomplete.popleft()
             self.counts["replaced_pending"] += 1
@@ -254,10 +257,11 @@ class PairBuffer:
         passed) to pending; the newest such pair wins and every older waiting pair is dropped."""
         now = self._clock()
         newest = None
-        for position, (pair, deadline) in enumerate(self._incomplete):
+        for position, (pair, made) in enumerate(self._incomplete):
             found = {name: self._lookup(name, pair.image_stamp_ns) for name in self._companions}
-            if now >= deadline or self.wait_s == 0 or (not expired_only and all(f for _, f in found.values())):
-                newest = (position, replace(pair, companions={name: m for name, (m, _) in found.items()}))
+            if now >= made + self.wait_s or (not expired_only and all(f for _, f in found.values())):
+                newest = (position, replace(pair, companions={name: m for name, (m, _) in found.items()},
+                                            waited_s=now - made))
         if newest is None:
             return False
         position, pair = newest
