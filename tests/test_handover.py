@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from std_msgs.msg import Header
 
-from interactvlm_ros.handover import check_task, grasp_clearance
+from interactvlm_ros.handover import NoContactError, check_task, grasp_clearance
 from interactvlm_ros.ros.conversions import affordance_cloud, affordance_from_cloud, cloud_fields
 
 
@@ -19,8 +19,11 @@ def test_clearance_rises_linearly_from_the_contact_to_the_distance():
     expected = np.clip((x - 0.02) / 0.05, 0.0, 1.0)
     np.testing.assert_allclose(clearance, expected, atol=1e-6)
     assert clearance[:3].max() == 0.0 and clearance[7:].min() == 1.0
-    # The threshold decides what counts as contact; no contact at all: everything is clear.
-    np.testing.assert_array_equal(grasp_clearance(points, contact, threshold=0.95), np.ones(21, np.float32))
+    # The threshold decides what counts as contact; a map with no contact at all is a failed
+    # estimate (the person holds the object in a handover), never "all clear".
+    with pytest.raises(NoContactError, match="no point of the object-contact map reaches the threshold 0.95 "
+                                             r"\(largest 0.900\)"):
+        grasp_clearance(points, contact, threshold=0.95)
     # Euclidean in 3D: a point 3 cm above and 4 cm beside the contact is 5 cm away.
     corner = grasp_clearance([[0, 0, 0], [0.04, 0.03, 0]], [1.0, 0.0], 0.5, distance=0.1)
     np.testing.assert_allclose(corner, [0.0, 0.5], atol=1e-7)
@@ -33,6 +36,9 @@ def test_bad_input_and_unknown_tasks_are_refused():
         grasp_clearance([[np.nan, 0, 0]], [1.0], 0.5)
     with pytest.raises(ValueError, match=r"\(N, 3\)"):
         grasp_clearance(np.zeros((2, 3)), np.zeros(3), 0.5)
+    for threshold in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="threshold must be in"):
+            grasp_clearance(np.zeros((2, 3)), np.ones(2), threshold)
     assert check_task("") == "" and check_task("handover") == "handover"
     with pytest.raises(ValueError, match=r"task 'pour' is not supported; supported: \"\" \(default maps\), handover"):
         check_task("pour")

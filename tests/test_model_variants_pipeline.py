@@ -138,6 +138,19 @@ def test_joint_model_gives_both_object_maps_and_handover_clearance(tiny_variant_
                                    ProcessingSettings(markers=False))
     assert list(cloud_fields(message.interactions[0].object_affordance.points)) == ["x", "y", "z", "affordance",
                                                                                    "contact"]
+    # A contact map with no point at the threshold: the hold was not found, which is no "all
+    # clear": no clearance field, the reason counted.
+    reports.clear()
+    message, result = processor.process(image_msg(image, 5, frame_id="camera"), detections_msg([PERSON, CUP], 5),
+                                        ProcessingSettings(markers=False, task="handover", threshold=1.0))
+    affordance = result.interactions[0].object_affordance
+    assert affordance.contact is not None and affordance.contact.max() < 1.0 and affordance.grasp_clearance is None
+    assert list(cloud_fields(message.interactions[0].object_affordance.points)) == ["x", "y", "z", "affordance",
+                                                                                   "contact"]
+    assert [r for r, _ in reports] == ["no_object_contact_for_handover"]
+    assert reports[0][1] == (f"detection 'c1': no grasp clearance: no point of the object-contact map reaches the "
+                             f"threshold 1 (largest {affordance.contact.max():.3f}): the person's hold on the object "
+                             "was not found")
 
 
 def test_a_2d_model_is_refused_as_affordance_model(tiny_variant_model):

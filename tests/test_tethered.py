@@ -131,6 +131,27 @@ def test_the_node_process_stops_cleanly_on_signals(tmp_path, ros_subprocess_env,
             process.kill()
 
 
+def test_a_signal_between_the_ok_check_and_the_wait_is_a_clean_stop(tmp_path, ros_subprocess_env):
+    """The race a loaded machine hits: SIGINT shuts the context down after ``rclpy.ok()`` and
+    before the executor builds its wait set, and rclpy raises RCLError ("the given context is not
+    valid") instead of ExternalShutdownException. Made certain here: the executor's first wait
+    shuts rclpy down and then runs, as the signal handler would. Exit code 0, no traceback."""
+    script = tmp_path / "race.py"
+    script.write_text(
+        "import rclpy\n"
+        "from rclpy.executors import SingleThreadedExecutor\n"
+        "from interactvlm_ros.ros import node\n"
+        "original = SingleThreadedExecutor.spin_once\n"
+        "def spin_once(self, timeout_sec=None):\n"
+        "    rclpy.shutdown()  # what SIGINT's handler does, between rclpy.ok() and the wait\n"
+        "    return original(self, timeout_sec)\n"
+        "SingleThreadedExecutor.spin_once = spin_once\n"
+        "raise SystemExit(node.main(['interactvlm_node', '--ros-args', '-p', 'autostart:=false']))\n")
+    done = subprocess.run([sys.executable, str(script)], env=ros_subprocess_env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
 def test_configure_failures_say_why_in_one_line(tmp_path, ros_subprocess_env):
     """A malformed object map and a body-model pickle naming a refused global: the process
     exits 1 after one error line naming the parameter, the path and the cause."""

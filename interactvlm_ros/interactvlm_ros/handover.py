@@ -33,6 +33,11 @@ def check_task(task: str) -> str:
     return task
 
 
+class NoContactError(ValueError):
+    """An object-contact map with no point at or above the threshold: in a handover the person
+    holds the object, so this is a failed estimate, not a clear object (no clearance is given)."""
+
+
 def grasp_clearance(points: np.ndarray, contact: np.ndarray, threshold: float,
                     distance: float = CLEARANCE_DISTANCE) -> np.ndarray:
     """Clearance of each point from the human's contact on the object.
@@ -40,7 +45,8 @@ def grasp_clearance(points: np.ndarray, contact: np.ndarray, threshold: float,
     ``clearance_i = min(1, d_i / distance)`` with ``d_i`` the Euclidean distance (metres, in
     the points' frame) from point i to the nearest point whose contact probability is >=
     ``threshold``; 0 on the contact itself, rising linearly to 1 at ``distance`` and beyond.
-    Without any contact point every point is 1. Euclidean, not geodesic: clouds from depth are
+    A map without any contact point is refused (:class:`NoContactError`): calling every point
+    clear would be the unsafe answer for a handover. Euclidean, not geodesic: clouds from depth are
     partial surfaces on which geodesic distance is not defined; on a thin object (a mug's wall)
     a point just behind the contact counts as near, which is the safe side for a handover.
 
@@ -52,7 +58,9 @@ def grasp_clearance(points: np.ndarray, contact: np.ndarray, threshold: float,
         (N,) float32 in [0, 1].
 
     Raises:
-        ValueError: mismatched shapes, non-finite input or a non-positive distance.
+        NoContactError: no point has ``contact >= threshold``.
+        ValueError: mismatched shapes, non-finite input, a threshold outside [0, 1] or a
+            non-positive distance.
     """
     points = np.asarray(points, dtype=np.float64)
     contact = np.asarray(contact, dtype=np.float64)
@@ -62,8 +70,11 @@ def grasp_clearance(points: np.ndarray, contact: np.ndarray, threshold: float,
         raise ValueError("points and contact must be finite")
     if not distance > 0.0:
         raise ValueError(f"distance must be > 0, got {distance}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
     touched = contact >= threshold
     if not touched.any():
-        return np.ones(points.shape[0], np.float32)
+        raise NoContactError(f"no point of the object-contact map reaches the threshold {threshold:g} "
+                             f"(largest {contact.max(initial=0.0):.3f})")
     nearest, _ = cKDTree(points[touched]).query(points)
     return np.minimum(1.0, nearest / distance).astype(np.float32)

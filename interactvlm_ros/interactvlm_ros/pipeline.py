@@ -18,7 +18,7 @@ from .association import Association, associate
 from .detection import Detection
 from .geometry.camera import BODY_VIEWS, OBJECT_CONDITIONING_DIST, OBJECT_VIEWS
 from .geometry.mesh import TriangleMesh
-from .handover import CLEARANCE_DISTANCE, check_task, grasp_clearance
+from .handover import CLEARANCE_DISTANCE, NoContactError, check_task, grasp_clearance
 from .geometry.objects import ObjectGeometry, ObjectLibrary, PointCloudGeometry
 from .localize.predictor import MAX_NEW_TOKENS, MVLoc
 from .localize.prompts import (HUMAN_CONTACT_2D_PROMPT, HUMAN_CONTACT_PROMPT, IMAGE_TOKEN, MAX_LABEL_LENGTH, OBJECT_AFFORDANCE_PROMPT,
@@ -531,7 +531,10 @@ class InteractionEstimator:
 
     def _no_clearance_note(self, affordance: ObjectAffordanceResult | None) -> str:
         """The note (starting with :data:`HANDOVER_NOTE`) of an object without grasp clearance."""
-        if affordance is not None and affordance.contact_stop_reason:
+        if affordance is not None and affordance.contact is not None:
+            why = (f"no point of the object-contact map reaches the threshold {affordance.threshold:g} (largest "
+                   f"{float(affordance.contact.max(initial=0.0)):.3f}): the person's hold on the object was not found")
+        elif affordance is not None and affordance.contact_stop_reason:
             why = f"the object-contact answer ended without a mask ({affordance.contact_stop_reason})"
         elif self.affordance_model is None:
             why = "no affordance model is loaded (objects need one for their geometry)"
@@ -572,7 +575,10 @@ class InteractionEstimator:
             contact = lifted[(index, "object_contact")]
             contact_stop = contact_answer.stop_reason
             if contact is not None and task == "handover":
-                clearance = grasp_clearance(points, contact, threshold, clearance_distance)
+                try:
+                    clearance = grasp_clearance(points, contact, threshold, clearance_distance)
+                except NoContactError:  # the person's hold was not found: no clearance (noted)
+                    clearance = None
         parsed = parse_answer(answer.text)
         return ObjectAffordanceResult(
             geometry_source=geometry.source,

@@ -622,6 +622,11 @@ def main(args=None) -> int:
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
+    except RuntimeError:
+        # SIGINT / SIGTERM between rclpy.ok() and the executor's wait: rclpy raises RCLError
+        # ("the given context is not valid") instead of ExternalShutdownException.
+        if rclpy.ok():
+            raise
     finally:
         executor.shutdown()
         node.destroy_node()
