@@ -61,6 +61,12 @@ class Reason(StrEnum):
     TOO_FEW_DEPTH_POINTS = "too_few_depth_points"
     BAD_DEPTH = "bad_depth"
     UNSUPPORTED_DEPTH_ENCODING = "unsupported_depth_encoding"
+    # People in the camera frame (body/placement.py): that person is not placed, the rest of the frame is.
+    NO_CAMERA_INFO = "no_camera_info"
+    TOO_FEW_LANDMARKS = "too_few_landmarks"
+    NO_DEPTH_AT_LANDMARKS = "no_depth_at_landmarks"
+    PERSON_BEHIND_CAMERA = "person_behind_camera"
+    PERSON_TOO_FAR = "person_too_far"
 
     @property
     def drops(self) -> bool:
@@ -83,7 +89,9 @@ _QUIET = frozenset({Reason.IGNORED_CLASS, Reason.LOW_SCORE, Reason.DETECTIONS_OV
 _CAVEATS = frozenset({Reason.DETECTIONS_FRAME_MISMATCH, Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS,
                       Reason.NO_PERSON_FOR_OBJECT, Reason.NO_OBJECT_CONTACT_FOR_HANDOVER,
                       Reason.ANSWER_LIMIT_REACHED, Reason.ANSWER_WITHOUT_SEG, Reason.NO_DEPTH_FOR_IMAGE,
-                      Reason.TOO_FEW_DEPTH_POINTS, Reason.BAD_DEPTH, Reason.UNSUPPORTED_DEPTH_ENCODING})
+                      Reason.TOO_FEW_DEPTH_POINTS, Reason.BAD_DEPTH, Reason.UNSUPPORTED_DEPTH_ENCODING,
+                      Reason.NO_CAMERA_INFO, Reason.TOO_FEW_LANDMARKS, Reason.NO_DEPTH_AT_LANDMARKS,
+                      Reason.PERSON_BEHIND_CAMERA, Reason.PERSON_TOO_FAR})
 
 
 class Rejected(ValueError):

@@ -2,7 +2,8 @@
 
 Turns the depth pixels inside a detection's box into an (N, 3) point cloud of the object:
 :func:`depth_to_metres` (``sensor_msgs/Image`` encodings to metres, invalid -> NaN),
-:func:`back_project` (pinhole model), :func:`largest_depth_cluster` (background rejection),
+:func:`back_project` (pinhole model, pixels of a box; :func:`back_project_points` for given
+positions), :func:`largest_depth_cluster` (background rejection),
 :func:`downsample` (farthest-point sampling to a fixed count), all chained by
 :func:`object_points_from_depth`.
 
@@ -232,14 +233,33 @@ def back_project(
             raise ValueError(f"mask shape {mask.shape} differs from the depth image's {depth_m.shape}")
         valid &= mask[rows, cols].astype(bool)
     v, u = np.nonzero(valid)
-    z = z[v, u]
-    u = u + cols.start
-    v = v + rows.start
-    points = np.empty((z.size, 3), dtype=np.float32)
-    points[:, 0] = (u - intrinsics.cx) * z / intrinsics.fx
-    points[:, 1] = (v - intrinsics.cy) * z / intrinsics.fy
-    points[:, 2] = z
-    return points
+    uv = np.stack([u + cols.start, v + rows.start], axis=1)
+    return back_project_points(uv, z[v, u], intrinsics).astype(np.float32)
+
+
+def back_project_points(uv: np.ndarray, z: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
+    """3-D points of image positions with known depth (pinhole model, no distortion).
+
+    ``x = (u - cx) * z / fx``, ``y = (v - cy) * z / fy``, ``z = z``.
+
+    Args:
+        uv: (N, 2) image positions (column u, row v), pixels, sub-pixel allowed, in the K
+            convention (pixel (u, v)'s centre is the point (u, v); see the module docstring).
+        z: (N,) depth along the optical axis, metres.
+        intrinsics: the image's intrinsics.
+
+    Returns:
+        (N, 3) float64 points in the camera optical frame (+x right, +y down, +z forward, metres).
+
+    Raises:
+        ValueError: uv not (N, 2) or z not (N,).
+    """
+    uv = np.asarray(uv, dtype=np.float64)
+    z = np.asarray(z, dtype=np.float64)
+    if uv.ndim != 2 or uv.shape[1] != 2 or z.shape != uv.shape[:1]:
+        raise ValueError(f"uv must have shape (N, 2) and z (N,), got {uv.shape} and {z.shape}")
+    return np.stack([(uv[:, 0] - intrinsics.cx) * z / intrinsics.fx,
+                     (uv[:, 1] - intrinsics.cy) * z / intrinsics.fy, z], axis=1)
 
 
 def _as_points(points: np.ndarray) -> np.ndarray:
