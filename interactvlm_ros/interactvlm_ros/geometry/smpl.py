@@ -230,6 +230,23 @@ def _model_arrays(data: dict, model_type: str, source) -> dict:
     return arrays
 
 
+def load_model_arrays(model_type: str, model_path, gender: str = "neutral") -> dict:
+    """The arrays linear blend skinning needs, checked, from a model file or folder.
+
+    Returns:
+        {"v_template": (V, 3) float64 metres, "faces": (F, 3) int64, "weights": (V, J) float64,
+        "parents": (J,) int64 (root -1), "J_regressor": (J, V) float64, "posedirs": (V, 3, 9 (J - 1))
+        float64} with J = ``NUM_JOINTS[model_type]``.
+
+    Raises:
+        ValueError: unknown model_type / gender, missing keys (listed) or wrong array shapes.
+        FileNotFoundError: no model file (the message lists the paths tried).
+    """
+    _check_model_type(model_type)
+    path = resolve_model_path(model_path, model_type, gender)
+    return _model_arrays(load_model_file(path), model_type, path)
+
+
 def body_mesh(model_type: str, model_path, pose: str = "vitruvian", gender: str = "neutral") -> TriangleMesh:
     """The body mesh InteractVLM renders: betas 0, zero translation, a canonical pose.
 
@@ -249,8 +266,7 @@ def body_mesh(model_type: str, model_path, pose: str = "vitruvian", gender: str 
         FileNotFoundError: no model file (the message lists the paths tried).
     """
     axis_angle = canonical_pose(model_type, pose)
-    path = resolve_model_path(model_path, model_type, gender)
-    m = _model_arrays(load_model_file(path), model_type, path)
+    m = load_model_arrays(model_type, model_path, gender)
     import torch  # deferred: loading files and converting contacts need no torch
     from smplx.lbs import lbs
 
