@@ -61,6 +61,9 @@ class Reason(StrEnum):
     TOO_FEW_DEPTH_POINTS = "too_few_depth_points"
     BAD_DEPTH = "bad_depth"
     UNSUPPORTED_DEPTH_ENCODING = "unsupported_depth_encoding"
+    # People's body pose (the frame's other outputs are still produced).
+    NO_PERSON_FOUND = "no_person_found"
+    PERSON_BOX_TOO_SMALL = "person_box_too_small"
 
     @property
     def drops(self) -> bool:
@@ -83,7 +86,8 @@ _QUIET = frozenset({Reason.IGNORED_CLASS, Reason.LOW_SCORE, Reason.DETECTIONS_OV
 _CAVEATS = frozenset({Reason.DETECTIONS_FRAME_MISMATCH, Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS,
                       Reason.NO_PERSON_FOR_OBJECT, Reason.NO_OBJECT_CONTACT_FOR_HANDOVER,
                       Reason.ANSWER_LIMIT_REACHED, Reason.ANSWER_WITHOUT_SEG, Reason.NO_DEPTH_FOR_IMAGE,
-                      Reason.TOO_FEW_DEPTH_POINTS, Reason.BAD_DEPTH, Reason.UNSUPPORTED_DEPTH_ENCODING})
+                      Reason.TOO_FEW_DEPTH_POINTS, Reason.BAD_DEPTH, Reason.UNSUPPORTED_DEPTH_ENCODING,
+                      Reason.NO_PERSON_FOUND, Reason.PERSON_BOX_TOO_SMALL})
 
 
 class Rejected(ValueError):
