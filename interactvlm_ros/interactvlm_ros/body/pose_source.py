@@ -83,8 +83,9 @@ BUNDLED_MODEL_COMPLEXITY = 1
 #: Smallest side, pixels, of a person's box (clipped to the image) that is posed; smaller
 #: boxes are rejected with ``person_box_too_small``. The two demo photos shrunk onto a grey
 #: 512 x 512 image until their tight person box's shorter side was 128 ... 16 px: BlazePose
-#: found both people from 24 px up (at 16 px it missed one and misplaced the other); the nose stayed within 15 px of
-#: its place (in full-size pixels; within 10 px from 40 px up) from 32 px up.
+#: found both people from 24 px up (at 16 px it missed one and misplaced the other); from
+#: 32 px up the nose stayed within 15 px of its place (in full-size pixels; within 10 px from
+#: 40 px up).
 MIN_PERSON_BOX_SIDE = 32
 
 #: Lowest score of BlazePose's person detector that counts as a person (module docstring).
