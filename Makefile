@@ -11,6 +11,8 @@ VENV := .venv
 WS := ros2_ws
 
 REQUIREMENTS := $(WS)/requirements-kilted.txt interactvlm_ros/requirements.txt interactvlm_ros/requirements-test.txt
+# installed without their declared dependencies (the file says why): MediaPipe's BlazePose
+NODEPS_REQUIREMENTS := interactvlm_ros/requirements-nodeps.txt
 DEPS_STAMP := $(VENV)/.interactvlm-deps
 BUILD_STAMP := $(WS)/install/.interactvlm-built
 WS_SOURCES := $(shell find msgs launch $(WS)/compat $(WS)/cmake $(WS)/build.sh -type f 2>/dev/null)
@@ -22,8 +24,9 @@ setup: $(BUILD_STAMP)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(DEPS_STAMP): $(REQUIREMENTS) interactvlm_ros/setup.py | $(VENV)/bin/python
+$(DEPS_STAMP): $(REQUIREMENTS) $(NODEPS_REQUIREMENTS) interactvlm_ros/setup.py | $(VENV)/bin/python
 	$(VENV)/bin/python -m pip install $(addprefix -r ,$(REQUIREMENTS))
+	$(VENV)/bin/python -m pip install --no-deps -r $(NODEPS_REQUIREMENTS)
 	$(VENV)/bin/python -m pip install --no-deps -e interactvlm_ros
 	touch $@
 

@@ -8,9 +8,10 @@ check a GPU host as well:
 
 Checks: the ROS 2 Python packages and the message type support load with the venv's numpy
 (a numpy 2 in the venv would break Jazzy's numpy-1.x-compiled type support), torch imports
-(and, with --device cuda:N, sees that GPU), the node module imports, and the renderer gets a
-headless EGL context (prints which OpenGL renderer: llvmpipe on CPU, the NVIDIA GPU where the
-container toolkit mounted the driver's EGL).
+(and, with --device cuda:N, sees that GPU), the node module imports, MediaPipe's BlazePose
+builds from the model its wheel bundles (x86_64 only), and the renderer gets a headless EGL
+context (prints which OpenGL renderer: llvmpipe on CPU, the NVIDIA GPU where the container
+toolkit mounted the driver's EGL).
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         x = torch.ones(4, device=args.device)
         print(f"{args.device}: {torch.cuda.get_device_name(args.device)}, sum {float(x.sum())}")
+    import platform
+
+    if platform.machine() == "x86_64":  # MediaPipe's wheel exists for x86_64 only
+        from interactvlm_ros.body.pose_source import make_pose_source
+
+        make_pose_source("mediapipe").close()  # its bundled model, no download
+        print("BlazePose (mediapipe) ok")
+    else:
+        print(f"BlazePose: no mediapipe wheel for {platform.machine()} (body_pose_source: none)")
     if not args.no_render:
         from interactvlm_ros.render.gl import GLRasterizer
 

