@@ -55,6 +55,37 @@ def _vertex_error(body: PosedBody, truth) -> np.ndarray:
     return np.linalg.norm(body.vertices.astype(np.float64) - truth.vertices, axis=1)
 
 
+# ---------------------------------------------------------------- the synthetic people
+
+
+def test_synthetic_poses_are_what_they_say(fitter):
+    """The benchmark's ground truth (body frame: x the body's left, y up, z forward, metres)."""
+    def landmarks(pose):
+        return {name: fitter.rig.landmarks(*fitter.compose(body_poses.joint_values(fitter, pose)))[i]
+                for name, i in LM.items()}
+
+    for pose in body_poses.POSES:
+        lm = landmarks(pose)
+        for side in body_poses.SIDES:  # the hands hang off their own shoulders
+            assert np.linalg.norm(lm[f"{side}_wrist"] - lm[f"{side}_shoulder"]) < 0.6
+        assert lm["nose"][1] > lm["left_shoulder"][1] + 0.1
+    lm = landmarks("arms_down")
+    assert lm["left_wrist"][1] < lm["left_shoulder"][1] - 0.4 and lm["left_wrist"][2] < 0.15
+    lm = landmarks("reaching_forward")
+    assert lm["right_wrist"][2] > lm["right_shoulder"][2] + 0.4 and lm["left_wrist"][2] < 0.15
+    for pose in ("holding_at_chest", "carrying_box"):
+        lm = landmarks(pose)
+        for side in body_poses.SIDES:
+            assert lm[f"{side}_wrist"][2] > lm[f"{side}_hip"][2] + 0.2  # in front of the body
+            assert lm[f"{side}_hip"][1] < lm[f"{side}_wrist"][1] < lm[f"{side}_shoulder"][1]
+    assert landmarks("holding_at_chest")["left_wrist"][0] < 0.15  # the hands close together
+    lm = landmarks("sitting")
+    assert lm["left_knee"][2] > lm["left_hip"][2] + 0.3 and abs(lm["left_knee"][1] - lm["left_hip"][1]) < 0.1
+    assert lm["left_ankle"][1] < lm["left_knee"][1] - 0.3
+    lm = landmarks("handing_over")
+    assert lm["right_wrist"][2] > lm["right_shoulder"][2] + 0.3 and lm["right_wrist"][1] > lm["right_hip"][1]
+
+
 # ---------------------------------------------------------------- recovery
 
 
