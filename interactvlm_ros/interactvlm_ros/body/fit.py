@@ -76,7 +76,7 @@ from .skinning import OpenBodyRig, SmplhRig, chain_transforms, rotation_matrices
 #: Largest elbow / knee flexion, radians (150 degrees); 0 is a straight limb.
 HINGE_MAX_RAD = math.radians(150.0)
 #: Largest forearm twist either way from the rest pose's (palms down), radians.
-TWIST_MAX_RAD = math.radians(120.0)
+FOREARM_TWIST_MAX_RAD = math.radians(120.0)
 #: Largest rotation of the upper arm / thigh about its own axis either way from the rest
 #: pose's, radians (roughly the human range; more would let a flexed elbow or knee stand in
 #: for a hyperextended one).
@@ -395,7 +395,7 @@ class BodyFitter:
             add(f"{side}_shoulder_twist", "shoulder_twist", [shoulder], arm_axis, SHOULDER_TWIST_MAX_RAD)
             add(f"{side}_elbow", "elbow", [elbow], _unit(np.cross(forearm_axis, [0.0, 0.0, 1.0])), HINGE_MAX_RAD,
                 PRIOR_ELBOW_FLEXION, lower=0.0)
-            add(f"{side}_forearm", "forearm", [forearm], forearm_axis, TWIST_MAX_RAD)
+            add(f"{side}_forearm", "forearm", [forearm], forearm_axis, FOREARM_TWIST_MAX_RAD)
             add(f"{side}_wrist", "wrist", [wrist], _perpendicular(forearm_axis), SWING_MAX_RAD)
             thigh_axis = _unit(heads[knee] - heads[hip])
             across = _perpendicular(thigh_axis)
