@@ -287,3 +287,33 @@ def test_one_rule_for_live_and_offline_depth():
             index = images.index(pair.image)
             expected = depths[offline_depth[index]] if offline_depth[index] is not None else None
             assert pair.companions == {"depth": expected, "camera_info": pair.image}
+
+
+def test_the_deadline_waker_calls_back_at_the_earliest_deadline_on_one_thread():
+    """An earlier deadline replaces a later one at once; the callback may set the next one;
+    close stops the thread. The clock is the test's: only its value decides when a call is due."""
+    import threading
+
+    clock, calls, called = FakeClock(), [], threading.Event()
+
+    def callback():
+        calls.append((clock.now, threading.current_thread().name))
+        called.set()
+
+    from interactvlm_ros.ros.sync import DeadlineWaker
+
+    clock.now = 10.0
+    waker = DeadlineWaker(callback, clock)
+    try:
+        waker.at(1000.0)  # far: the thread waits
+        waker.at(10.0)  # due now: replaces it and wakes the thread
+        assert called.wait(timeout=30)
+        assert calls == [(10.0, "interactvlm_deadline")]
+        called.clear()
+        waker.at(5.0)  # already past
+        assert called.wait(timeout=30) and len(calls) == 2
+    finally:
+        waker.close()
+    assert not waker._thread.is_alive()
+    waker.at(0.0)  # closed: nothing more is called
+    assert len(calls) == 2

@@ -63,7 +63,7 @@ from ..handover import check_task
 from .parameters import ParameterRefused, parameter_descriptor
 from .processing import FrameProcessor, ProcessingSettings, depth_frame, stamp_ns
 from .qos import qos_profile
-from .sync import PairBuffer
+from .sync import DeadlineWaker, PairBuffer
 
 #: Companion streams of a pair with ``use_depth`` (see ``sync.PairBuffer``).
 DEPTH_COMPANIONS = ("depth", "camera_info")
@@ -105,7 +105,7 @@ class InteractVLMNode(LifecycleNode):
         self._entities: list = []  # subscriptions, service, guard condition while active
         self._sync_counts: Counter[str] = Counter()  # the pairing's counts, kept over cleanups like the totals
         self._buffer = PairBuffer()
-        self._expiry: threading.Timer | None = None  # wakes the buffer at a depth wait's deadline
+        self._waker: DeadlineWaker | None = None  # wakes the buffer at a depth wait's deadline, while active
         self._processor: FrameProcessor | None = None
         self._tiny_dir = None  # temporary directory of a tiny checkpoint, kept while configured
         #: Set when the node reaches the finalized state (shutdown): ``main`` then exits.
@@ -198,6 +198,8 @@ class InteractVLMNode(LifecycleNode):
         events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
         image_type = CompressedImage if self.p("use_compressed") else Image
         self._buffer = self._new_buffer()  # nothing from before a deactivation is paired
+        if self.p("use_depth"):
+            self._waker = DeadlineWaker(self._on_expiry)
         # Wakes the executor when the worker finishes a service request (rclpy does not wake
         # it when a Future is completed from another thread).
         # Own callback groups: a pending service request must not hold the default group,
@@ -417,28 +419,21 @@ class InteractVLMNode(LifecycleNode):
         self._worker.submit(self._process_newest)
 
     def _arm_expiry(self) -> None:
-        """A timer at the earliest deadline of the pairs waiting for depth (one at a time)."""
+        """Wake at the earliest deadline of the pairs waiting for depth."""
         deadline = self._buffer.next_deadline()
-        if deadline is None or not self.active:
-            return
-        with self._schedule_lock:
-            if self._expiry is not None and self._expiry.is_alive():
-                return  # it re-arms for the next deadline when it fires
-            self._expiry = threading.Timer(max(0.0, deadline - time.monotonic()), self._on_expiry)
-            self._expiry.daemon = True
-            self._expiry.start()
+        waker = self._waker
+        if deadline is not None and waker is not None:
+            waker.at(deadline)
 
     def _on_expiry(self) -> None:
-        with self._schedule_lock:
-            self._expiry = None
+        """On the waker's thread: complete the pairs whose wait is over, then schedule."""
         self._buffer.expire()
         self._schedule()
 
     def _cancel_expiry(self) -> None:
-        with self._schedule_lock:
-            expiry, self._expiry = self._expiry, None
-        if expiry is not None:
-            expiry.cancel()
+        waker, self._waker = self._waker, None
+        if waker is not None:
+            waker.close()
 
     # ------------------------------------------------------------------------------- worker
     def _process_newest(self) -> None:

@@ -280,3 +280,57 @@ class PairBuffer:
 
 def _seconds(stamp_ns: int) -> str:
     return f"{stamp_ns / 1e9:.9f}".rstrip("0").rstrip(".")
+
+
+class DeadlineWaker:
+    """One thread that calls ``callback()`` at the earliest deadline it has been given: the
+    node's wake-up for pairs whose wait for depth ends (:meth:`PairBuffer.next_deadline`). One
+    long-lived thread instead of a timer thread per wait (a 30 Hz camera would start several
+    threads a second).
+
+    Args:
+        callback: called on the waker's thread, without its lock held; it may call :meth:`at`.
+        clock: monotonic seconds, the clock of the deadlines.
+    """
+
+    def __init__(self, callback: Callable[[], None], clock: Callable[[], float] = time.monotonic):
+        self._callback = callback
+        self._clock = clock
+        self._condition = threading.Condition()
+        self._deadline: float | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="interactvlm_deadline", daemon=True)
+        self._thread.start()
+
+    def at(self, deadline: float) -> None:
+        """Call back at ``deadline`` (seconds of ``clock``), or at an earlier one already set."""
+        with self._condition:
+            if self._deadline is None or deadline < self._deadline:
+                self._deadline = deadline
+                self._condition.notify()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread (a pending deadline is dropped) and join it."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        with self._condition:
+            while not self._closed:
+                if self._deadline is None:
+                    self._condition.wait()
+                    continue
+                delay = self._deadline - self._clock()
+                if delay > 0:
+                    self._condition.wait(delay)
+                    continue
+                self._deadline = None
+                self._condition.release()
+                try:
+                    self._callback()
+                finally:
+                    self._condition.acquire()
+
