@@ -14,8 +14,9 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray
 
+from interactvlm_ros.body.landmarks import NUM_LANDMARKS
 from interactvlm_ros.detection import Detection
-from interactvlm_ros.ros.conversions import detections_to_msg, human_contact_msg, object_affordance_msg
+from interactvlm_ros.ros.conversions import detections_to_msg, human_contact_msg, object_affordance_msg, person_msg
 
 SMPLH_VERTICES = 6890
 PIAD_POINTS = 2048
@@ -56,13 +57,47 @@ def object_points(seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
     return points, affordance
 
 
+#: The person detection both objects are associated with (not in :func:`detections`).
+PERSON_ID = "track-20"
+#: Vertex ids of the hands of the synthetic posed SMPL-H body (the contact patch of
+#: :func:`contact_probabilities`).
+PART_VERTEX_IDS = {"right hand": np.arange(5200, 5300), "left hand": np.arange(5300, 5400)}
+
+
+def posed_body(seed: int = 13) -> tuple[np.ndarray, np.ndarray]:
+    """(6890, 3) float32 vertices on a 30 cm sphere 2.5 m in front of the camera (metres,
+    optical frame) and their (6890, 3) float32 unit normals."""
+    rng = np.random.default_rng(seed)
+    normals = rng.normal(size=(SMPLH_VERTICES, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    vertices = np.array([0.1, -0.2, 2.5]) + 0.3 * normals
+    return vertices.astype(np.float32), normals.astype(np.float32)
+
+
+def person_landmarks(seed: int = 17) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(33, 2) pixels, (33,) float32 visibility and (33, 3) metres of the person's landmarks."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.uniform(0.0, 640.0, (NUM_LANDMARKS, 2)).round(2)
+    visibility = rng.uniform(0.0, 1.0, NUM_LANDMARKS).astype(np.float32)
+    return pixels, visibility, rng.normal((0.1, -0.2, 2.5), 0.3, (NUM_LANDMARKS, 3)).astype(np.float32)
+
+
+def person():
+    pixels, visibility, landmarks = person_landmarks()
+    vertices, normals = posed_body()
+    return person_msg(image_header(), PERSON_ID, pixels, visibility, landmarks=landmarks, placement_method="depth",
+                      body_model="smplh", vertices=vertices, normals=normals)
+
+
 def interaction(det: Detection2D) -> Interaction:
     label = det.results[0].hypothesis.class_id
     points, affordance = object_points()
     return Interaction(
         detection=det,
+        person_detection_id=PERSON_ID,
         human_contact=human_contact_msg(
-            image_header(), "smplh", contact_probabilities(), 0.5, ["right hand", "left hand"], label, det.id
+            image_header(), "smplh", contact_probabilities(), 0.5, ["right hand", "left hand"], label, det.id,
+            posed_vertices=posed_body()[0], placement_method="depth", part_vertex_ids=PART_VERTEX_IDS,
         ),
         object_affordance=object_affordance_msg(
             Header(stamp=STAMP, frame_id=f"{label}_model"),
@@ -83,6 +118,7 @@ def interaction_array() -> InteractionArray:
     return InteractionArray(
         header=image_header(),
         interactions=[interaction(det) for det in detections().detections],
+        persons=[person()],
         model_id="interactvlm-3d-hcontact-damon",
         weights_are_random=False,
         inference_ms=412.25,

@@ -195,3 +195,188 @@ def test_object_frame_ids_follow_ros_name_rules(label, frame):
 
     assert object_frame_id(label) == frame
     assert re.fullmatch(r"[a-z_][a-z0-9_]*", frame)
+
+
+# --- posed bodies: HumanContact.posed_body, Person ---------------------------------------------
+
+#: A 6-vertex "body" 2 m in front of the camera and its parts.
+BODY_VERTICES = np.array([[0.0, 0.0, 2.0], [0.1, 0.0, 2.0], [0.2, 0.3, 2.1],
+                          [-0.4, 0.1, 1.9], [-0.5, 0.2, 2.0], [0.0, -0.6, 2.2]], np.float32)
+BODY_PARTS_IDS = {"right hand": np.array([0, 1, 2]), "left hand": np.array([3, 4]), "head": np.array([5])}
+BODY_CONTACT = np.array([0.9, 0.6, 0.1, 0.2, 0.3, 0.8], np.float32)
+
+
+def test_posed_body_cloud_is_one_point_per_vertex_with_its_contact():
+    from interactvlm_ros.ros.conversions import posed_body_cloud, posed_body_from_cloud
+
+    cloud = posed_body_cloud(HEADER, BODY_VERTICES, BODY_CONTACT)
+    assert [(f.name, f.offset, f.datatype) for f in cloud.fields] == [
+        ("x", 0, PointField.FLOAT32), ("y", 4, PointField.FLOAT32), ("z", 8, PointField.FLOAT32),
+        ("contact", 12, PointField.FLOAT32)]
+    assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step, cloud.is_dense) == (1, 6, 16, 96, True)
+    assert bytes(cloud.data[4 * 16:5 * 16]) == np.array([-0.5, 0.2, 2.0, 0.3], np.float32).tobytes()  # vertex 4
+    body = posed_body_from_cloud(cloud)
+    np.testing.assert_array_equal(body.vertices, BODY_VERTICES)
+    np.testing.assert_array_equal(body.contact, BODY_CONTACT)
+    assert body.normals is None
+    with pytest.raises(ValueError, match="6 points but 5 contact values"):
+        posed_body_cloud(HEADER, BODY_VERTICES, BODY_CONTACT[:5])
+    with pytest.raises(ValueError, match="non-finite"):
+        posed_body_cloud(HEADER, np.full((1, 3), np.inf), [0.5])
+
+
+def test_body_mesh_cloud_carries_unit_normals_and_reads_back():
+    from interactvlm_ros.ros.conversions import body_mesh_cloud, posed_body_from_cloud
+
+    normals = np.zeros((6, 3), np.float32)
+    normals[:, 2] = -1.0
+    normals[5] = (0.6, 0.0, -0.8)
+    normals[4] = 0.0  # a vertex in no face
+    cloud = body_mesh_cloud(HEADER, BODY_VERTICES, normals)
+    assert [f.name for f in cloud.fields] == ["x", "y", "z", "normal_x", "normal_y", "normal_z"]
+    assert [f.offset for f in cloud.fields] == [0, 4, 8, 12, 16, 20]
+    assert (cloud.width, cloud.point_step, len(cloud.data)) == (6, 24, 144)
+    assert bytes(cloud.data[5 * 24:6 * 24]) == np.array([0.0, -0.6, 2.2, 0.6, 0.0, -0.8], np.float32).tobytes()
+    body = posed_body_from_cloud(cloud)
+    np.testing.assert_array_equal(body.vertices, BODY_VERTICES)
+    np.testing.assert_array_equal(body.normals, normals)
+    assert body.contact is None
+    bad = normals.copy()
+    bad[2] = (0.0, 0.0, -0.9)
+    with pytest.raises(ValueError, match="normals must have length 1 \\(or 0\\): 1 do not, e.g. vertex 2 has length 0.9"):
+        body_mesh_cloud(HEADER, BODY_VERTICES, bad)
+    with pytest.raises(ValueError, match="6 vertices but 5 normals"):
+        body_mesh_cloud(HEADER, BODY_VERTICES, normals[:5])
+    del cloud.fields[4]
+    with pytest.raises(ValueError, match="has \\['normal_x', 'normal_z'\\] but not all"):
+        posed_body_from_cloud(cloud)
+    empty = posed_body_from_cloud(PointCloud2())  # a person not posed
+    assert empty.vertices.shape == (0, 3) and empty.normals is None and empty.contact is None
+
+
+def test_human_contact_on_a_posed_body_places_the_contact_and_each_parts_centroid():
+    msg = human_contact_msg(HEADER, "smplh", BODY_CONTACT, 0.5, ["right hand", "left hand", "hands", "head"],
+                            "cup", "7", posed_vertices=BODY_VERTICES, placement_method="depth",
+                            part_vertex_ids=BODY_PARTS_IDS, posed_frame_id="depth_optical_frame")
+    assert list(msg.contact_vertices) == [0, 1, 5] and msg.placement_method == "depth"
+    assert msg.posed_body.header.frame_id == "depth_optical_frame"
+    fields = cloud_fields(msg.posed_body)
+    np.testing.assert_array_equal(fields["contact"], BODY_CONTACT)
+    np.testing.assert_array_equal(fields["z"], BODY_VERTICES[:, 2])
+    centroids = np.array([(p.x, p.y, p.z) for p in msg.part_contact_centroids])
+    # right hand: vertices 0 and 1 reach 0.5 (2 does not); left hand: none; "hands": no such part.
+    np.testing.assert_allclose(centroids[0], [0.05, 0.0, 2.0], atol=1e-6)
+    assert np.isnan(centroids[1]).all() and np.isnan(centroids[2]).all()
+    np.testing.assert_allclose(centroids[3], BODY_VERTICES[5], atol=1e-6)
+    # Not posed: the posed fields stay empty; the frame defaults to the image's.
+    plain = _contact(BODY_CONTACT)
+    assert (plain.posed_body.width, plain.placement_method, list(plain.part_contact_centroids)) == (0, "", [])
+    posed = human_contact_msg(HEADER, "smplh", BODY_CONTACT, 0.5, [], "cup", "7", posed_vertices=BODY_VERTICES,
+                              placement_method="pnp", part_vertex_ids=BODY_PARTS_IDS)
+    assert posed.posed_body.header.frame_id == HEADER.frame_id and list(posed.part_contact_centroids) == []
+
+
+def test_human_contact_refuses_an_inconsistent_posed_body():
+    args = (HEADER, "smplh", BODY_CONTACT, 0.5, ["right hand"], "cup", "7")
+    with pytest.raises(ValueError, match="6 points but 5 contact"):
+        human_contact_msg(*args[:2], BODY_CONTACT[:5], *args[3:], posed_vertices=BODY_VERTICES[:6],
+                          placement_method="pnp", part_vertex_ids=BODY_PARTS_IDS)
+    with pytest.raises(ValueError, match="posed_vertices need the placement_method"):
+        human_contact_msg(*args, posed_vertices=BODY_VERTICES, part_vertex_ids=BODY_PARTS_IDS)
+    with pytest.raises(ValueError, match="posed_vertices need the placement_method and the body model's part"):
+        human_contact_msg(*args, posed_vertices=BODY_VERTICES, placement_method="pnp")
+    with pytest.raises(ValueError, match="pass posed_vertices too"):
+        human_contact_msg(*args, placement_method="pnp")
+    with pytest.raises(ValueError, match="part 'right hand': vertex ids must lie in \\[0, 6\\)"):
+        human_contact_msg(*args, posed_vertices=BODY_VERTICES, placement_method="pnp",
+                          part_vertex_ids={"right hand": np.array([2, 6])})
+
+
+def _person_arrays(seed=5):
+    from interactvlm_ros.body.landmarks import NUM_LANDMARKS
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.uniform(0, 640, (NUM_LANDMARKS, 2))
+    visibility = rng.uniform(0, 1, NUM_LANDMARKS).astype(np.float32)
+    landmarks = rng.normal((0.0, 0.0, 2.5), 0.4, (NUM_LANDMARKS, 3))
+    normals = rng.normal(size=(len(BODY_VERTICES), 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    return pixels, visibility, landmarks, normals.astype(np.float32)
+
+
+def test_person_message_round_trip():
+    from interactvlm_ros.body.landmarks import LANDMARK_NAMES
+    from interactvlm_ros.ros.conversions import person_from_msg, person_msg
+
+    pixels, visibility, landmarks, normals = _person_arrays()
+    msg = person_msg(HEADER, "person-3", pixels, visibility, landmarks=landmarks, placement_method="depth",
+                     body_model="anny", vertices=BODY_VERTICES, normals=normals)
+    assert tuple(msg.landmark_names) == LANDMARK_NAMES and msg.landmark_names[15] == "left_wrist"
+    assert (msg.landmark_pixels[15].x, msg.landmark_pixels[15].y) == tuple(pixels[15])
+    assert (msg.landmarks[15].x, msg.landmarks[15].y, msg.landmarks[15].z) == tuple(landmarks[15])
+    assert (msg.posed_body.width, msg.posed_body.point_step, msg.posed_body.header.frame_id) == (6, 24, HEADER.frame_id)
+    back = person_from_msg(msg)
+    assert (back.detection_id, back.placement_method, back.body_model) == ("person-3", "depth", "anny")
+    assert back.landmark_names == LANDMARK_NAMES
+    np.testing.assert_array_equal(back.landmark_pixels, pixels)
+    np.testing.assert_array_equal(back.landmark_visibility, visibility)
+    np.testing.assert_array_equal(back.landmarks, landmarks)
+    np.testing.assert_array_equal(back.vertices, BODY_VERTICES)
+    np.testing.assert_array_equal(back.normals, normals)
+    # Found but not placed (no CameraInfo): pixels and visibility only.
+    unplaced = person_from_msg(person_msg(HEADER, "person-4", pixels, visibility))
+    assert unplaced.landmarks is None and unplaced.vertices is None and unplaced.normals is None
+    assert unplaced.placement_method == "" and unplaced.body_model == ""
+    np.testing.assert_array_equal(unplaced.landmark_pixels, pixels)
+    # Placed, not posed.
+    placed = person_from_msg(person_msg(HEADER, "person-5", pixels, visibility, landmarks=landmarks,
+                                        placement_method="pnp"))
+    np.testing.assert_array_equal(placed.landmarks, landmarks)
+    assert placed.vertices is None and placed.body_model == ""
+
+
+@pytest.mark.parametrize("change, reason", [
+    (dict(detection_id=""), "detection_id must name the person"),
+    (dict(landmark_pixels=np.zeros((32, 2))), r"landmark_pixels must be \(33, 2\) finite pixels, got shape \(32, 2\)"),
+    (dict(landmark_pixels=np.full((33, 2), np.nan)), "landmark_pixels must be"),
+    (dict(landmark_visibility=np.full(33, 1.5)), r"landmark_visibility must lie in \[0, 1\]"),
+    (dict(landmark_visibility=np.ones(32)), "landmark_visibility must have 33 values, got 32"),
+    (dict(landmark_names=("nose",)), r"landmark_pixels must be \(1, 2\)"),
+    (dict(placement_method=""), "landmarks and placement_method come together"),
+    (dict(landmarks=None, body_model="", vertices=None, normals=None), "landmarks and placement_method"),
+    (dict(body_model=""), "vertices and body_model come together"),
+    (dict(vertices=None, normals=None), "vertices and body_model come together"),
+    (dict(landmarks=None, placement_method=""), "a posed body needs placed landmarks"),
+    (dict(normals=None), "a posed body needs its vertex normals"),
+    (dict(landmarks=np.zeros((32, 3))), "landmarks must have 33 rows, got 32"),
+    (dict(landmarks=np.full((33, 3), np.nan)), "landmarks contain non-finite"),
+    (dict(vertices=np.zeros((6, 2))), r"vertices must have shape \(N, 3\)"),
+])
+def test_person_message_refuses_inconsistent_input(change, reason):
+    from interactvlm_ros.ros.conversions import person_msg
+
+    pixels, visibility, landmarks, normals = _person_arrays()
+    kwargs = dict(detection_id="p", landmark_pixels=pixels, landmark_visibility=visibility, landmarks=landmarks,
+                  placement_method="depth", body_model="anny", vertices=BODY_VERTICES, normals=normals)
+    kwargs.update(change)
+    with pytest.raises(ValueError, match=reason):
+        person_msg(HEADER, **kwargs)
+
+
+def test_person_reader_refuses_inconsistent_messages():
+    from interactvlm_ros.ros.conversions import person_from_msg, person_msg
+
+    pixels, visibility, landmarks, normals = _person_arrays()
+    msg = person_msg(HEADER, "p", pixels, visibility, landmarks=landmarks, placement_method="depth",
+                     body_model="anny", vertices=BODY_VERTICES, normals=normals)
+    msg.landmarks = msg.landmarks[:30]
+    with pytest.raises(ValueError, match="landmark arrays of different lengths .*'landmarks': 30"):
+        person_from_msg(msg)
+    msg = person_msg(HEADER, "p", pixels, visibility)
+    msg.placement_method = "pnp"
+    with pytest.raises(ValueError, match="landmark arrays of different lengths"):
+        person_from_msg(msg)
+    msg = person_msg(HEADER, "p", pixels, visibility, landmarks=landmarks, placement_method="pnp")
+    msg.body_model = "anny"
+    with pytest.raises(ValueError, match="body_model 'anny' with a posed body of 0 vertices and no normals"):
+        person_from_msg(msg)

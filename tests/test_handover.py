@@ -96,3 +96,61 @@ def test_handover_with_a_model_without_object_contact_says_so(tiny_model):
     assert reports == [("no_object_contact_for_handover", "detection 'c1': no grasp clearance: tiny does not "
                                                           "estimate the human's contact on the object (InteractVLM's "
                                                           "joint model does)")]
+
+
+# --- clearance from a posed person's body ------------------------------------------------------
+
+#: Two hand vertices 1 m in front of the camera, 2 cm apart.
+HAND = np.array([[0.0, 0.0, 1.0], [0.0, 0.02, 1.0]])
+#: Object points and their distances (metres) to the nearest hand vertex: 0.03 (to the first),
+#: 0.08 and 0.02 (to the second: 8 cm along y; 1.2 cm along x and 1.6 cm along y), 0 (on it).
+OBJECT = np.array([[0.03, 0.0, 1.0], [0.0, 0.1, 1.0], [0.012, 0.036, 1.0], [0.0, 0.02, 1.0]])
+
+
+def test_body_clearance_is_the_distance_to_the_nearest_hand_or_contact_vertex():
+    from interactvlm_ros.handover import body_clearance
+
+    clearance = body_clearance(OBJECT, HAND, np.zeros((0, 3)), distance=0.05)
+    assert clearance.dtype == np.float32
+    np.testing.assert_allclose(clearance, [0.6, 1.0, 0.4, 0.0], atol=1e-6)
+    # The same points as contact vertices instead of hands give the same clearance; a contact
+    # vertex nearer than the hand decides for the points near it.
+    np.testing.assert_array_equal(body_clearance(OBJECT, [], HAND, distance=0.05), clearance)
+    contact = np.array([[0.03, 0.01, 1.0]])  # 1 cm from the first object point
+    both = body_clearance(OBJECT, HAND, contact, distance=0.05)
+    np.testing.assert_allclose(both, [0.2, 1.0, 0.4, 0.0], atol=1e-6)
+    np.testing.assert_allclose(body_clearance(OBJECT, HAND, [], distance=0.1), [0.3, 0.8, 0.2, 0.0], atol=1e-6)
+    assert body_clearance(np.zeros((0, 3)), HAND, []).shape == (0,)
+
+
+def test_body_clearance_refusals():
+    from interactvlm_ros.handover import NoBodyPointsError, NoContactError, body_clearance
+
+    with pytest.raises(NoBodyPointsError, match="no hand points and no contact points"):
+        body_clearance(OBJECT, [], np.zeros((0, 3)))
+    assert not issubclass(NoBodyPointsError, NoContactError)  # a reason of its own, counted apart
+    with pytest.raises(ValueError, match=r"hand_points must have shape \(N, 3\)"):
+        body_clearance(OBJECT, np.zeros((2, 2)), [])
+    with pytest.raises(ValueError, match=r"contact_points must have shape \(N, 3\)"):
+        body_clearance(OBJECT, HAND, np.zeros((3, 0)))
+    with pytest.raises(ValueError, match="points contain non-finite"):
+        body_clearance(OBJECT + np.nan, HAND, [])
+    with pytest.raises(ValueError, match="distance must be > 0"):
+        body_clearance(OBJECT, HAND, [], distance=-0.05)
+
+
+def test_combined_clearance_is_the_smaller_of_the_two():
+    from interactvlm_ros.handover import combined_clearance
+
+    a = np.array([0.0, 0.5, 1.0, 0.25])
+    b = np.array([0.3, 0.2, 1.0, 1.0])
+    both = combined_clearance(a, b)
+    assert both.dtype == np.float32
+    np.testing.assert_array_equal(both, np.float32([0.0, 0.2, 1.0, 0.25]))
+    np.testing.assert_array_equal(combined_clearance(None, b), np.float32(b))
+    np.testing.assert_array_equal(combined_clearance(a, None), np.float32(a))
+    assert combined_clearance(None, None) is None
+    with pytest.raises(ValueError, match="the clearances have 4 and 3 points"):
+        combined_clearance(a, b[:3])
+    with pytest.raises(ValueError, match=r"clearance b must lie in \[0, 1\]"):
+        combined_clearance(a, b + 0.5)

@@ -7,7 +7,7 @@ import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 
 import messages
-from interactvlm_ros.ros.conversions import affordance_from_cloud
+from interactvlm_ros.ros.conversions import affordance_from_cloud, person_from_msg, posed_body_from_cloud
 
 
 def _round_trip(msg):
@@ -47,10 +47,11 @@ def test_detections_round_trip_through_the_converters():
 
 def test_interaction_array_fields_after_round_trip():
     back, data = _round_trip(messages.interaction_array())
-    # Two interactions, each carrying a 6890-float body map and a 2048-point cloud: the
-    # serialised size is dominated by exactly those arrays.
-    floats = 2 * (messages.SMPLH_VERTICES * 4 + messages.PIAD_POINTS * 16)
-    assert floats < len(data) < floats + 2 * 200 * 4 + 4096
+    # Two interactions, each carrying a 6890-float body map, the posed body with its contact
+    # (16 bytes a vertex) and a 2048-point cloud, and one person's posed body (24 bytes a
+    # vertex, sent once for both): the serialised size is dominated by exactly those arrays.
+    floats = 2 * (messages.SMPLH_VERTICES * (4 + 16) + messages.PIAD_POINTS * 16) + messages.SMPLH_VERTICES * 24
+    assert floats < len(data) < floats + 2 * 200 * 4 + 8192
 
     assert back.header.frame_id == messages.IMAGE_FRAME
     assert (back.header.stamp.sec, back.header.stamp.nanosec) == (1_700_000_123, 456_789_000)
@@ -83,6 +84,30 @@ def test_interaction_array_fields_after_round_trip():
     np.testing.assert_array_equal(points, expected_points)
     np.testing.assert_array_equal(values, expected_values)
     assert first.contact_answer.endswith("[SEG].")
+
+    # The posed contact: the same vertices as the person's body, this object's contact.
+    vertices, normals = messages.posed_body()
+    assert first.person_detection_id == back.interactions[1].person_detection_id == messages.PERSON_ID
+    assert contact.placement_method == "depth" and contact.posed_body.header.frame_id == messages.IMAGE_FRAME
+    posed = posed_body_from_cloud(contact.posed_body)
+    np.testing.assert_array_equal(posed.vertices, vertices)
+    np.testing.assert_array_equal(posed.contact, expected)
+    centroids = np.array([(p.x, p.y, p.z) for p in contact.part_contact_centroids])
+    for row, part in enumerate(contact.body_parts):
+        ids = messages.PART_VERTEX_IDS[part]
+        np.testing.assert_allclose(centroids[row], vertices[ids[expected[ids] >= 0.5]].mean(axis=0), atol=1e-6)
+
+    # The person, once for both objects.
+    (person,) = back.persons
+    fields = person_from_msg(person)
+    pixels, visibility, landmarks = messages.person_landmarks()
+    assert (fields.detection_id, fields.placement_method, fields.body_model) == (messages.PERSON_ID, "depth", "smplh")
+    assert fields.landmark_names[0] == "nose" and len(fields.landmark_names) == 33
+    np.testing.assert_array_equal(fields.landmark_pixels, pixels)
+    np.testing.assert_array_equal(fields.landmark_visibility, visibility)
+    np.testing.assert_array_equal(fields.landmarks, landmarks)
+    np.testing.assert_array_equal(fields.vertices, vertices)
+    np.testing.assert_array_equal(fields.normals, normals)
 
 
 def test_service_request_keeps_image_bytes_and_task():

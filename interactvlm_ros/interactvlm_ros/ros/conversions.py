@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import array
 import sys
-from typing import Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
-from interactvlm_msgs.msg import HumanContact, Interaction, InteractionArray, ObjectAffordance
+from geometry_msgs.msg import Point
+from interactvlm_msgs.msg import HumanContact, Interaction, InteractionArray, ObjectAffordance, Person
 from sensor_msgs.msg import Image, PointCloud2, PointField, RegionOfInterest
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, Point2D
 from std_msgs.msg import Header
 
+from ..body.landmarks import LANDMARK_NAMES
 from ..detection import Detection
+from ..geometry.body_parts import part_contact_centroids
 from ..validation import unit_interval
 
 #: numpy dtype of each sensor_msgs/PointField datatype constant.
@@ -39,6 +42,15 @@ AFFORDANCE_FIELDS = ("x", "y", "z", "affordance")
 #: touches the object in the image: InteractVLM's joint model) and ``robot_grasp_clearance``
 #: (task "handover", see ``interactvlm_ros.handover.grasp_clearance``); both in [0, 1].
 OPTIONAL_MAP_FIELDS = ("contact", "robot_grasp_clearance")
+#: Field names of HumanContact.posed_body: a posed body's vertices and this object's contact
+#: per vertex (4 x float32, 16 bytes a vertex).
+POSED_CONTACT_FIELDS = ("x", "y", "z", "contact")
+#: Field names of Person.posed_body: a posed body's vertices and unit vertex normals (6 x
+#: float32, 24 bytes a vertex).
+POSED_BODY_FIELDS = ("x", "y", "z", "normal_x", "normal_y", "normal_z")
+#: How far from 1 a vertex normal's length may be (a normal of length 0, an isolated vertex's,
+#: is accepted too).
+NORMAL_LENGTH_TOLERANCE = 1e-3
 
 
 def detections_to_msg(detections: Sequence[Detection], header: Header) -> Detection2DArray:
@@ -138,6 +150,11 @@ def human_contact_msg(
     body_parts: Sequence[str],
     object_label: str,
     detection_id: str,
+    *,
+    posed_vertices=None,
+    placement_method: str = "",
+    part_vertex_ids: Mapping[str, np.ndarray] | None = None,
+    posed_frame_id: str = "",
 ) -> HumanContact:
     """Build an interactvlm_msgs/HumanContact.
 
@@ -150,15 +167,33 @@ def human_contact_msg(
         body_parts: body-part names parsed from the model's answer.
         object_label: class label of the object the contact is conditioned on.
         detection_id: ``vision_msgs/Detection2D.id`` of that object.
+        posed_vertices: (V, 3) the associated person's posed body (the same body model),
+            metres in the camera's optical frame, or None when the person was not posed (the
+            three posed fields stay empty). With it, ``posed_body`` is
+            :func:`posed_body_cloud` and ``part_contact_centroids`` the centroid of each
+            named part's contact vertices
+            (:func:`~interactvlm_ros.geometry.body_parts.part_contact_centroids`).
+        placement_method: how the person was placed (``Placement.method``); required with
+            ``posed_vertices``.
+        part_vertex_ids: part name -> vertex ids of the body model
+            (:func:`~interactvlm_ros.geometry.body_parts.part_vertex_ids`); required with
+            ``posed_vertices``.
+        posed_frame_id: frame_id of ``posed_body`` ("" = ``header.frame_id``).
 
     Raises:
         ValueError: probabilities not 1-D, not finite or outside [0, 1]; threshold outside
-            [0, 1]; empty body_model.
+            [0, 1]; empty body_model; posed vertices of another count than the probabilities
+            or not finite; posed vertices without placement_method or part_vertex_ids, or
+            either of those without posed vertices.
     """
     if not body_model:
         raise ValueError("body_model must name the body topology, e.g. 'smplh'")
     p = unit_interval(vertex_probabilities, "vertex_probabilities")
     t = _threshold(threshold)
+    if posed_vertices is None and (placement_method or part_vertex_ids is not None):
+        raise ValueError("placement_method and part_vertex_ids describe a posed body: pass posed_vertices too")
+    if posed_vertices is not None and not (placement_method and part_vertex_ids is not None):
+        raise ValueError("posed_vertices need the placement_method and the body model's part_vertex_ids")
     msg = HumanContact()
     msg.header = header
     msg.body_model = body_model
@@ -169,7 +204,217 @@ def human_contact_msg(
     msg.body_parts = [str(part) for part in body_parts]
     msg.object_label = object_label
     msg.detection_id = detection_id
+    if posed_vertices is not None:
+        cloud_header = Header(stamp=header.stamp, frame_id=posed_frame_id or header.frame_id)
+        msg.posed_body = posed_body_cloud(cloud_header, posed_vertices, p)
+        msg.placement_method = placement_method
+        msg.part_contact_centroids = points_msg(part_contact_centroids(posed_vertices, p, t, msg.body_parts,
+                                                                       part_vertex_ids))
     return msg
+
+
+def points_msg(xyz) -> list[Point]:
+    """``geometry_msgs/Point`` list of (N, 3) coordinates (NaN kept: the "none" of
+    ``HumanContact.part_contact_centroids``).
+
+    Raises:
+        ValueError: not (N, 3).
+    """
+    xyz = np.asarray(xyz, dtype=np.float64)
+    if xyz.ndim != 2 or xyz.shape[1] != 3:
+        raise ValueError(f"points must have shape (N, 3), got {xyz.shape}")
+    return [Point(x=x, y=y, z=z) for x, y, z in xyz.tolist()]
+
+
+def points_from_msg(points: Sequence[Point]) -> np.ndarray:
+    """Inverse of :func:`points_msg`: (N, 3) float64 (N = 0 gives (0, 3))."""
+    return np.array([(p.x, p.y, p.z) for p in points], dtype=np.float64).reshape(-1, 3)
+
+
+def posed_body_cloud(header: Header, vertices, contact) -> PointCloud2:
+    """``HumanContact.posed_body``: a posed body's vertices with one object's contact, fields
+    :data:`POSED_CONTACT_FIELDS` (float32), point i = vertex i.
+
+    Args:
+        header: stamp of the source image; frame_id the optical frame the vertices are in.
+        vertices: (V, 3) metres; contact: (V,) probabilities in [0, 1].
+
+    Raises:
+        ValueError: wrong shapes, non-finite values, contact outside [0, 1].
+    """
+    return probability_cloud(header, vertices, {"contact": contact})
+
+
+def body_mesh_cloud(header: Header, vertices, normals) -> PointCloud2:
+    """``Person.posed_body``: a posed body's vertices and unit vertex normals, fields
+    :data:`POSED_BODY_FIELDS` (float32), point i = vertex i.
+
+    Args:
+        header: stamp of the source image; frame_id the optical frame the vertices are in.
+        vertices: (V, 3) metres; normals: (V, 3), each of length 1 (or 0 for a vertex in no
+            face) within :data:`NORMAL_LENGTH_TOLERANCE`.
+
+    Raises:
+        ValueError: wrong shapes, non-finite values, a normal of another length.
+    """
+    xyz = _finite_xyz(vertices, "vertices")
+    n = _finite_xyz(normals, "normals")
+    if n.shape != xyz.shape:
+        raise ValueError(f"{xyz.shape[0]} vertices but {n.shape[0]} normals")
+    length = np.linalg.norm(n.astype(np.float64), axis=1)
+    bad = ~((np.abs(length - 1.0) <= NORMAL_LENGTH_TOLERANCE) | (length == 0.0))
+    if bad.any():
+        raise ValueError(f"normals must have length 1 (or 0): {int(bad.sum())} do not, e.g. vertex "
+                         f"{int(np.flatnonzero(bad)[0])} has length {length[bad][0]:.4g}")
+    return _float_cloud(header, POSED_BODY_FIELDS, np.concatenate([xyz, n], axis=1))
+
+
+class PosedBodyCloud(NamedTuple):
+    """What :func:`posed_body_from_cloud` reads: (V, 3) float32 ``vertices`` (metres, the
+    cloud's frame), (V, 3) float32 ``normals`` or None, (V,) float32 ``contact`` or None."""
+
+    vertices: np.ndarray
+    normals: np.ndarray | None
+    contact: np.ndarray | None
+
+
+def posed_body_from_cloud(msg: PointCloud2) -> PosedBodyCloud:
+    """Inverse of :func:`posed_body_cloud` and :func:`body_mesh_cloud`: the vertices, and the
+    normals and the contact when the cloud has those fields (looked up by name). The empty
+    cloud of a person not posed (no points, no fields) gives (0, 3) vertices and None.
+
+    Raises:
+        ValueError: x, y or z missing, some but not all of the normal fields (or see
+            :func:`cloud_fields`).
+    """
+    if not msg.fields and int(msg.width) * int(msg.height) == 0:
+        return PosedBodyCloud(np.zeros((0, 3), np.float32), None, None)
+    fields = cloud_fields(msg)
+    missing = [name for name in ("x", "y", "z") if name not in fields]
+    if missing:
+        raise ValueError(f"PointCloud2 lacks fields {missing}; it has {sorted(fields)}")
+    normal_names = POSED_BODY_FIELDS[3:]
+    present = [name for name in normal_names if name in fields]
+    if present and len(present) != len(normal_names):
+        raise ValueError(f"PointCloud2 has {present} but not all of {list(normal_names)}")
+    vertices = np.stack([fields[k] for k in ("x", "y", "z")], axis=1).astype(np.float32)
+    normals = np.stack([fields[k] for k in normal_names], axis=1).astype(np.float32) if present else None
+    contact = fields["contact"].astype(np.float32) if "contact" in fields else None
+    return PosedBodyCloud(vertices, normals, contact)
+
+
+def person_msg(
+    header: Header,
+    detection_id: str,
+    landmark_pixels,
+    landmark_visibility,
+    *,
+    landmarks=None,
+    placement_method: str = "",
+    body_model: str = "",
+    vertices=None,
+    normals=None,
+    landmark_names: Sequence[str] = LANDMARK_NAMES,
+) -> Person:
+    """Build an interactvlm_msgs/Person: one person detection's landmarks and posed body.
+
+    Args:
+        header: stamp of the source image; frame_id the optical frame the landmarks and
+            vertices are in.
+        detection_id: ``vision_msgs/Detection2D.id`` of the person detection.
+        landmark_pixels: (L, 2) landmark positions in the full image, pixels (K convention).
+        landmark_visibility: (L,) in [0, 1].
+        landmarks: (L, 3) placed landmarks, metres, or None when the person was not placed.
+        placement_method: how they were placed (``Placement.method``); "" iff landmarks is None.
+        body_model: the posed body's model ("anny", "smplh"); "" iff vertices is None.
+        vertices, normals: (V, 3) the posed body (metres) and its unit vertex normals, or None.
+        landmark_names: the L landmark names (BlazePose's 33 by default).
+
+    Raises:
+        ValueError: an empty detection_id; arrays of the wrong shape, non-finite or (the
+            visibility) outside [0, 1]; L different from len(landmark_names); landmarks
+            without a placement_method or the reverse; vertices without a body_model or the
+            reverse; a posed body without placed landmarks (see also :func:`body_mesh_cloud`).
+    """
+    if not detection_id:
+        raise ValueError("detection_id must name the person detection")
+    names = [str(name) for name in landmark_names]
+    pixels = np.asarray(landmark_pixels, dtype=np.float64)
+    if pixels.shape != (len(names), 2) or not np.isfinite(pixels).all():
+        raise ValueError(f"landmark_pixels must be ({len(names)}, 2) finite pixels, got shape {pixels.shape}")
+    visibility = unit_interval(landmark_visibility, "landmark_visibility")
+    if visibility.shape != (len(names),):
+        raise ValueError(f"landmark_visibility must have {len(names)} values, got {visibility.size}")
+    if (landmarks is None) != (not placement_method):
+        raise ValueError("landmarks and placement_method come together: placed landmarks need the method that "
+                         "placed them, an unplaced person has neither")
+    if (vertices is None) != (not body_model):
+        raise ValueError("vertices and body_model come together: a posed body needs its body model's name")
+    if vertices is not None and landmarks is None:
+        raise ValueError("a posed body needs placed landmarks (the body is posed to them)")
+    msg = Person(header=header, detection_id=str(detection_id), landmark_names=names,
+                 landmark_visibility=_float32_array(visibility), placement_method=placement_method,
+                 body_model=body_model)
+    msg.landmark_pixels = [Point2D(x=x, y=y) for x, y in pixels.tolist()]
+    if landmarks is not None:
+        xyz = _finite_xyz(landmarks, "landmarks", np.float64)
+        if len(xyz) != len(names):
+            raise ValueError(f"landmarks must have {len(names)} rows, got {len(xyz)}")
+        msg.landmarks = points_msg(xyz)
+    if vertices is not None:
+        if normals is None:
+            raise ValueError("a posed body needs its vertex normals")
+        msg.posed_body = body_mesh_cloud(header, vertices, normals)
+    elif normals is not None:
+        raise ValueError("normals without vertices")
+    return msg
+
+
+class PersonFields(NamedTuple):
+    """What :func:`person_from_msg` reads. Arrays: ``landmark_pixels`` (L, 2) float64,
+    ``landmark_visibility`` (L,) float32, ``landmarks`` (L, 3) float64 or None (not placed),
+    ``vertices`` / ``normals`` (V, 3) float32 or None (not posed)."""
+
+    detection_id: str
+    landmark_names: tuple[str, ...]
+    landmark_pixels: np.ndarray
+    landmark_visibility: np.ndarray
+    placement_method: str
+    landmarks: np.ndarray | None
+    body_model: str
+    vertices: np.ndarray | None
+    normals: np.ndarray | None
+
+
+def person_from_msg(msg: Person) -> PersonFields:
+    """Inverse of :func:`person_msg`.
+
+    Raises:
+        ValueError: landmark arrays of different lengths, a placement_method without
+            landmarks (or the reverse), a body_model without a posed body with normals (or
+            the reverse).
+    """
+    names = tuple(msg.landmark_names)
+    pixels = np.array([(p.x, p.y) for p in msg.landmark_pixels], dtype=np.float64).reshape(-1, 2)
+    visibility = np.asarray(msg.landmark_visibility, dtype=np.float32)
+    landmarks = points_from_msg(msg.landmarks)
+    lengths = {"landmark_names": len(names), "landmark_pixels": len(pixels), "landmark_visibility": len(visibility)}
+    if msg.placement_method:
+        lengths["landmarks"] = len(landmarks)
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"Person {msg.detection_id!r}: landmark arrays of different lengths {lengths}")
+    if bool(msg.placement_method) != bool(len(landmarks)):
+        raise ValueError(f"Person {msg.detection_id!r}: placement_method {msg.placement_method!r} with "
+                         f"{len(landmarks)} landmarks")
+    vertices = normals = None
+    if msg.body_model or msg.posed_body.width:
+        body = posed_body_from_cloud(msg.posed_body)
+        if not msg.body_model or not len(body.vertices) or body.normals is None:
+            raise ValueError(f"Person {msg.detection_id!r}: body_model {msg.body_model!r} with a posed body of "
+                             f"{len(body.vertices)} vertices and {'no ' if body.normals is None else ''}normals")
+        vertices, normals = body.vertices, body.normals
+    return PersonFields(msg.detection_id, names, pixels, visibility, msg.placement_method,
+                        landmarks if msg.placement_method else None, msg.body_model, vertices, normals)
 
 
 def affordance_cloud(header: Header, points, affordance, contact=None, robot_grasp_clearance=None) -> PointCloud2:
@@ -206,24 +451,35 @@ def probability_cloud(header: Header, points, maps: dict) -> PointCloud2:
     Raises:
         ValueError: wrong shapes, non-finite values, values outside [0, 1].
     """
-    xyz = np.asarray(points, dtype=np.float32)
-    if xyz.ndim != 2 or xyz.shape[1] != 3:
-        raise ValueError(f"points must have shape (N, 3), got {xyz.shape}")
-    if not np.all(np.isfinite(xyz)):
-        raise ValueError("points contain non-finite coordinates")
+    xyz = _finite_xyz(points, "points")
     columns, names = [xyz], ["x", "y", "z"]
     for name, values in maps.items():
         p = unit_interval(values, name)
         if p.shape[0] != xyz.shape[0]:
             raise ValueError(f"{xyz.shape[0]} points but {p.shape[0]} {name} values")
-        columns.append(p[:, None].astype(np.float32))
+        columns.append(p[:, None])
         names.append(name)
-    packed = np.ascontiguousarray(np.concatenate(columns, axis=1), dtype=np.float32)
+    return _float_cloud(header, names, np.concatenate(columns, axis=1))
 
+
+def _finite_xyz(values, name: str, dtype=np.float32) -> np.ndarray:
+    """``values`` as (N, 3) ``dtype``, checked finite."""
+    xyz = np.asarray(values, dtype=dtype)
+    if xyz.ndim != 2 or xyz.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (N, 3), got {xyz.shape}")
+    if not np.all(np.isfinite(xyz)):
+        raise ValueError(f"{name} contain non-finite coordinates")
+    return xyz
+
+
+def _float_cloud(header: Header, names: Sequence[str], columns: np.ndarray) -> PointCloud2:
+    """An unorganised PointCloud2 (height 1, is_dense true) of (N, len(names)) values as
+    float32 fields ``names``, 4 bytes each, in the machine's byte order."""
+    packed = np.ascontiguousarray(columns, dtype=np.float32)
     msg = PointCloud2()
     msg.header = header
     msg.height = 1
-    msg.width = int(xyz.shape[0])
+    msg.width = int(packed.shape[0])
     msg.fields = [PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
                   for i, name in enumerate(names)]
     msg.is_bigendian = sys.byteorder == "big"

@@ -12,6 +12,10 @@ Per interaction i, in ``frame_id`` (default "interactvlm"; set RViz's Fixed Fram
 * ``label``: a text above the body: class, detection id, affordance word, body parts, and
   "RANDOM WEIGHTS" when the model's weights are random.
 
+Per posed person (:meth:`MarkerBuilder.posed_body_marker`): ``posed_body``, the person's body
+mesh (TRIANGLE_LIST) where it is in the camera's optical frame, coloured by contact, id = the
+person's index in the frame.
+
 Colours come from matplotlib's "inferno" colour map, quantised to 256 levels (probability 0
 dark, 1 bright yellow). The body's triangle points are built once per body and reused.
 """
@@ -24,6 +28,8 @@ from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from ..validation import unit_interval
+
 #: Turns SMPL's frame (+Y up, facing +Z, +X the body's left) into REP-103's (+Z up, +X
 #: forward, +Y left): a 120 degree rotation about (1, 1, 1) mapping x->y, y->z, z->x.
 SMPL_TO_ROS = Quaternion(x=0.5, y=0.5, z=0.5, w=0.5)
@@ -35,6 +41,12 @@ def _palette() -> list[ColorRGBA]:
 
     rgba = colormaps["inferno"](np.linspace(0.0, 1.0, 256))
     return [ColorRGBA(r=float(r), g=float(g), b=float(b), a=1.0) for r, g, b, _ in rgba]
+
+
+def _corner_points(vertices: np.ndarray, faces: np.ndarray) -> list[Point]:
+    """The corners of every face, face by face: ``3 F`` points (a TRIANGLE_LIST's points)."""
+    corners = np.asarray(vertices)[np.asarray(faces).reshape(-1)].astype(float).tolist()
+    return [Point(x=x, y=y, z=z) for x, y, z in corners]
 
 
 class MarkerBuilder:
@@ -63,10 +75,47 @@ class MarkerBuilder:
     def _triangle_points(self, vertices: np.ndarray, faces: np.ndarray) -> list[Point]:
         key = (vertices.ctypes.data, vertices.shape, faces.shape)
         if key != self._body_key:
-            corners = vertices[faces.reshape(-1)].astype(float).tolist()
-            self._body_points = [Point(x=x, y=y, z=z) for x, y, z in corners]
+            self._body_points = _corner_points(vertices, faces)
             self._body_key = key
         return self._body_points
+
+    def posed_body_marker(self, header: Header, person_index: int, vertices, faces, contact=None) -> Marker:
+        """The posed body of one person as a TRIANGLE_LIST in ``header.frame_id`` (the
+        camera's optical frame the vertices are in; identity pose), namespace ``posed_body``,
+        id ``person_index``: three points per face (corners in face order), each corner
+        coloured by its vertex's contact (the palette of the other markers); uniform grey
+        (``color``, no per-corner colours) without a contact map.
+
+        Args:
+            header: stamp of the source image; frame_id the optical frame of ``vertices``.
+            person_index: the person's index in the frame (the marker id), >= 0.
+            vertices: (V, 3) metres; faces: (F, 3) vertex ids; contact: (V,) in [0, 1] (e.g.
+                the elementwise maximum of the person's contact maps over its objects) or None.
+
+        Raises:
+            ValueError: a negative index, wrong shapes, non-finite vertices, face ids outside
+                [0, V), contact not in [0, 1].
+        """
+        xyz = np.asarray(vertices, dtype=np.float64)
+        tri = np.asarray(faces)
+        if person_index < 0:
+            raise ValueError(f"person_index must be >= 0, got {person_index}")
+        if xyz.ndim != 2 or xyz.shape[1] != 3 or not np.isfinite(xyz).all():
+            raise ValueError(f"vertices must be finite (V, 3), got shape {xyz.shape}")
+        if tri.ndim != 2 or tri.shape[1] != 3 or (tri.size and not np.issubdtype(tri.dtype, np.integer)):
+            raise ValueError(f"faces must be (F, 3) vertex ids, got {tri.dtype} {tri.shape}")
+        if tri.size and (tri.min() < 0 or tri.max() >= len(xyz)):
+            raise ValueError(f"face vertex ids must lie in [0, {len(xyz)}), got [{tri.min()}, {tri.max()}]")
+        marker = Marker(header=header, ns="posed_body", id=int(person_index), type=Marker.TRIANGLE_LIST,
+                        action=Marker.ADD, pose=Pose(), scale=Vector3(x=1.0, y=1.0, z=1.0), lifetime=Duration(),
+                        color=ColorRGBA(r=0.7, g=0.7, b=0.7, a=1.0))
+        marker.points = _corner_points(xyz, tri)
+        if contact is not None:
+            p = unit_interval(contact, "contact")
+            if p.shape != (len(xyz),):
+                raise ValueError(f"{len(xyz)} vertices but {p.size} contact values")
+            marker.colors = self._colors(p[tri.reshape(-1)])
+        return marker
 
     def build(self, header: Header, interactions, body_vertices: np.ndarray, body_faces: np.ndarray,
               weights_are_random: bool, camera_frame: str = "") -> MarkerArray:
