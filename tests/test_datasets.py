@@ -279,7 +279,7 @@ def test_input_bag_with_depth_round_trips_through_the_node_decoders(tmp_path):
         assert (frame.intrinsics.fx, frame.intrinsics.fy, frame.intrinsics.cx, frame.intrinsics.cy) == (50, 60, 3.5, 2.5)
     from interactvlm_ros.reasons import Rejected
 
-    with pytest.raises(Rejected, match="image_too_large"):  # checked before any conversion
+    with pytest.raises(Rejected, match="bad_depth: depth image: image_too_large"):  # before any conversion
         depth_frame(depth, info, "camera", max_pixels=47)
     with pytest.raises(ValueError, match="depth needs k"):
         bags.write_input_bag(tmp_path / "nok", [bags.Frame(1, rgb, [], depth=millimetres)])

@@ -514,6 +514,40 @@ def test_depth_input_gives_affordance_on_camera_frame_points(tmp_path, ros_domai
             assert wait_for(lambda: len(client.interactions) == 2, timeout=60), dict(node.counter.totals)
             assert client.interactions[1].interactions[0].object_affordance.geometry_source == "proxy:sphere"
             assert counts["no_depth_for_image"] == 1
+            # A service request about an image without depth does not wait: no depth, said so.
+            response = client.service.call(EstimateInteractions.Request(image=image_msg(rgb, 50),
+                                                                        detections=detections_msg(50, helmet)), timeout_sec=60)
+            assert response.success
+            assert response.interactions.interactions[0].object_affordance.geometry_source == "proxy:sphere"
+            assert counts["no_depth_for_image"] == 2
+            # Deactivated while a pair waits for depth, then activated again: the waiting pair is
+            # forgotten.
+            node.set_parameters([Parameter("depth_wait", value=5.0)])
+            send(client, image_msg(rgb, 11), detections_msg(11, helmet))
+            assert wait_for(lambda: node.pair_buffer.waiting_pairs == 1)
+            assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            assert node.pair_buffer.waiting_pairs == 0
+            assert wait_for(lambda: client.connected(node) and depth_pub.get_subscription_count() > 0
+                            and info_pub.get_subscription_count() > 0)
+            # A shorter wait set at run time ends the wait of a pair already waiting (the waker of
+            # this activation has no other deadline).
+            send(client, image_msg(rgb, 12), detections_msg(12, helmet))
+            assert wait_for(lambda: node.pair_buffer.waiting_pairs == 1)
+            node.set_parameters([Parameter("depth_wait", value=0.1)])
+            assert wait_for(lambda: len(client.interactions) == 3, timeout=30), dict(node.counter.totals)
+            assert counts["no_depth_for_image"] == 3
+            assert node._depth_waits_ms[-1] < 4900  # it did not wait out the 5 s it began with
+            # The next pair waits for its own depth and uses it.
+            node.set_parameters([Parameter("depth_wait", value=5.0)])
+            send(client, image_msg(rgb, 13), detections_msg(13, helmet))
+            assert wait_for(lambda: node.pair_buffer.waiting_pairs == 1)
+            depth, info = depth_and_info(13)
+            depth_pub.publish(depth)
+            info_pub.publish(info)
+            assert wait_for(lambda: len(client.interactions) == 4, timeout=60), dict(node.counter.totals)
+            assert client.interactions[3].header.stamp.sec == 13
+            assert client.interactions[3].interactions[0].object_affordance.geometry_source == "depth"
 
 
 def test_node_and_replay_pair_a_bag_identically(running, tmp_path, tiny_checkpoint):

@@ -317,3 +317,74 @@ def test_the_deadline_waker_calls_back_at_the_earliest_deadline_on_one_thread():
     assert not waker._thread.is_alive()
     waker.at(0.0)  # closed: nothing more is called
     assert len(calls) == 2
+
+
+def test_the_pending_pair_is_always_the_one_of_the_latest_image():
+    """Detections out of order (a batched or second detector): the late detections of an earlier
+    frame never replace a later frame's pair, waiting for depth or pending."""
+    buffer, _, _ = depth_buffer(wait_s=1.0)
+    for t in (100, 133):
+        buffer.add_image(t * MS, f"img{t}")
+        buffer.add_companion("camera_info", t * MS, f"info{t}")
+    buffer.add_companion("depth", 100 * MS, "depth100")
+    assert not buffer.add_detections(133 * MS, "d133")  # waits for depth 133
+    # Complete at once: pending (nothing later is complete yet), and 133 keeps waiting.
+    assert buffer.add_detections(100 * MS, "d100")
+    assert buffer.pending == 1 and buffer.waiting_pairs == 1
+    assert buffer.add_companion("depth", 133 * MS, "depth133")
+    assert buffer.take().image == "img133" and buffer.counts["replaced_pending"] == 1
+    plain = PairBuffer(capacity=5)  # without companions: the same rule
+    for t in (100, 133):
+        plain.add_image(t * MS, t)
+    plain.add_detections(133 * MS, "d133")
+    plain.add_detections(100 * MS, "d100")
+    assert plain.take().detections == "d133" and plain.counts["replaced_pending"] == 1
+
+
+def test_a_stamp_that_jumps_back_starts_a_new_timeline():
+    """A bag played in a loop: the old timeline's depth must not decide the new frames' pairs."""
+    buffer, _, _ = depth_buffer(wait_s=1.0)
+    for t in (5000, 5033):
+        buffer.add_image(t * MS, t)
+        buffer.add_companion("depth", t * MS, f"depth{t}")
+        buffer.add_companion("camera_info", t * MS, f"info{t}")
+    buffer.add_image(100 * MS, "img100")  # 4.9 s back
+    assert buffer.counts["stamp_jumps_back"] == 1
+    assert not buffer.add_detections(100 * MS, "d100")  # waits: no depth of the new timeline yet
+    buffer.add_companion("camera_info", 100 * MS, "info100")
+    assert buffer.add_companion("depth", 100 * MS, "depth100")
+    assert buffer.take().companions == {"depth": "depth100", "camera_info": "info100"}
+
+
+def test_the_deadline_waker_survives_a_failing_callback():
+    import threading
+
+    from interactvlm_ros.ros.sync import DeadlineWaker
+
+    errors, calls, called = [], [], threading.Event()
+
+    def callback():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        called.set()
+
+    waker = DeadlineWaker(callback, FakeClock(), on_error=errors.append)
+    try:
+        waker.at(0.0)
+        waker_alive = waker._thread.is_alive
+        assert wait_until(lambda: errors) and waker_alive()
+        waker.at(0.0)
+        assert called.wait(timeout=30) and len(calls) == 2
+        assert [str(e) for e in errors] == ["boom"]
+    finally:
+        waker.close()
+
+
+def wait_until(condition, timeout: float = 30.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.01)
+    return bool(condition())

@@ -142,7 +142,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     # Behaviour.
     P("threshold", 0.5, "contact / affordance decision threshold", read_only=False, range=(0.0, 1.0),
       unit="probability", section="behaviour"),
-    P("sync_slop", 0.0, "largest |image stamp - detections stamp| paired (0.0: exact match)", read_only=False,
+    P("sync_slop", 0.0, "largest |image stamp - detections stamp| paired, and |image stamp - depth (CameraInfo) "
+      "stamp| with use_depth (0.0: exact match)", read_only=False,
       range=(0.0, 1.0), unit="seconds", section="behaviour"),
     P("image_buffer_size", 10, "images kept for pairing with later detections", range=(1, 100), unit="images",
       section="behaviour"),

@@ -151,6 +151,7 @@ class InteractVLMNode(LifecycleNode):
                 self._buffer.slop_ns = int(float(parameter.value) * 1e9)
             if parameter.name == "depth_wait" and self._buffer is not None:
                 self._buffer.wait_s = float(parameter.value)
+                self._arm_expiry()  # a shorter wait ends earlier for the pairs waiting now
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------------------- lifecycle
@@ -198,8 +199,6 @@ class InteractVLMNode(LifecycleNode):
         events = SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos)
         image_type = CompressedImage if self.p("use_compressed") else Image
         self._buffer = self._new_buffer()  # nothing from before a deactivation is paired
-        if self.p("use_depth"):
-            self._waker = DeadlineWaker(self._on_expiry)
         # Wakes the executor when the worker finishes a service request (rclpy does not wake
         # it when a Future is completed from another thread).
         # Own callback groups: a pending service request must not hold the default group,
@@ -224,6 +223,9 @@ class InteractVLMNode(LifecycleNode):
         image_topic = self.resolve_topic_name(self.p("image_topic"))
         self.get_logger().info(f"activated: {image_type.__name__} on {image_topic} ({self.p('image_qos')} QoS), "
                                f"detections on {self.resolve_topic_name(self.p('detections_topic'))}")
+        if self.p("use_depth"):  # last: nothing above can fail and leave the thread running
+            self._waker = DeadlineWaker(self._on_expiry, on_error=lambda error: self.get_logger().error(
+                f"waking the pairs waiting for depth failed: {error!r}"))
         return super().on_activate(state)  # enables the lifecycle publishers
 
     @property
@@ -371,23 +373,30 @@ class InteractVLMNode(LifecycleNode):
         self._add_companion("camera_info", msg, "a CameraInfo")
 
     def _add_companion(self, name: str, msg, what: str) -> None:
-        stamp = self._usable_stamp(msg, Reason.IMAGE_WITHOUT_STAMP, what)
-        if stamp is None or name not in self._buffer.companions:
+        stamp = stamp_ns(msg.header.stamp)
+        if stamp <= 0:  # nothing to pair it by: the images it belongs to go without depth
+            self._report(Reason.BAD_DEPTH, f"{what} stamped {msg.header.stamp.sec} s cannot be paired (a header stamp "
+                                           "> 0 is needed)")
+            return
+        if name not in self._buffer.companions:
             return
         self._buffer.add_companion(name, stamp, msg)
         self._schedule()
 
-    def _depth_for(self, image_msg, depth_msg, info_msg):
+    def _depth_for(self, image_msg, depth_msg, info_msg, waited: bool = True):
         """The registered depth of an image as a DepthFrame, or None (counted) when depth is
-        configured but did not come (``depth_msg`` / ``info_msg`` None) or is unusable."""
+        configured but did not come (``depth_msg`` / ``info_msg`` None) or is unusable.
+        ``waited``: the pair waited up to depth_wait (the stream), or not (the service)."""
         if not self.p("use_depth"):
             return None
         if depth_msg is None or info_msg is None:
             missing = " and ".join(what for what, msg in (("depth image", depth_msg), ("CameraInfo", info_msg))
                                    if msg is None)
+            when = (f"arrived within depth_wait ({self.p('depth_wait'):g} s)" if waited
+                    else "has been received (a service request does not wait for depth)")
             self._report(Reason.NO_DEPTH_FOR_IMAGE, f"no {missing} within sync_slop ({self.p('sync_slop'):g} s) of "
                                                     f"the image stamped {stamp_ns(image_msg.header.stamp) / 1e9:.3f} s "
-                                                    f"arrived within depth_wait ({self.p('depth_wait'):g} s)")
+                                                    f"{when}")
             return None
         try:
             return depth_frame(depth_msg, info_msg, image_msg.header.frame_id, int(self.p("max_image_pixels")))
@@ -487,7 +496,8 @@ class InteractVLMNode(LifecycleNode):
         """A service request on the worker: its image's depth is the stream's nearest (no waiting)."""
         stamp = stamp_ns(request.image.header.stamp)
         depth = self._depth_for(request.image, self._buffer.companion_for("depth", stamp),
-                                self._buffer.companion_for("camera_info", stamp)) if self._buffer.companions else None
+                                self._buffer.companion_for("camera_info", stamp), waited=False) \
+            if self._buffer.companions else None
         return self._estimate(request.image, request.detections, settings, depth, notes)
 
     # ------------------------------------------------------------------------------ service
@@ -537,7 +547,7 @@ class InteractVLMNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         totals, recent = self.counter.snapshot(now)
-        totals.update({f"sync_{k}": v for k, v in self._sync_counts.items()})
+        totals.update({f"sync_{k}": v for k, v in self._buffer.counts_snapshot().items()})
         with self._timing_lock:
             latency = float(np.median(self._latencies_ms)) if self._latencies_ms else 0.0
             inference = float(np.median(self._inference_ms)) if self._inference_ms else 0.0

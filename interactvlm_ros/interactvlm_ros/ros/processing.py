@@ -85,18 +85,20 @@ def depth_frame(depth_msg, info_msg, image_frame_id: str = "", max_pixels: int |
     (``max_image_pixels``) is checked before anything is converted.
 
     Raises:
-        Rejected: an unsupported depth encoding (``unsupported_depth_encoding``), a buffer that
-            does not match its size (``bad_image_size``), more than ``max_pixels`` pixels
-            (``image_too_large``) or unusable intrinsics (``bad_depth``).
+        Rejected: an unsupported depth encoding (``unsupported_depth_encoding``); a buffer that
+            does not match its size, more than ``max_pixels`` pixels or unusable intrinsics
+            (``bad_depth``: the image itself is still processed, without depth).
     """
     from ..geometry.depth import Intrinsics, depth_to_metres
 
-    check_pixels(int(depth_msg.width), int(depth_msg.height), max_pixels)
     try:
+        check_pixels(int(depth_msg.width), int(depth_msg.height), max_pixels)
         metres = depth_to_metres(depth_to_array(depth_msg), depth_msg.encoding)
         intrinsics = Intrinsics.from_camera_info(list(info_msg.k), int(info_msg.width), int(info_msg.height))
-    except Rejected:
-        raise
+    except Rejected as error:
+        if error.reason is Reason.UNSUPPORTED_DEPTH_ENCODING:
+            raise
+        raise Rejected(Reason.BAD_DEPTH, f"depth image: {error.reason}: {error.detail}") from error
     except ValueError as error:
         raise Rejected(Reason.BAD_DEPTH, str(error)) from error
     return DepthFrame(metres, intrinsics, depth_msg.header.frame_id or image_frame_id)

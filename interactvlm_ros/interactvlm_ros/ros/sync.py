@@ -30,6 +30,11 @@ from typing import Any, Callable, Mapping, Sequence
 from ..reasons import Reason
 
 
+#: A stamp this many seconds before the newest of its stream starts a new timeline (see
+#: :meth:`PairBuffer._went_back`).
+STAMP_JUMP_BACK_S = 1.0
+
+
 def nearest_stamp(target: int, stamps: Sequence[int], slop: int) -> int | None:
     """Index of the stamp nearest to ``target`` within ``slop`` (|stamp - target| <= slop),
     the earlier one on a tie, or None.
@@ -96,9 +101,11 @@ class PairBuffer:
 
     Counters (``counts``): ``paired`` (image + detections matched), ``replaced_pending`` (a
     pair dropped for a newer one: overwritten before being taken, or still waiting for its
-    companions when a newer pair was complete), ``unmatched_detections`` (no image within slop,
-    or evicted while waiting), ``duplicate_stamps`` (a second image or companion with a stamp
-    already kept: the first is kept), ``taken``.
+    companions when a pair of a later image was complete: the pending pair is always the one of
+    the latest image), ``unmatched_detections`` (no image within slop, or evicted while
+    waiting), ``duplicate_stamps`` (a second image or companion with a stamp already kept: the
+    first is kept), ``stamp_jumps_back`` (a stream's stamp went back by more than
+    :data:`STAMP_JUMP_BACK_S`: everything kept was forgotten), ``taken``.
     """
 
     def __init__(self, capacity: int = 10, slop_ns: int = 0, companions: Sequence[str] = (), wait_s: float = 0.0,
@@ -130,6 +137,7 @@ class PairBuffer:
         nearest image is now known. A second image with the stamp of one kept is dropped
         (reported ``duplicate_stamp``). Returns whether a pair became complete."""
         with self._lock:
+            self._went_back(self._images, stamp_ns)
             if any(s == stamp_ns for s, _ in self._images):
                 self._duplicate("image", stamp_ns)
                 return False
@@ -165,6 +173,7 @@ class PairBuffer:
         """
         with self._lock:
             kept = self._companions[name]
+            self._went_back(kept, stamp_ns)
             if any(s == stamp_ns for s, _ in kept):
                 self._duplicate(name, stamp_ns)
                 return False
@@ -254,28 +263,52 @@ class PairBuffer:
 
     def _complete_incomplete(self, expired_only: bool) -> bool:
         """Move the waiting pairs that are decided (all companions known, or the deadline
-        passed) to pending; the newest such pair wins and every older waiting pair is dropped."""
+        passed) to pending: the one of the latest image wins (on a tie the later made), and every
+        waiting pair of an earlier image is dropped, so a late companion never holds a newer
+        frame."""
         now = self._clock()
         newest = None
         for position, (pair, made) in enumerate(self._incomplete):
             found = {name: self._lookup(name, pair.image_stamp_ns) for name in self._companions}
             if now >= made + self.wait_s or (not expired_only and all(f for _, f in found.values())):
-                newest = (position, replace(pair, companions={name: m for name, (m, _) in found.items()},
-                                            waited_s=now - made))
+                if newest is None or pair.image_stamp_ns >= newest[1].image_stamp_ns:
+                    newest = (position, replace(pair, companions={name: m for name, (m, _) in found.items()},
+                                                waited_s=now - made))
         if newest is None:
             return False
         position, pair = newest
-        for _ in range(position):  # older than a complete pair: a late companion must not hold newer pairs
-            self._incomplete.popleft()
-            self.counts["replaced_pending"] += 1
-        self._incomplete.popleft()
+        del self._incomplete[position]
+        kept = deque(item for item in self._incomplete if item[0].image_stamp_ns >= pair.image_stamp_ns)
+        self.counts["replaced_pending"] += len(self._incomplete) - len(kept)
+        self._incomplete = kept
         self._set_pending(pair)
         return True
 
     def _set_pending(self, pair: Pair) -> None:
+        """``pair`` becomes the pending pair unless the pending one is of a later image (then
+        ``pair`` is the one dropped); either way one of the two is counted as replaced."""
         if self._pending is not None:
             self.counts["replaced_pending"] += 1
+            if self._pending.image_stamp_ns > pair.image_stamp_ns:
+                return
         self._pending = pair
+
+    def counts_snapshot(self) -> dict[str, int]:
+        """A copy of ``counts`` taken under the buffer's lock (other threads count meanwhile)."""
+        with self._lock:
+            return dict(self.counts)
+
+    def _went_back(self, kept: deque, stamp_ns: int) -> None:
+        """A stamp more than :data:`STAMP_JUMP_BACK_S` before the newest kept of its stream (a
+        bag played in a loop, a restarted driver, simulated time reset): everything kept is of
+        the old timeline and is forgotten, so that nothing pairs across the jump."""
+        if kept and stamp_ns < kept[-1][0] - int(STAMP_JUMP_BACK_S * 1e9):
+            self.counts["stamp_jumps_back"] += 1
+            self._images.clear()
+            self._waiting.clear()
+            self._incomplete.clear()
+            for companion in self._companions.values():
+                companion.clear()
 
 
 def _seconds(stamp_ns: int) -> str:
@@ -291,10 +324,14 @@ class DeadlineWaker:
     Args:
         callback: called on the waker's thread, without its lock held; it may call :meth:`at`.
         clock: monotonic seconds, the clock of the deadlines.
+        on_error: called with an exception the callback raised (the thread goes on); default:
+            the traceback on stderr.
     """
 
-    def __init__(self, callback: Callable[[], None], clock: Callable[[], float] = time.monotonic):
+    def __init__(self, callback: Callable[[], None], clock: Callable[[], float] = time.monotonic,
+                 on_error: Callable[[BaseException], None] | None = None):
         self._callback = callback
+        self._on_error = on_error
         self._clock = clock
         self._condition = threading.Condition()
         self._deadline: float | None = None
@@ -331,6 +368,13 @@ class DeadlineWaker:
                 self._condition.release()
                 try:
                     self._callback()
+                except Exception as error:  # noqa: BLE001 - the waker must outlive a failed wake-up
+                    if self._on_error is not None:
+                        self._on_error(error)
+                    else:
+                        import traceback
+
+                        traceback.print_exception(error)
                 finally:
                     self._condition.acquire()
 
