@@ -391,9 +391,12 @@ def test_replay_pairs_depth_like_the_node_wherever_it_lies_in_the_bag(tmp_path, 
                 writer.write(depths, stamp + 200 * ms, serialize_message(depth_image_msg(metres, stamp + depth_offset,
                                                                                          "depth_optical")))
                 writer.write(infos, stamp + 200 * ms, serialize_message(camera_info_msg(k, 128, 96, stamp)))
+        # A second image with the first frame's stamp: the first is used, the second counted.
+        writer.write(images, 4 * S, serialize_message(image_msg(np.zeros_like(RGB), 1 * S)))
     result = replay(tmp_path / "in", tmp_path / "out", estimator, ProcessingSettings(markers=False), slop_ns=50 * ms,
                     progress=False, depth_topic="/camera/aligned_depth_to_color/image_raw")
     assert result.counts["processed"] == 3 and result.counts["no_depth_for_image"] == 1
+    assert result.counts["skipped:duplicate_stamp"] == 1
     clouds = {m.header.stamp.sec: m.interactions[0].object_affordance for _, m, _ in result.outputs}
     assert {s: c.geometry_source for s, c in clouds.items()} == {1: "depth", 2: "proxy:sphere", 3: "depth"}
     for second, distance in ((1, 0.8), (3, 1.6)):

@@ -462,6 +462,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
                     result.images[stamp] = decode_image(image, settings.min_image_size, settings.max_image_pixels)
 
             waiting: dict[int, object] = {}  # images read before their depth: processed once it is read
+            used: set[int] = set()  # stamps of the images taken for their detections
             connections = image_connections + companions.connections
             image_topics = {c.topic for c in image_connections}
             bar = tqdm(total=total, unit="image", desc="replay", disable=not progress)
@@ -473,13 +474,18 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
                     continue
                 bar.update()
                 stamp = cdr_header_stamp_ns(raw)
+                if stamp in used:  # a second image of a stamp already used: the first is kept, as the node does
+                    processor.report(Reason.DUPLICATE_STAMP, f"a second image message with stamp {stamp / 1e9:.9f} s; "
+                                                             "the first one is used")
+                    continue
                 if stamp not in pending:
                     continue
+                used.add(stamp)
                 image = deserialize_message(bytes(raw), image_type)
                 if companions.complete(stamp):
                     finish(image, stamp)
                 else:
-                    waiting.setdefault(stamp, image)  # a second image of the same stamp: the first is used
+                    waiting[stamp] = image
             for stamp in sorted(waiting):  # their depth is not in the bag (or the bag broke off)
                 finish(waiting.pop(stamp), stamp)
             bar.close()
