@@ -61,7 +61,7 @@ from .images import SUPPORTED_ENCODINGS
 from ..config import BY_NAME, PARAMETERS, refusal
 from ..handover import check_task
 from .parameters import ParameterRefused, parameter_descriptor
-from .processing import FrameProcessor, ProcessingSettings, depth_frame, stamp_ns
+from .processing import FrameProcessor, ProcessingSettings, stamp_ns
 from .qos import qos_profile
 from .sync import DeadlineWaker, PairBuffer
 
@@ -389,20 +389,10 @@ class InteractVLMNode(LifecycleNode):
         ``waited``: the pair waited up to depth_wait (the stream), or not (the service)."""
         if not self.p("use_depth"):
             return None
-        if depth_msg is None or info_msg is None:
-            missing = " and ".join(what for what, msg in (("depth image", depth_msg), ("CameraInfo", info_msg))
-                                   if msg is None)
-            when = (f"arrived within depth_wait ({self.p('depth_wait'):g} s)" if waited
-                    else "has been received (a service request does not wait for depth)")
-            self._report(Reason.NO_DEPTH_FOR_IMAGE, f"no {missing} within sync_slop ({self.p('sync_slop'):g} s) of "
-                                                    f"the image stamped {stamp_ns(image_msg.header.stamp) / 1e9:.3f} s "
-                                                    f"{when}")
-            return None
-        try:
-            return depth_frame(depth_msg, info_msg, image_msg.header.frame_id, int(self.p("max_image_pixels")))
-        except Rejected as error:
-            self._report(error.reason, error.detail)
-            return None
+        missing = f"none within sync_slop ({self.p('sync_slop'):g} s) " + (
+            f"arrived within depth_wait ({self.p('depth_wait'):g} s)" if waited
+            else "had been received (a service request does not wait for depth)")
+        return self._processor.depth(image_msg, depth_msg, info_msg, int(self.p("max_image_pixels")), missing)
 
     def _on_detections(self, msg: Detection2DArray) -> None:
         self.counter.count(RECEIVED_DETECTIONS, time.monotonic())

@@ -275,6 +275,22 @@ class FrameProcessor:
             self.report_answers(interaction)
         return message, result
 
+    def depth(self, image_msg, depth_msg, info_msg, max_pixels: int | None, missing: str) -> DepthFrame | None:
+        """The registered depth of ``image_msg`` (:func:`depth_frame` of its depth image and
+        CameraInfo), or None, reported: ``no_depth_for_image`` when ``depth_msg`` or ``info_msg``
+        is None (``missing`` says why none came), else the reason the depth is unusable."""
+        if depth_msg is None or info_msg is None:
+            absent = " and ".join(what for what, msg in (("depth image", depth_msg), ("CameraInfo", info_msg))
+                                  if msg is None)
+            self.report(Reason.NO_DEPTH_FOR_IMAGE, f"no {absent} for the image stamped "
+                                                   f"{stamp_ns(image_msg.header.stamp) / 1e9:.3f} s: {missing}")
+            return None
+        try:
+            return depth_frame(depth_msg, info_msg, image_msg.header.frame_id, max_pixels)
+        except Rejected as error:
+            self.report(error.reason, error.detail)
+            return None
+
     def _collecting(self, notes: list) -> "FrameProcessor":
         """A processor of the same estimator whose reports also go to ``notes``."""
         def report(reason, detail):
