@@ -41,7 +41,7 @@ from vision_msgs.msg import Detection2DArray
 
 from .bags import cdr_header_stamp_ns, project_typestore
 from ..reasons import Reason, Rejected
-from .processing import FrameProcessor, ProcessingSettings, depth_frame, stamp_ns
+from .processing import FrameProcessor, ProcessingSettings, stamp_ns
 from .images import decode_image
 from .sync import pair_stamps
 
@@ -106,9 +106,9 @@ def _pick(connections, wanted_types, topic: str | None, what: str):
 
 def _writable_dir(directory: Path, what: str, path: Path) -> None:
     """Prove that this process can make ``directory`` (where missing) and write in it, by doing
-    so: its missing folders are created, a hidden probe folder with a file is written in it, and
-    all of that removed again (``os.access`` is no proof: it says yes to root everywhere and to
-    /proc, which refuses).
+    so: its missing folders are created, a temporary file is written in it, and all of that
+    removed again (``os.access`` is no proof: it says yes to root everywhere and to /proc, which
+    refuses; the render cache's check does the same).
 
     Raises:
         ValueError: one line naming ``what`` ``path`` (the user's path) and the folder at fault.
@@ -126,11 +126,8 @@ def _writable_dir(directory: Path, what: str, path: Path) -> None:
                 raise ValueError(f"{what} {path}: cannot create {folder} ({error.strerror or error})") from None
             created.append(folder)
         try:
-            probe = Path(tempfile.mkdtemp(prefix=".interactvlm-ros-probe.", dir=directory))
-            try:
-                (probe / "probe").write_bytes(b"")
-            finally:
-                shutil.rmtree(probe, ignore_errors=True)
+            with tempfile.TemporaryFile(dir=directory):
+                pass
         except OSError as error:
             raise ValueError(f"{what} {path}: cannot write in {directory} ({error.strerror or error})") from None
     finally:
@@ -454,7 +451,10 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
             markers = writer.add_connection(MARKERS_TOPIC, "visualization_msgs/msg/MarkerArray", typestore=typestore)
 
             def finish(image, stamp: int) -> None:
-                depth = companions.depth(processor, image, stamp, settings.max_image_pixels) if companions else None
+                depth = None
+                if companions:
+                    depth = processor.depth(image, *companions.take(stamp), settings.max_image_pixels,
+                                            "none within the slop in the bag")
                 for detections_msg in pending.pop(stamp, []):
                     _process(processor, settings, image, detections_msg, stamp, geometries, result, writer,
                              interactions, markers, depth)
@@ -544,28 +544,18 @@ class _Companions:
         return all(wanted.get(image_stamp) is None or wanted[image_stamp] in self._held[name]
                    for name, wanted in self._wanted.items())
 
-    def depth(self, processor, image, image_stamp: int, max_pixels: int | None = None):
-        """The image's DepthFrame, or None (reported ``no_depth_for_image`` or why it is
-        unusable); releases what no other image wants."""
-        messages = {}
+    def take(self, image_stamp: int) -> tuple:
+        """(depth Image or None, CameraInfo or None) of the image; releases what no other image
+        wants."""
+        messages = []
         for name in self.TYPES:
             stamp = self._wanted[name].pop(image_stamp, None)
-            messages[name] = self._held[name].get(stamp)
+            messages.append(self._held[name].get(stamp))
             if stamp is not None:
                 self._wanting[name][stamp].discard(image_stamp)
                 if not self._wanting[name][stamp]:
                     self._held[name].pop(stamp, None)
-        if messages["depth"] is None or messages["camera_info"] is None:
-            missing = " and ".join(what for what, name in (("depth image", "depth"), ("CameraInfo", "camera_info"))
-                                   if messages[name] is None)
-            processor.report(Reason.NO_DEPTH_FOR_IMAGE, f"no {missing} within the slop of the image stamped "
-                                                        f"{image_stamp / 1e9:.3f} s")
-            return None
-        try:
-            return depth_frame(messages["depth"], messages["camera_info"], image.header.frame_id, max_pixels)
-        except Rejected as error:
-            processor.report(error.reason, error.detail)
-            return None
+        return tuple(messages)
 
 
 def _header_stamps(reader, connections) -> list[int]:
