@@ -137,9 +137,7 @@ class PairBuffer:
         nearest image is now known. A second image with the stamp of one kept is dropped
         (reported ``duplicate_stamp``). Returns whether a pair became complete."""
         with self._lock:
-            self._went_back(self._images, stamp_ns)
-            if any(s == stamp_ns for s, _ in self._images):
-                self._duplicate("image", stamp_ns)
+            if not self._admit(self._images, "image", stamp_ns):
                 return False
             self._images.append((stamp_ns, image))
             still_waiting, completed = deque(maxlen=self._waiting.maxlen), False
@@ -173,9 +171,7 @@ class PairBuffer:
         """
         with self._lock:
             kept = self._companions[name]
-            self._went_back(kept, stamp_ns)
-            if any(s == stamp_ns for s, _ in kept):
-                self._duplicate(name, stamp_ns)
+            if not self._admit(kept, name, stamp_ns):
                 return False
             kept.append((stamp_ns, message))
             return self._complete_incomplete(expired_only=False)
@@ -226,10 +222,17 @@ class PairBuffer:
             return int(self._pending is not None)
 
     # ------------------------------------------------------------------------- internals
-    def _duplicate(self, what: str, stamp_ns: int) -> None:
-        self.counts["duplicate_stamps"] += 1
-        self._report(Reason.DUPLICATE_STAMP, f"a second {what} message with stamp {_seconds(stamp_ns)} s; the first "
-                                             "one received is kept")
+    def _admit(self, kept: deque, what: str, stamp_ns: int) -> bool:
+        """Whether a message of a stream (``kept``: its messages) may be kept: a stamp jumping
+        back starts a new timeline (:meth:`_went_back`); a second message with a stamp kept is
+        dropped (``duplicate_stamp``, the first one stays)."""
+        self._went_back(kept, stamp_ns)
+        if any(s == stamp_ns for s, _ in kept):
+            self.counts["duplicate_stamps"] += 1
+            self._report(Reason.DUPLICATE_STAMP, f"a second {what} message with stamp {_seconds(stamp_ns)} s; the "
+                                                 "first one received is kept")
+            return False
+        return True
 
     def _unmatched(self, stamp_ns: int, why: str) -> None:
         self.counts["unmatched_detections"] += 1
