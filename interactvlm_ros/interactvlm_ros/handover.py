@@ -86,7 +86,13 @@ def grasp_clearance(points: np.ndarray, contact: np.ndarray, threshold: float,
     if not touched.any():
         raise NoContactError(f"no point of the object-contact map reaches the threshold {threshold:g} "
                              f"(largest {contact.max(initial=0.0):.3f})")
-    nearest, _ = cKDTree(points[touched]).query(points)
+    return _linear_clearance(points, points[touched], distance)
+
+
+def _linear_clearance(points: np.ndarray, near: np.ndarray, distance: float) -> np.ndarray:
+    """``min(1, d_i / distance)`` as float32, ``d_i`` the Euclidean distance from point i of
+    ``points`` (N, 3) to the nearest of ``near`` (M >= 1, 3): the clearance both sources share."""
+    nearest, _ = cKDTree(near).query(points)
     return np.minimum(1.0, nearest / distance).astype(np.float32)
 
 
@@ -135,8 +141,7 @@ def body_clearance(points: np.ndarray, hand_points: np.ndarray, contact_points: 
                                 "the body")
     if not len(points):
         return np.zeros(0, np.float32)
-    nearest, _ = cKDTree(body).query(points)
-    return np.minimum(1.0, nearest / distance).astype(np.float32)
+    return _linear_clearance(points, body, distance)
 
 
 def combined_clearance(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
