@@ -119,13 +119,13 @@ def test_processing_keeps_people_for_association_and_reports_it(tiny_model):
     detections = [person((0, 20, 100, 230), "p1"), Detection("cup", (40, 100, 60, 120), 0.9, "c1"),
                   person((220, 20, 320, 230), "p2"), Detection("cup", (250, 100, 270, 120), 0.8, "c2")]
     settings = ProcessingSettings(markers=False, max_detections=2, region_margin=0.0, ignore_classes=("person",))
-    message, _ = processor.process(image_msg(image, 5, frame_id="camera"), detections_msg(detections, 5), settings)
+    message, *_ = processor.process(image_msg(image, 5, frame_id="camera"), detections_msg(detections, 5), settings)
     assert reports == []
     assert [i.detection.id for i in message.interactions] == ["c1", "c2"]
     assert [i.person_detection_id for i in message.interactions] == ["p1", "p2"]
     roi = message.interactions[1].image_region
     assert (roi.x_offset, roi.y_offset, roi.width, roi.height, roi.do_rectify) == (110, 20, 210, 210, False)
-    message, _ = processor.process(image_msg(image, 6, frame_id="camera"), detections_msg(detections[1:2], 6),
+    message, *_ = processor.process(image_msg(image, 6, frame_id="camera"), detections_msg(detections[1:2], 6),
                                    settings)
     ((reason, detail),) = reports
     assert reason == "no_person_for_object" and "'c1'" in detail
@@ -172,7 +172,7 @@ def test_scene_contact_is_one_human_contact_per_person(tiny_model, monkeypatch):
         without_contact.estimate(image, [cup], scene_contact=True)
     reports = []
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
-    message, _ = processor.process(image_msg(image, 5, frame_id="camera"),
+    message, *_ = processor.process(image_msg(image, 5, frame_id="camera"),
                                    detections_msg([people[0], cup], 5),
                                    ProcessingSettings(markers=False, scene_contact=True, region_margin=0.0))
     assert reports == []

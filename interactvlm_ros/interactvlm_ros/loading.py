@@ -191,6 +191,47 @@ def build_estimator(settings: Mapping[str, Any], log=print):
     return estimator, keepalive
 
 
+def build_people(settings: Mapping[str, Any], log=print):
+    """The people stage as configured (``body.people.PeopleEstimator``), or None with
+    ``body_pose_source: none``. Cheap next to :func:`build_estimator` (the open body, or SMPL-H
+    from ``body_model_dir``, and BlazePose's graph): call it first, so that a missing mediapipe
+    fails before minutes of model loading.
+
+    Args:
+        settings: parameter values by name (missing names take their defaults).
+        log: called with one line of text for the user.
+
+    Raises:
+        ConfigurationError: naming ``body_pose_source`` (unknown source, mediapipe not
+            installed: the message gives the install command, a machine the wheel does not
+            exist for), ``body_model_dir`` (no SMPL-H model there) or ``max_posed_persons``.
+    """
+    from .body.fit import BodyFitter
+    from .body.people import PeopleEstimator
+    from .body.pose_source import make_pose_source
+    from .body.skinning import OpenBodyRig, SmplhRig
+    from .geometry.body import load_body_model
+
+    s = {**default_settings(), **settings}
+    source = make_pose_source(s["body_pose_source"])
+    if source is None:
+        return None
+    body_name = s["body_model"]
+    try:
+        with _Step(*(("body_model_dir", s["body_model_dir"]) if body_name == "smplh" else ("body_model", body_name))):
+            body = load_body_model(body_name, s["body_model_dir"] or None)
+            rig = SmplhRig(s["body_model_dir"]) if body_name == "smplh" else OpenBodyRig.load()
+        with _Step("max_posed_persons", s["max_posed_persons"]):
+            people = PeopleEstimator(source, BodyFitter(rig), body, int(s["max_posed_persons"]))
+    except BaseException:
+        source.close()
+        raise
+    if s["contact_topology"] == "smplx":
+        log("contact_topology smplx: the persons' bodies are posed as SMPL-H; HumanContact's posed fields stay empty "
+            "for SMPL-X contact maps")
+    return people
+
+
 def _use_onnx(s: Mapping[str, Any], contact, affordance, keepalive) -> None:
     """The vision backend of each model (see ``vision_backend`` in :mod:`.config`).
 

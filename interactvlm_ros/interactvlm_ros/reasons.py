@@ -70,6 +70,8 @@ class Reason(StrEnum):
     NO_DEPTH_AT_LANDMARKS = "no_depth_at_landmarks"
     PERSON_BEHIND_CAMERA = "person_behind_camera"
     PERSON_TOO_FAR = "person_too_far"
+    BAD_CAMERA_INFO = "bad_camera_info"
+    PERSONS_OVER_LIMIT = "persons_over_limit"
 
     @property
     def drops(self) -> bool:
@@ -86,7 +88,7 @@ class Reason(StrEnum):
 
 _QUIET = frozenset({Reason.IGNORED_CLASS, Reason.LOW_SCORE, Reason.DETECTIONS_OVER_LIMIT, Reason.EMPTY_DETECTIONS,
                     Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS, Reason.PAIRS_WITHOUT_VALID_DETECTIONS,
-                    Reason.NO_PERSON_FOR_OBJECT})
+                    Reason.NO_PERSON_FOR_OBJECT, Reason.PERSONS_OVER_LIMIT})
 
 
 _CAVEATS = frozenset({Reason.DETECTIONS_FRAME_MISMATCH, Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS,
@@ -95,7 +97,7 @@ _CAVEATS = frozenset({Reason.DETECTIONS_FRAME_MISMATCH, Reason.AFFORDANCE_SKIPPE
                       Reason.TOO_FEW_DEPTH_POINTS, Reason.BAD_DEPTH, Reason.UNSUPPORTED_DEPTH_ENCODING,
                       Reason.NO_PERSON_FOUND, Reason.PERSON_BOX_TOO_SMALL, Reason.NO_CAMERA_INFO,
                       Reason.TOO_FEW_LANDMARKS, Reason.NO_DEPTH_AT_LANDMARKS, Reason.PERSON_BEHIND_CAMERA,
-                      Reason.PERSON_TOO_FAR})
+                      Reason.PERSON_TOO_FAR, Reason.BAD_CAMERA_INFO, Reason.PERSONS_OVER_LIMIT})
 
 
 class Rejected(ValueError):

@@ -606,7 +606,8 @@ def object_affordance_msg(
     return msg
 
 
-def interaction_msg(header: Header, det_msg, interaction, threshold: float, camera_frame: str = "") -> Interaction:
+def interaction_msg(header: Header, det_msg, interaction, threshold: float, camera_frame: str = "",
+                    person=None, part_vertex_ids: Mapping[str, np.ndarray] | None = None) -> Interaction:
     """interactvlm_msgs/Interaction of one pipeline result. A missing part (no model, or no
     geometry for the class) becomes an empty HumanContact / ObjectAffordance (body_model
     or geometry_source "", ``threshold`` the configured one); the associated person's id and
@@ -617,6 +618,10 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
     Args:
         header: the image's header; det_msg: the input ``vision_msgs/Detection2D``;
         interaction: the pipeline's ``InteractionResult``; threshold: the decision threshold.
+        person: the associated person's ``body.people.PersonEstimate`` when its body was
+            posed: a 3D contact map on the same body model then also fills ``posed_body``,
+            ``placement_method`` and ``part_contact_centroids`` (in ``camera_frame``).
+        part_vertex_ids: the body model's part -> vertex ids (needed with ``person``).
     """
     det = interaction.detection
     out = Interaction(detection=det_msg, person_detection_id=interaction.person.id if interaction.person else "")
@@ -636,8 +641,12 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
                                                                  {"contact": contact.contact_point_probabilities})
         out.contact_answer = contact.answer
     elif contact is not None:
+        posed = {}
+        if person is not None and person.posed is not None and person.posed.body_model == contact.body_model:
+            posed = dict(posed_vertices=person.posed.vertices, placement_method=person.placement_method,
+                         part_vertex_ids=part_vertex_ids, posed_frame_id=camera_frame)
         out.human_contact = human_contact_msg(header, contact.body_model, contact.vertex_probabilities,
-                                              contact.threshold, contact.body_parts, det.label, det.id)
+                                              contact.threshold, contact.body_parts, det.label, det.id, **posed)
         out.contact_answer = contact.answer
     else:
         out.human_contact = HumanContact(header=header, object_label=det.label, detection_id=det.id,
@@ -662,12 +671,34 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
 
 
 def interaction_array_msg(header: Header, detection_msgs, result, threshold: float,
-                          camera_frame: str = "", task: str = "") -> InteractionArray:
+                          camera_frame: str = "", task: str = "", people=None,
+                          part_vertex_ids: Mapping[str, np.ndarray] | None = None) -> InteractionArray:
     """``interactvlm_msgs/InteractionArray`` of one estimate: the image's header, one
     :func:`interaction_msg` per detection (input order), model id, random-weights flag, the
-    task the maps were made for and the total inference time (ms)."""
+    task the maps were made for and the total inference time (ms); with ``people`` (a
+    ``body.people.PeopleResult``) one :func:`person_msg` per person the pose source found
+    (input order), in ``camera_frame``, and each object's contact on its posed person.
+
+    Args:
+        part_vertex_ids: the body model's part -> vertex ids (needed with ``people``).
+    """
     message = InteractionArray(header=header, model_id=result.model_id, weights_are_random=result.weights_are_random,
                                inference_ms=float(result.timings_ms.get("total", 0.0)), task=task)
+    persons = people.persons if people is not None else []
+    posed = {p.detection.id: p for p in persons if p.posed is not None}
     for det_msg, interaction in zip(detection_msgs, result.interactions):
-        message.interactions.append(interaction_msg(header, det_msg, interaction, threshold, camera_frame))
+        person = posed.get(interaction.person.id) if interaction.person is not None else None
+        message.interactions.append(interaction_msg(header, det_msg, interaction, threshold, camera_frame, person,
+                                                    part_vertex_ids))
+    optical = Header(stamp=header.stamp, frame_id=camera_frame or header.frame_id)
+    for person in persons:
+        if person.landmarks is None:
+            continue
+        placed = person.placement is not None
+        body = person.posed
+        message.persons.append(person_msg(
+            optical, person.detection.id, person.landmarks.image_xy, person.landmarks.visibility,
+            landmarks=person.placement.camera_xyz if placed else None, placement_method=person.placement_method,
+            body_model=body.body_model if body is not None else "", vertices=body.vertices if body is not None else None,
+            normals=body.normals if body is not None else None))
     return message

@@ -21,6 +21,8 @@ from ..reasons import Reason
 RECEIVED_IMAGES = "images_received"
 RECEIVED_DETECTIONS = "detections_received"
 PROCESSED = "pairs_processed"
+#: Person bodies posed in the camera frame and published (``InteractionArray.persons``).
+PERSONS_POSED = "persons_posed"
 
 
 class WindowedCounter:

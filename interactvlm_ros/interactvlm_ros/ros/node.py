@@ -56,7 +56,7 @@ from vision_msgs.msg import Detection2DArray
 from visualization_msgs.msg import MarkerArray
 
 from ..reasons import Reason, Rejected
-from .diagnostics import PROCESSED, RECEIVED_DETECTIONS, RECEIVED_IMAGES, ReasonLog, WindowedCounter, build_status
+from .diagnostics import PERSONS_POSED, PROCESSED, RECEIVED_DETECTIONS, RECEIVED_IMAGES, ReasonLog, WindowedCounter, build_status
 from .images import SUPPORTED_ENCODINGS
 from ..config import BY_NAME, PARAMETERS, refusal
 from ..handover import check_task
@@ -96,6 +96,7 @@ class InteractVLMNode(LifecycleNode):
         self._image_times: deque[float] = deque(maxlen=50)
         self._depth_waits_ms: deque[float] = deque(maxlen=50)  # how long pairs waited for their depth
         self.estimator = None
+        self._people = None  # the people stage (body_pose_source), from configure to cleanup
         self.device = "unconfigured"
         self._worker: ThreadPoolExecutor | None = None
         self._scheduled = False
@@ -164,7 +165,7 @@ class InteractVLMNode(LifecycleNode):
             self._free()
             return TransitionCallbackReturn.FAILURE
         self._buffer = self._new_buffer()
-        self._processor = FrameProcessor(self.estimator, self._report)
+        self._processor = FrameProcessor(self.estimator, self._report, self._people)
         self._outputs = {
             "interactions": self.create_lifecycle_publisher(InteractionArray, "~/interactions", 10),
             "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", 1),
@@ -177,22 +178,36 @@ class InteractVLMNode(LifecycleNode):
         Raises:
             ConfigurationError: naming the parameter, its value and the cause.
         """
-        from ..loading import build_estimator
+        from ..loading import build_estimator, build_people
 
         settings = {p.name: self.p(p.name) for p in PARAMETERS}
+        self._people = build_people(settings, log=self.get_logger().warning)  # first: it fails fast
         estimator, self._tiny_dir = build_estimator(settings, log=self.get_logger().warning)
         self.estimator = estimator
         vision = sorted({m.vision_description for m in estimator.models} - {"torch"})
         self.device = (f"{' | '.join(m.placement for m in estimator.models)} ({settings['dtype']}"
                        f"{''.join(', vision ' + v for v in vision)})")
+        people = f"body pose source {self.p('body_pose_source')}" if self._people is not None else "no body pose source"
         self.get_logger().info(f"configured: model {estimator.model_id}, body {estimator.body_model_name}, "
-                               f"device {self.device}, renderer {estimator.renderer.rasterizer.renderer_name}")
+                               f"device {self.device}, renderer {estimator.renderer.rasterizer.renderer_name}, "
+                               f"{people}")
+
+    def _companions(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(companions, optional companions) of the pairing: depth and CameraInfo with
+        ``use_depth``; else CameraInfo for the people stage, waited for once it has come (a
+        camera without CameraInfo costs no wait; its people are not placed: no_camera_info)."""
+        if self.p("use_depth"):
+            return DEPTH_COMPANIONS, ()
+        if self._people is not None:
+            return ("camera_info",), ("camera_info",)
+        return (), ()
 
     def _new_buffer(self) -> PairBuffer:
         """An empty pairing buffer for the current parameters (its counts keep adding up)."""
+        companions, optional = self._companions()
         return PairBuffer(int(self.p("image_buffer_size")), int(float(self.p("sync_slop")) * 1e9),
-                          companions=DEPTH_COMPANIONS if self.p("use_depth") else (),
-                          wait_s=float(self.p("depth_wait")), report=self._report, counts=self._sync_counts)
+                          companions=companions, optional=optional, wait_s=float(self.p("depth_wait")),
+                          report=self._report, counts=self._sync_counts)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         depth = int(self.p("image_qos_depth"))
@@ -214,16 +229,17 @@ class InteractVLMNode(LifecycleNode):
                                 callback_group=MutuallyExclusiveCallbackGroup()),
         ]
         if self.p("use_depth"):
-            self._entities += [
-                self.create_subscription(Image, self.p("depth_topic"), self._on_depth,
-                                         qos_profile(self.p("image_qos"), depth), event_callbacks=events),
-                self.create_subscription(CameraInfo, self.p("camera_info_topic"), self._on_camera_info,
-                                         qos_profile("reliable", depth), event_callbacks=events),
-            ]
+            self._entities.append(self.create_subscription(Image, self.p("depth_topic"), self._on_depth,
+                                                           qos_profile(self.p("image_qos"), depth),
+                                                           event_callbacks=events))
+        if "camera_info" in self._buffer.companions:
+            self._entities.append(self.create_subscription(CameraInfo, self.p("camera_info_topic"),
+                                                           self._on_camera_info, qos_profile("reliable", depth),
+                                                           event_callbacks=events))
         image_topic = self.resolve_topic_name(self.p("image_topic"))
         self.get_logger().info(f"activated: {image_type.__name__} on {image_topic} ({self.p('image_qos')} QoS), "
                                f"detections on {self.resolve_topic_name(self.p('detections_topic'))}")
-        if self.p("use_depth"):  # last: nothing above can fail and leave the thread running
+        if self._buffer.companions:  # last: nothing above can fail and leave the thread running
             self._waker = DeadlineWaker(self._on_expiry, on_error=lambda error: self.get_logger().error(
                 f"waking the pairs waiting for depth failed: {error!r}"))
         return super().on_activate(state)  # enables the lifecycle publishers
@@ -291,6 +307,9 @@ class InteractVLMNode(LifecycleNode):
         def free():
             self._processor = None
             self.estimator = None
+            if self._people is not None:
+                self._people.source.close()
+            self._people = None
             self._buffer = PairBuffer(counts=self._sync_counts)
             gc.collect()
             import torch
@@ -383,16 +402,19 @@ class InteractVLMNode(LifecycleNode):
         self._buffer.add_companion(name, stamp, msg)
         self._schedule()
 
-    def _depth_for(self, image_msg, depth_msg, info_msg, waited: bool = True):
-        """The registered depth of an image as a DepthFrame, or None (counted) when depth is
-        configured but did not come (``depth_msg`` / ``info_msg`` None) or is unusable.
-        ``waited``: the pair waited up to depth_wait (the stream), or not (the service)."""
-        if not self.p("use_depth"):
-            return None
-        missing = f"none within sync_slop ({self.p('sync_slop'):g} s) " + (
-            f"arrived within depth_wait ({self.p('depth_wait'):g} s)" if waited
-            else "had been received (a service request does not wait for depth)")
-        return self._processor.depth(image_msg, depth_msg, info_msg, int(self.p("max_image_pixels")), missing)
+    def _camera_for(self, image_msg, depth_msg, info_msg, waited: bool = True):
+        """(registered depth as a DepthFrame or None, CameraInfo intrinsics or None) of an image.
+        With ``use_depth``: the depth, None (counted) when it did not come (``depth_msg`` /
+        ``info_msg`` None) or is unusable. Without: the intrinsics for the people stage, None
+        when no CameraInfo came (the people then count no_camera_info) or it is unusable
+        (counted). ``waited``: the pair waited up to depth_wait (the stream), or not (the
+        service)."""
+        if self.p("use_depth"):
+            missing = f"none within sync_slop ({self.p('sync_slop'):g} s) " + (
+                f"arrived within depth_wait ({self.p('depth_wait'):g} s)" if waited
+                else "had been received (a service request does not wait for depth)")
+            return self._processor.depth(image_msg, depth_msg, info_msg, int(self.p("max_image_pixels")), missing), None
+        return None, self._processor.intrinsics(info_msg)
 
     def _on_detections(self, msg: Detection2DArray) -> None:
         self.counter.count(RECEIVED_DETECTIONS, time.monotonic())
@@ -443,12 +465,12 @@ class InteractVLMNode(LifecycleNode):
             return
         received = time.monotonic()
         settings = self._settings()
-        if pair.companions:
+        if "depth" in pair.companions:
             with self._timing_lock:
                 self._depth_waits_ms.append(pair.waited_s * 1e3)
         try:
-            depth = self._depth_for(pair.image, pair.companions.get("depth"), pair.companions.get("camera_info"))
-            result = self._estimate(pair.image, pair.detections, settings, depth)
+            camera = self._camera_for(pair.image, pair.companions.get("depth"), pair.companions.get("camera_info"))
+            result = self._estimate(pair.image, pair.detections, settings, *camera)
         except Rejected as error:
             self._report(error.reason, error.detail)
             return
@@ -457,13 +479,16 @@ class InteractVLMNode(LifecycleNode):
             return
         if result is None:
             return
-        message, estimate = result
+        message = result.message
         publishers = self._outputs
         if not self.active:
             return
         publishers["interactions"].publish(message)
         published = time.monotonic()
         self.counter.count(PROCESSED, published)
+        for person in message.persons:
+            if person.body_model:
+                self.counter.count(PERSONS_POSED, published)
         with self._timing_lock:
             self._output_times.append(published)
             self._latencies_ms.append((published - received) * 1e3)
@@ -472,23 +497,26 @@ class InteractVLMNode(LifecycleNode):
         rate = float(self.p("markers_max_rate"))
         if settings.markers and (rate <= 0.0 or published - self._markers_published >= 1.0 / rate):
             self._markers_published = published
-            publishers["markers"].publish(self._processor.markers(message, estimate, settings))
+            publishers["markers"].publish(self._processor.markers(result, settings))
 
     def _settings(self) -> ProcessingSettings:
         return ProcessingSettings.from_parameters(self.p)
 
     def _estimate(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings, depth,
-                  notes: list | None = None):
+                  intrinsics=None, notes: list | None = None):
         """Runs on the worker thread (see FrameProcessor.process)."""
-        return self._processor.process(image_msg, detections_msg, settings, depth=depth, notes=notes)
+        return self._processor.process(image_msg, detections_msg, settings, depth=depth, notes=notes,
+                                       intrinsics=intrinsics)
 
     def _service_job(self, request, settings: ProcessingSettings, notes: list):
-        """A service request on the worker: its image's depth is the stream's nearest (no waiting)."""
+        """A service request on the worker: its image's depth and CameraInfo are the stream's
+        nearest (no waiting)."""
         stamp = stamp_ns(request.image.header.stamp)
-        depth = self._depth_for(request.image, self._buffer.companion_for("depth", stamp),
-                                self._buffer.companion_for("camera_info", stamp), waited=False) \
-            if self._buffer.companions else None
-        return self._estimate(request.image, request.detections, settings, depth, notes)
+        companions = self._buffer.companions
+        camera = self._camera_for(request.image, self._buffer.companion_for("depth", stamp) if "depth" in companions
+                                  else None, self._buffer.companion_for("camera_info", stamp)
+                                  if "camera_info" in companions else None, waited=False)
+        return self._estimate(request.image, request.detections, settings, *camera, notes=notes)
 
     # ------------------------------------------------------------------------------ service
     async def _on_service(self, request, response):
@@ -530,7 +558,7 @@ class InteractVLMNode(LifecycleNode):
             response.message = f"no valid detections in the request ({dropped or 'no object detection'})"
             response.interactions.header = request.image.header
             return response
-        response.success, response.interactions = True, result[0]
+        response.success, response.interactions = True, result.message
         return response
 
     # -------------------------------------------------------------------------- diagnostics

@@ -3,7 +3,8 @@ shared with offline rosbag replay.
 
 :class:`FrameProcessor` orchestrates: decode the image (``images.decode_image``), validate the
 detections (:func:`validate_detections`, pure), objects' points from depth
-(``geometry.depth``), estimate (the library's ``InteractionEstimator``), build the messages
+(``geometry.depth``), estimate (the library's ``InteractionEstimator``), pose the people
+(``body.people.PeopleEstimator``, when a body pose source is configured), build the messages
 (``conversions``) and the markers (``markers``). Every input not used, and every caveat, is
 reported to ``report(reason, detail)`` (a :class:`~interactvlm_ros.reasons.Reason`) so the
 caller can count and log it.
@@ -13,17 +14,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
+
+import numpy as np
 
 from interactvlm_msgs.msg import InteractionArray
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 from visualization_msgs.msg import MarkerArray
 
+from ..body.people import PeopleEstimator, PeopleResult, with_people
 from ..handover import CLEARANCE_DISTANCE
-from ..pipeline import HANDOVER_NOTE, InteractionEstimator
+from ..pipeline import HANDOVER_NOTE, EstimateResult, InteractionEstimator
 from ..reasons import Reason, Rejected
-from ..geometry.depth import DepthFrame, check_registered, contact_points_from_depth, object_geometries_from_depth
+from ..geometry.depth import (DepthFrame, Intrinsics, check_registered, contact_points_from_depth,
+                              object_geometries_from_depth)
 from .conversions import detection_from_msg, detections_to_msg, interaction_array_msg
 from .images import check_pixels, decode_image, depth_to_array
 from .markers import MarkerBuilder
@@ -180,17 +185,44 @@ def validate_detections(msg: Detection2DArray, width: int, height: int, settings
     return [(k[2], k[3]) for k in sorted(kept + persons, key=lambda k: k[1])], rejections
 
 
+def camera_intrinsics(info_msg) -> Intrinsics:
+    """The intrinsics of a sensor_msgs/CameraInfo (K and the image size).
+
+    Raises:
+        Rejected: ``bad_camera_info``: K not 9 finite numbers, non-positive focal lengths (an
+            uncalibrated camera's all-zero K) or sizes.
+    """
+    try:
+        return Intrinsics.from_camera_info(list(info_msg.k), int(info_msg.width), int(info_msg.height))
+    except (ValueError, TypeError) as error:
+        raise Rejected(Reason.BAD_CAMERA_INFO, f"CameraInfo stamped {stamp_ns(info_msg.header.stamp) / 1e9:.3f} s: "
+                                               f"{error}") from error
+
+
+class Processed(NamedTuple):
+    """What :meth:`FrameProcessor.process` gives: the ``InteractionArray``, the estimator's
+    ``EstimateResult`` (interactions with the people's clearance applied) and the people stage's
+    ``PeopleResult`` (None without a body pose source)."""
+
+    message: InteractionArray
+    estimate: EstimateResult
+    people: PeopleResult | None
+
+
 class FrameProcessor:
     """Runs the estimator on one (image, detections) pair and builds the messages.
 
     Args:
         estimator: the loaded pipeline.
         report: called as ``report(reason, detail)`` for every input not used.
+        people: the people stage (``loading.build_people``), or None (``body_pose_source: none``).
     """
 
-    def __init__(self, estimator: InteractionEstimator, report: Callable[[str, str], None]):
+    def __init__(self, estimator: InteractionEstimator, report: Callable[[str, str], None],
+                 people: PeopleEstimator | None = None):
         self.estimator = estimator
         self.report = report
+        self.people = people
         self.marker_builder = MarkerBuilder()
 
     def select(self, msg: Detection2DArray, width: int, height: int, settings: ProcessingSettings):
@@ -202,20 +234,24 @@ class FrameProcessor:
         return kept
 
     def process(self, image_msg, detections_msg: Detection2DArray, settings: ProcessingSettings,
-                geometries=None, depth: DepthFrame | None = None, notes: list | None = None):
-        """Returns (InteractionArray, pipeline EstimateResult), or None when no detection is
-        valid (reported as ``pairs_without_valid_detections``); :meth:`markers` builds the RViz
+                geometries=None, depth: DepthFrame | None = None, notes: list | None = None,
+                intrinsics: Intrinsics | None = None) -> Processed | None:
+        """The outputs of one pair (:class:`Processed`), or None when no detection is valid
+        (reported as ``pairs_without_valid_detections``); :meth:`markers` builds the RViz
         markers from them. ``geometries`` maps detection ids to geometry overrides (see
         ``InteractionEstimator.estimate``); ``depth`` (registered to the image) gives objects
-        their points from depth. ``notes``, when given, also receives every ``(reason,
-        detail)`` reported during the call (the service answers with them).
+        their points from depth and places the people; ``intrinsics`` (the image's CameraInfo,
+        :func:`camera_intrinsics`) places them without depth. ``notes``, when given, also
+        receives every ``(reason, detail)`` reported during the call (the service answers with
+        them).
 
         Raises:
             Rejected: an image that cannot be used (see ``images.decode_image``); nothing else
                 is reported then.
         """
         if notes is not None:
-            return self._collecting(notes).process(image_msg, detections_msg, settings, geometries, depth)
+            return self._collecting(notes).process(image_msg, detections_msg, settings, geometries, depth,
+                                                   intrinsics=intrinsics)
         rgb = decode_image(image_msg, settings.min_image_size, settings.max_image_pixels)
         height, width = rgb.shape[:2]
         frames = (detections_msg.header.frame_id, image_msg.header.frame_id)
@@ -255,12 +291,23 @@ class FrameProcessor:
                     points, values = contact_points_from_depth(contact.image_probabilities, depth, contact.threshold)
                     result.interactions[index] = dataclasses.replace(interaction, human_contact=dataclasses.replace(
                         contact, contact_points=points, contact_point_probabilities=values))
+        people = None
+        if self.people is not None:
+            people = self.people.estimate(rgb, persons, depth, intrinsics, stamp_ns(image_msg.header.stamp) / 1e9)
+            for person in people.persons:
+                if person.rejection is not None:
+                    self.report(person.rejection.reason, person.rejection.detail)
+            result.interactions = with_people(result.interactions, people, self.people, settings.task,
+                                              settings.clearance_distance, HANDOVER_NOTE)
+            result.timings_ms.update(people.timings_ms)
+            result.timings_ms["total"] = result.timings_ms.get("total", 0.0) + sum(people.timings_ms.values())
         header = Header(stamp=image_msg.header.stamp, frame_id=image_msg.header.frame_id)
         camera_frame = depth.frame_id if depth is not None and depth.frame_id else header.frame_id
         # Scene contact (settings.scene_contact) comes after the objects, for pseudo-detections.
         scene = detections_to_msg([i.detection for i in result.interactions[len(selected):]], header).detections
         message = interaction_array_msg(header, [m for _, m in selected] + list(scene), result, settings.threshold,
-                                        camera_frame, settings.task)
+                                        camera_frame, settings.task, people,
+                                        self.people.part_vertex_ids if self.people is not None else None)
         for index, interaction in enumerate(result.interactions):
             is_object = index < len(selected)
             handover_note = next((n for n in interaction.notes if n.startswith(HANDOVER_NOTE)), None)
@@ -273,7 +320,7 @@ class FrameProcessor:
                 self.report(Reason.NO_OBJECT_CONTACT_FOR_HANDOVER,
                             f"detection {interaction.detection.id!r}: {handover_note.removeprefix(HANDOVER_NOTE)}")
             self.report_answers(interaction)
-        return message, result
+        return Processed(message, result, people)
 
     def depth(self, image_msg, depth_msg, info_msg, max_pixels: int | None, missing: str) -> DepthFrame | None:
         """The registered depth of ``image_msg`` (:func:`depth_frame` of its depth image and
@@ -291,13 +338,24 @@ class FrameProcessor:
             self.report(error.reason, error.detail)
             return None
 
+    def intrinsics(self, info_msg) -> Intrinsics | None:
+        """The intrinsics of an image's CameraInfo (:func:`camera_intrinsics`), None when
+        ``info_msg`` is None or unusable (reported ``bad_camera_info``)."""
+        if info_msg is None:
+            return None
+        try:
+            return camera_intrinsics(info_msg)
+        except Rejected as error:
+            self.report(error.reason, error.detail)
+            return None
+
     def _collecting(self, notes: list) -> "FrameProcessor":
         """A processor of the same estimator whose reports also go to ``notes``."""
         def report(reason, detail):
             notes.append((Reason(reason), detail))
             self.report(reason, detail)
 
-        return FrameProcessor(self.estimator, report)
+        return FrameProcessor(self.estimator, report, self.people)
 
     def report_answers(self, interaction) -> None:
         """Report the answers of one detection that ended without [SEG] (no mask): at the
@@ -318,11 +376,13 @@ class FrameProcessor:
                 self.report(Reason.ANSWER_WITHOUT_SEG, f"{kind} answer for {detection.label!r} ({detection.id}) ended "
                                                   "without [SEG]")
 
-    def markers(self, message: InteractionArray, result, settings: ProcessingSettings) -> MarkerArray:
+    def markers(self, processed: Processed, settings: ProcessingSettings) -> MarkerArray:
         """RViz markers of a processed pair (see ``markers.py``), in ``settings.markers_frame_id``;
-        object points from depth stay in their optical frame.
+        object points from depth and the posed bodies (namespace ``posed_body``, coloured by
+        the largest contact over the person's objects) stay in their optical frame.
         Separate from :meth:`process` so the node can publish the interactions first: the
         markers of a full body mesh take tens of milliseconds to convert and publish."""
+        message, result, people = processed
         depth_frames = [i.object_affordance.header.frame_id for i in message.interactions
                         if i.object_affordance.geometry_source == "depth"]
         depth_frames += [i.human_contact.contact_points.header.frame_id for i in message.interactions
@@ -330,5 +390,16 @@ class FrameProcessor:
         camera_frame = depth_frames[0] if depth_frames else message.header.frame_id
         body = self.estimator.body
         header = Header(stamp=message.header.stamp, frame_id=settings.markers_frame_id)
-        return self.marker_builder.build(header, result.interactions, body.vertices, body.faces,
-                                         result.weights_are_random, camera_frame)
+        markers = self.marker_builder.build(header, result.interactions, body.vertices, body.faces,
+                                            result.weights_are_random, camera_frame)
+        posed = [p for p in (people.persons if people is not None else ()) if p.posed is not None]
+        optical = Header(stamp=message.header.stamp, frame_id=message.persons[0].header.frame_id
+                         if message.persons else camera_frame)
+        for index, person in enumerate(posed):
+            maps = [i.human_contact.vertex_probabilities for i in result.interactions
+                    if i.person is not None and i.person.id == person.detection.id and i.human_contact is not None
+                    and i.human_contact.body_model == person.posed.body_model]
+            contact = np.max(maps, axis=0) if maps else None
+            markers.markers.append(self.marker_builder.posed_body_marker(optical, index, person.posed.vertices,
+                                                                         person.posed.faces, contact))
+        return markers

@@ -354,14 +354,21 @@ def check_inputs(in_bag: str | Path, image_topic: str | None = None, detections_
         _topics(reader.connections, image_topic, detections_topic, depth_topic, camera_info_topic)
 
 
-def _topics(connections, image_topic, detections_topic, depth_topic, camera_info_topic) -> dict[str, list]:
-    """The connections of each input: "image", "detections" and, with ``depth_topic``,
-    "depth" and "camera_info" (the depth topic is never taken for the colour image)."""
+def _topics(connections, image_topic, detections_topic, depth_topic, camera_info_topic,
+            people: bool = False) -> dict[str, list]:
+    """The connections of each input: "image", "detections"; with ``depth_topic``, "depth" and
+    "camera_info" (the depth topic is never taken for the colour image); without it
+    "camera_info" when ``camera_info_topic`` is named, or with ``people`` when the bag has
+    exactly one CameraInfo topic (the people stage places persons with it)."""
     chosen = {}
     if depth_topic is not None:
         chosen["depth"] = _pick(connections, DEPTH_TYPES, depth_topic, "depth")
         chosen["camera_info"] = _pick(connections, {CAMERA_INFO_TYPE}, camera_info_topic, "CameraInfo")
         connections = [c for c in connections if c.topic != depth_topic]
+    elif camera_info_topic is not None:
+        chosen["camera_info"] = _pick(connections, {CAMERA_INFO_TYPE}, camera_info_topic, "CameraInfo")
+    elif people and len({c.topic for c in connections if c.msgtype == CAMERA_INFO_TYPE}) == 1:
+        chosen["camera_info"] = _pick(connections, {CAMERA_INFO_TYPE}, None, "CameraInfo")
     chosen["image"] = _pick(connections, IMAGE_TYPES, image_topic, "image")
     chosen["detections"] = _pick(connections, {DETECTIONS_TYPE}, detections_topic, "detections")
     return chosen
@@ -390,8 +397,8 @@ def _staged(out_bag: Path, force: bool):
 def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: ProcessingSettings,
            image_topic: str | None = None, detections_topic: str | None = None, slop_ns: int = 0,
            geometries=None, storage: str = "mcap", progress: bool = True, keep_images: int = 6,
-           force: bool = False, depth_topic: str | None = None, camera_info_topic: str | None = None
-           ) -> ReplayResult:
+           force: bool = False, depth_topic: str | None = None, camera_info_topic: str | None = None,
+           people=None) -> ReplayResult:
     """Run every (image, detections) pair of ``in_bag`` through ``estimator`` into ``out_bag``.
 
     A bag that breaks off mid-way (see :func:`_read_errors`) is processed up to the break, the
@@ -411,7 +418,9 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
         depth_topic: a registered depth image topic (16UC1 mm / 32FC1 m): objects get their points
             from depth, as in the node with ``use_depth``; an image without depth (or
             CameraInfo) within ``slop_ns`` is processed without it and counted
-            ``no_depth_for_image``. camera_info_topic: needed when the bag has several.
+            ``no_depth_for_image``. camera_info_topic: needed when the bag has several; without
+            ``depth_topic`` it places the people by PnP (taken by itself when the bag has one).
+        people: the people stage (``loading.build_people``), or None.
 
     Raises:
         ValueError: the topics cannot be chosen, the input cannot be opened, or the output
@@ -425,10 +434,11 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
     result = ReplayResult()
     # Caveats (answers without [SEG], frame mismatches...) are counted as such; drops as "skipped:<reason>".
     processor = FrameProcessor(estimator, lambda reason, detail: result.counts.update(
-        [f"skipped:{reason}" if Reason(reason).drops else str(reason)]))
+        [f"skipped:{reason}" if Reason(reason).drops else str(reason)]), people)
     typestore = project_typestore()
     with open_bag(in_bag) as reader, _staged(out_bag, force) as staged:
-        topics = _topics(reader.connections, image_topic, detections_topic, depth_topic, camera_info_topic)
+        topics = _topics(reader.connections, image_topic, detections_topic, depth_topic, camera_info_topic,
+                         people is not None)
         image_connections = topics["image"]
         image_type = IMAGE_TYPES[image_connections[0].msgtype]
         detections = [deserialize_message(bytes(raw), Detection2DArray)
@@ -451,13 +461,16 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
             markers = writer.add_connection(MARKERS_TOPIC, "visualization_msgs/msg/MarkerArray", typestore=typestore)
 
             def finish(image, stamp: int) -> None:
-                depth = None
-                if companions:
-                    depth = processor.depth(image, *companions.take(stamp), settings.max_image_pixels,
+                depth = intrinsics = None
+                depth_msg, info_msg = companions.take(stamp) if companions else (None, None)
+                if "depth" in topics:
+                    depth = processor.depth(image, depth_msg, info_msg, settings.max_image_pixels,
                                             "none within the slop in the bag")
+                elif people is not None:
+                    intrinsics = processor.intrinsics(info_msg)
                 for detections_msg in pending.pop(stamp, []):
                     _process(processor, settings, image, detections_msg, stamp, geometries, result, writer,
-                             interactions, markers, depth)
+                             interactions, markers, depth, intrinsics)
                 if result.outputs and result.outputs[-1][0] == stamp and len(result.images) < keep_images:
                     result.images[stamp] = decode_image(image, settings.min_image_size, settings.max_image_pixels)
 
@@ -506,7 +519,8 @@ class _Companions:
     held only from when they are read until their image is processed (bounded memory).
 
     Args:
-        topics: :func:`_topics`' connections (no "depth": no companions, the object is falsy).
+        topics: :func:`_topics`' connections (neither "depth" nor "camera_info": no companions, the
+            object is falsy).
         image_stamps: the stamps of the images that have detections, increasing.
     """
 
@@ -518,7 +532,7 @@ class _Companions:
         self._wanted: dict[str, dict[int, int]] = {}  # name -> image stamp -> its companion's stamp
         self._wanting: dict[str, dict[int, set[int]]] = {}  # name -> companion stamp -> image stamps
         self._held: dict[str, dict[int, object]] = {name: {} for name in self.TYPES}
-        for name in self.TYPES if self.connections else ():
+        for name in (name for name in self.TYPES if topics.get(name)):
             stamps = sorted(set(_header_stamps(reader, topics[name])))
             found = pair_stamps(image_stamps, stamps, slop_ns)
             self._wanted[name] = {image: stamps[i] for image, i in zip(image_stamps, found) if i is not None}
@@ -549,7 +563,7 @@ class _Companions:
         wants."""
         messages = []
         for name in self.TYPES:
-            stamp = self._wanted[name].pop(image_stamp, None)
+            stamp = self._wanted.get(name, {}).pop(image_stamp, None)
             messages.append(self._held[name].get(stamp))
             if stamp is not None:
                 self._wanting[name][stamp].discard(image_stamp)
@@ -571,7 +585,7 @@ def _header_stamps(reader, connections) -> list[int]:
 
 
 def _process(processor, settings, image, detections, stamp, geometries, result, writer, interactions, markers,
-             depth=None):
+             depth=None, intrinsics=None):
     ids = [d.id for d in detections.detections]
     record = {"stamp_ns": stamp, "detections": ids}
     before = Counter(result.counts)
@@ -579,7 +593,8 @@ def _process(processor, settings, image, detections, stamp, geometries, result, 
         overrides = None
         if geometries is not None:
             overrides = {i: g for i in ids if (g := geometries(stamp, i)) is not None}
-        output = processor.process(image, detections, settings, geometries=overrides, depth=depth)
+        output = processor.process(image, detections, settings, geometries=overrides, depth=depth,
+                                   intrinsics=intrinsics)
     except Rejected as error:
         result.counts[f"image_rejected:{error.reason}"] += 1
         record["outcome"] = f"image_rejected:{error.reason}"
@@ -597,10 +612,10 @@ def _process(processor, settings, image, detections, stamp, geometries, result, 
         result.counts["no_valid_detection"] += 1
         result.records.append(record)
         return
-    message, estimate = output
+    message, estimate = output.message, output.estimate
     writer.write(interactions, stamp, serialize_message(message))
     if settings.markers:
-        writer.write(markers, stamp, serialize_message(processor.markers(message, estimate, settings)))
+        writer.write(markers, stamp, serialize_message(processor.markers(output, settings)))
     result.counts["processed"] += 1
     record.update(outcome="processed", skipped=skipped, inference_ms=round(message.inference_ms, 1))
     result.records.append(record)

@@ -94,6 +94,9 @@ class PairBuffer:
         wait_s: longest time (seconds of ``clock``) an image + detections pair waits for its
             companions; then it is complete without those that did not come (None in
             :attr:`Pair.companions`). 0: take what has arrived when the pair is made.
+        optional: companions waited for only once their stream has delivered a message to this
+            buffer (the node: CameraInfo for the people without ``use_depth``, so that a camera
+            without CameraInfo costs no wait); until then pairs go without them at once.
         report: called as ``report(reason, detail)`` for an input dropped by the pairing
             (``Reason.NO_IMAGE_FOR_DETECTIONS``, ``Reason.DUPLICATE_STAMP``).
         clock: monotonic seconds (tests pass their own).
@@ -110,9 +113,13 @@ class PairBuffer:
 
     def __init__(self, capacity: int = 10, slop_ns: int = 0, companions: Sequence[str] = (), wait_s: float = 0.0,
                  report: Callable[[Reason, str], None] | None = None, clock: Callable[[], float] = time.monotonic,
-                 counts: Counter | None = None):
+                 counts: Counter | None = None, optional: Sequence[str] = ()):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
+        if not set(optional) <= set(companions):
+            raise ValueError(f"optional {sorted(optional)} must be among the companions {sorted(companions)}")
+        self._optional = frozenset(optional)
+        self._heard: set[str] = set()  # companions that have delivered a message
         if wait_s < 0:
             raise ValueError(f"wait_s must be >= 0, got {wait_s}")
         self._images: deque[tuple[int, Any]] = deque(maxlen=capacity)
@@ -174,6 +181,7 @@ class PairBuffer:
             if not self._admit(kept, name, stamp_ns):
                 return False
             kept.append((stamp_ns, message))
+            self._heard.add(name)
             return self._complete_incomplete(expired_only=False)
 
     def expire(self) -> bool:
@@ -258,6 +266,8 @@ class PairBuffer:
 
     def _lookup(self, name: str, stamp_ns: int) -> tuple[Any, bool]:
         """(message nearest to ``stamp_ns`` within the slop or None, whether that is final)."""
+        if name in self._optional and name not in self._heard:
+            return None, True
         kept = sorted(self._companions[name], key=lambda item: item[0])
         stamps = [s for s, _ in kept]
         index = nearest_stamp(stamp_ns, stamps, self.slop_ns)
