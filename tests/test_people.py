@@ -290,3 +290,62 @@ def test_blazepose_on_a_demo_photo_places_the_person_in_front_of_the_camera(body
     v = camera.fy * vertices[:, 1] / vertices[:, 2] + camera.cy
     x0, y0, x1, y1 = BOXES["astronaut"]
     assert x0 <= np.median(u) <= x1 and y0 <= np.median(v) <= y1
+
+
+# --------------------------------------------------------------------------- one frame, end to end
+
+
+def test_a_frame_with_depth_gets_the_clearance_from_the_posed_hand_for_a_single_task_model(
+        tiny_model, body, fitter, truth):
+    """The tiny model estimates no object contact: the handover clearance of a cup held in the
+    posed right hand comes from the body alone (no note, no no_object_contact_for_handover)."""
+    from interactvlm_ros.geometry.depth import DepthFrame
+    from interactvlm_ros.geometry.objects import ObjectLibrary
+    from interactvlm_ros.pipeline import InteractionEstimator
+    from interactvlm_ros.ros.bags import detections_msg, image_msg
+    from interactvlm_ros.ros.processing import FrameProcessor, ProcessingSettings
+
+    estimator = InteractionEstimator(tiny_model, tiny_model, body, ObjectLibrary(proxies={"cup": ["cylinder", 0.1]}),
+                                     render_size=64)
+    people = stage(body, fitter, {"p1": truth.landmarks})
+    hand = truth.vertices[part_vertex_ids(body.part_labels, body.part_names)["right hand"]]
+    u = K.fx * hand[:, 0] / hand[:, 2] + K.cx
+    v = K.fy * hand[:, 1] / hand[:, 2] + K.cy
+    cup_box = (u.min() - 4, v.min() - 4, u.max() + 4, v.max() + 4)
+    metres = np.full((HEIGHT, WIDTH), np.nan, np.float32)  # depth only where the cup is: at the hand
+    x0, y0, x1, y1 = (int(round(c)) for c in cup_box)
+    metres[y0:y1, x0:x1] = np.median(hand[:, 2]) + 0.02
+    reports = []
+    processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)), people)
+    rgb = np.random.default_rng(1).integers(0, 255, (HEIGHT, WIDTH, 3), np.uint8)
+    settings = ProcessingSettings(markers=False, task="handover", depth_points=256)
+    out = processor.process(image_msg(rgb, 1, frame_id="camera_optical"),
+                            detections_msg([Detection("cup", cup_box, 0.9, "cup"), person()], 1), settings,
+                            depth=DepthFrame(metres, K, "camera_optical"))
+    (estimate,) = out.people.persons
+    assert estimate.placement_method.startswith("pnp")  # no depth at the landmarks: PnP with the depth's K
+    (interaction,) = out.message.interactions
+    fields = {f.name for f in interaction.object_affordance.points.fields}
+    assert interaction.object_affordance.geometry_source == "depth" and "robot_grasp_clearance" in fields
+    clearance = out.estimate.interactions[0].object_affordance.grasp_clearance
+    assert clearance.min() < 0.5 and clearance.max() <= 1.0  # the cup is in the hand
+    assert Reason.NO_OBJECT_CONTACT_FOR_HANDOVER not in [r for r, _ in reports]
+    assert interaction.human_contact.placement_method.startswith("pnp")
+    assert {"body_pose", "placement", "body_fit"} <= set(out.estimate.timings_ms)
+
+
+def test_build_people_follows_the_parameters(tmp_path):
+    from interactvlm_ros.loading import ConfigurationError, build_people
+
+    assert build_people({"body_pose_source": "none"}) is None
+    if platform.machine() == "x86_64":
+        people = build_people({})  # the defaults: BlazePose and the open body
+        try:
+            assert people.body_model == "anny" and people.source.name == "mediapipe" and people.max_persons == 5
+        finally:
+            people.source.close()
+        with pytest.raises(ConfigurationError, match="body_model_dir") as raised:
+            build_people({"body_model": "smplh", "body_model_dir": str(tmp_path)})
+        assert "SMPL" in str(raised.value)
+    with pytest.raises(ConfigurationError, match="body_pose_source"):
+        build_people({"body_pose_source": "openpose"})

@@ -139,6 +139,25 @@ def test_a_pair_waits_for_depth_that_comes_after_it():
     assert buffer.waiting_pairs == 0 and buffer.next_deadline() is None
 
 
+def test_an_optional_companion_is_waited_for_only_once_its_stream_has_delivered():
+    """CameraInfo for the people without depth: a camera that publishes none costs no wait;
+    once one has come, pairs wait for theirs like for depth."""
+    clock = FakeClock()
+    buffer = PairBuffer(companions=("camera_info",), optional=("camera_info",), wait_s=0.25, clock=clock)
+    buffer.add_image(100 * MS, "img100")
+    assert buffer.add_detections(100 * MS, "d100")  # nothing heard yet: complete at once
+    assert buffer.take().companions == {"camera_info": None}
+    buffer.add_companion("camera_info", 150 * MS, "info150")
+    buffer.add_image(200 * MS, "img200")
+    assert not buffer.add_detections(200 * MS, "d200")  # heard: this pair waits for its CameraInfo
+    clock.now = 0.1
+    assert buffer.add_companion("camera_info", 200 * MS, "info200")
+    pair = buffer.take()
+    assert pair.companions == {"camera_info": "info200"} and pair.waited_s == 0.1
+    with pytest.raises(ValueError, match="must be among the companions"):
+        PairBuffer(companions=("depth",), optional=("camera_info",))
+
+
 def test_depth_already_there_completes_the_pair_at_once():
     buffer, _, _ = depth_buffer()
     buffer.add_companion("depth", 100 * MS, "depth100")
