@@ -258,6 +258,15 @@ def test_persons_and_posed_contact_round_trip_through_the_messages(posed, body):
     np.testing.assert_allclose([centroid.x, centroid.y, centroid.z], hand, atol=1e-5)
     np.testing.assert_allclose(expected, hand, atol=1e-5)
     assert np.isnan(unknown.x)  # "hands" is no part of the open body
+    placed = message.interactions[0].object_affordance  # depth points: placed, no fit was run
+    assert placed.placement == "depth" and placed.fit_status == "" and placed.scale == 1.0
+    assert np.isnan([placed.contact_distance, placed.penetration_depth, placed.box_iou]).all()
+    # Two objects held by the same person: the person once, the posed body in both contacts.
+    mug = dataclasses.replace(cup, detection=Detection("mug", (0, 0, 10, 10), 0.8, "mug"))
+    both = interaction_array_msg(header, detections_to_msg([cup.detection, mug.detection], header).detections,
+                                 EstimateResult([cup, mug]), 0.5, "camera_color_optical_frame", "", result, ids)
+    assert len(both.persons) == 1
+    assert [i.human_contact.posed_body.width for i in both.interactions] == [body.num_vertices] * 2
     # An object whose person was not posed carries no posed fields.
     alone = dataclasses.replace(cup, person=None)
     message = interaction_array_msg(header, detections_to_msg([cup.detection], header).detections,

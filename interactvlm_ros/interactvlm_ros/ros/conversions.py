@@ -603,6 +603,14 @@ def object_affordance_msg(
     msg.geometry_source = geometry_source
     msg.points = affordance_cloud(header, points, point_affordance, contact, robot_grasp_clearance)
     msg.threshold = _threshold(threshold)
+    return _not_placed(msg)
+
+
+def _not_placed(msg: ObjectAffordance) -> ObjectAffordance:
+    """``msg`` with the placement fields of an object that is not placed by a fit: scale 1,
+    identity pose, the residuals NaN (not computed)."""
+    msg.scale = 1.0
+    msg.contact_distance = msg.penetration_depth = msg.box_iou = float("nan")
     return msg
 
 
@@ -660,13 +668,14 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
                                                       affordance.geometry_source, affordance.points,
                                                       affordance.probabilities, affordance.threshold,
                                                       affordance.contact, affordance.grasp_clearance)
+        if from_depth:
+            out.object_affordance.placement = "depth"
         out.affordance_answer = affordance.answer
         out.object_contact_answer = affordance.contact_answer
     else:
-        out.object_affordance = ObjectAffordance(header=object_header, detection_id=det.id,
-                                                 object_label=det.label, threshold=float(threshold),
-                                                 points=affordance_cloud(object_header, np.zeros((0, 3)),
-                                                                         np.zeros(0)))
+        out.object_affordance = _not_placed(ObjectAffordance(
+            header=object_header, detection_id=det.id, object_label=det.label, threshold=float(threshold),
+            points=affordance_cloud(object_header, np.zeros((0, 3)), np.zeros(0))))
     return out
 
 
