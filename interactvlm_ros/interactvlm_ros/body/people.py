@@ -81,7 +81,7 @@ class PeopleResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def posed(self, detection_id: str) -> PersonEstimate | None:
-        """The estimate of the person detection ``detection_id`` if its body was posed."""
+        """The estimate of the person detection ``detection_id`` if its body was posed, else None."""
         return next((p for p in self.persons if p.detection.id == detection_id and p.posed is not None), None)
 
 
@@ -189,7 +189,8 @@ class PeopleEstimator:
             finally:
                 timings["body_fit"] += (time.perf_counter() - start) * 1e3
         except Rejected as error:
-            detail = error.detail if person.id in error.detail else f"person {person.id!r}: {error.detail}"
+            named = error.detail.startswith(f"person {person.id!r}")
+            detail = error.detail if named else f"person {person.id!r}: {error.detail}"
             return PersonEstimate(person, landmarks, placement, rejection=Rejected(error.reason, detail))
         return PersonEstimate(person, landmarks, placement, posed)
 

@@ -694,9 +694,8 @@ def interaction_array_msg(header: Header, detection_msgs, result, threshold: flo
     message = InteractionArray(header=header, model_id=result.model_id, weights_are_random=result.weights_are_random,
                                inference_ms=float(result.timings_ms.get("total", 0.0)), task=task)
     persons = people.persons if people is not None else []
-    posed = {p.detection.id: p for p in persons if p.posed is not None}
     for det_msg, interaction in zip(detection_msgs, result.interactions):
-        person = posed.get(interaction.person.id) if interaction.person is not None else None
+        person = people.posed(interaction.person.id) if people is not None and interaction.person else None
         message.interactions.append(interaction_msg(header, det_msg, interaction, threshold, camera_frame, person,
                                                     part_vertex_ids))
     optical = Header(stamp=header.stamp, frame_id=camera_frame or header.frame_id)
