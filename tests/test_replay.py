@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rclpy.serialization import serialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -181,16 +181,44 @@ def test_cli_replay_and_errors(tmp_path, capsys):
 
 
 def test_demo_writes_bags_report_and_figures(tmp_path, capsys, shared_model):
+    """The demo's photos get a CameraInfo of their size (assumed intrinsics), so replay places
+    each person by PnP: the posed body lands on the person's box, and a people figure is drawn
+    per photo."""
+    from PIL import Image as PngImage
+    from sensor_msgs.msg import CameraInfo
+
+    from interactvlm_ros.cli import demo_intrinsics
+    from interactvlm_ros.eval.report import RANDOM_CONTACT_BANNER, project_points
+    from interactvlm_ros.ros.bags import CAMERA_INFO_TOPIC, read_messages
+    from interactvlm_ros.ros.conversions import person_from_msg
+
     out = tmp_path / "demo_out"
     assert cli_main(["demo", str(out), "--render-size", "96", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "RANDOM weights" in printed
     for name in ("input_bag", "interactions_bag", "report/report.json", "report/per_class.png",
-                 "report/sample_00.png", "report/sample_01.png", "report/replay_summary.json"):
+                 "report/sample_00.png", "report/sample_01.png", "report/replay_summary.json",
+                 "report/people_00.png", "report/people_01.png"):
         assert (out / name).exists(), name
+    infos = [deserialize_message(raw, CameraInfo) for _, _, _, raw in read_messages(out / "input_bag",
+                                                                                    [CAMERA_INFO_TOPIC])]
+    assert [(i.width, i.height) for i in infos] == [(512, 512), (512, 512)]  # both photos are 512 x 512
+    # 50 degrees horizontal field of view: fx = fy = 256 / tan(25 degrees); the centre of 512 pixels
+    assert list(infos[0].k) == list(infos[1].k) == demo_intrinsics(512, 512) == pytest.approx(
+        [548.9938, 0.0, 255.5, 0.0, 548.9938, 255.5, 0.0, 0.0, 1.0], abs=1e-4)
     messages = read_interactions(out / "interactions_bag")
     assert [m.interactions[0].detection.id for m in messages] == ["camera-0", "helmet-0"]
     assert [m.interactions[0].object_affordance.geometry_source for m in messages] == ["proxy:box", "proxy:sphere"]
+    person_boxes = [(110.0, 40.0, 330.0, 512.0), (40.0, 10.0, 470.0, 512.0)]  # the demo's person detections
+    for message, info, (x0, y0, x1, y1) in zip(messages, infos, person_boxes):
+        (person,) = [person_from_msg(p) for p in message.persons]
+        assert person.placement_method == "pnp" and person.vertices is not None
+        u, v = np.median(project_points(person.vertices, info.k), axis=0)
+        assert x0 <= u <= x1 and y0 <= v <= y1
+        assert message.interactions[0].human_contact.posed_body.width == len(person.vertices)
+    for name in ("people_00.png", "people_01.png"):
+        with PngImage.open(out / "report" / name) as png:
+            assert png.text["Title"].startswith(RANDOM_CONTACT_BANNER)
     refused(capsys, ["demo", str(out), "--quiet"], r"^interactvlm-ros demo: ValueError: .*demo_out is not empty")
 
 
@@ -271,8 +299,8 @@ def test_demo_force_replaces_only_its_own_outputs(tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr("interactvlm_ros.loading.build_estimator", stop)
     refused(capsys, ["demo", str(out), "--quiet", "--force"], "ValueError: stopped where the model would load")
-    with AnyReader([out / "input_bag"]) as reader:  # rewritten: the demo's two frames
-        assert reader.message_count == 4
+    with AnyReader([out / "input_bag"]) as reader:  # rewritten: the demo's two frames (image, detections, CameraInfo)
+        assert reader.message_count == 6
     assert (out / "report" / "report.json").read_text() == "{}"  # untouched: the run stopped before writing
 
 
