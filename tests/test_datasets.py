@@ -255,7 +255,8 @@ def test_input_bag_compressed(tmp_path, storage):
 
 def test_input_bag_with_depth_round_trips_through_the_node_decoders(tmp_path):
     """Frames with registered depth write a depth image and a CameraInfo of their stamp that
-    the node's own decoders (processing.depth_frame) read back exactly, in metres."""
+    the node's own decoders (processing.depth_frame) read back exactly, in metres; a frame with
+    intrinsics but no depth (a photo: people placed by PnP) writes its CameraInfo alone."""
     from sensor_msgs.msg import CameraInfo
 
     from interactvlm_ros.ros.processing import depth_frame
@@ -265,10 +266,13 @@ def test_input_bag_with_depth_round_trips_through_the_node_decoders(tmp_path):
     metres = millimetres.astype(np.float32) / 1000
     k = [50.0, 0.0, 3.5, 0.0, 60.0, 2.5, 0.0, 0.0, 1.0]
     frames = [bags.Frame(10, rgb, [], depth=millimetres, k=k), bags.Frame(20, rgb, []),
-              bags.Frame(30, rgb, [], depth=metres, k=k)]
+              bags.Frame(30, rgb, [], depth=metres, k=k), bags.Frame(40, rgb, [], k=k)]
     path = bags.write_input_bag(tmp_path / "run", frames)
     messages = {(topic, t): raw for topic, _, t, raw in bags.read_messages(path)}
     assert sorted(t for topic, t in messages if topic == bags.DEPTH_TOPIC) == [10, 30]
+    assert sorted(t for topic, t in messages if topic == bags.CAMERA_INFO_TOPIC) == [10, 30, 40]
+    alone = rclpy_serialization.deserialize_message(messages[(bags.CAMERA_INFO_TOPIC, 40)], CameraInfo)
+    assert (alone.width, alone.height, list(alone.k)) == (8, 6, k)
     for stamp, encoding in ((10, "16UC1"), (30, "32FC1")):
         depth = rclpy_serialization.deserialize_message(messages[(bags.DEPTH_TOPIC, stamp)], Image)
         info = rclpy_serialization.deserialize_message(messages[(bags.CAMERA_INFO_TOPIC, stamp)], CameraInfo)

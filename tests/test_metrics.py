@@ -22,6 +22,7 @@ from interactvlm_ros.eval.metrics import (
 from interactvlm_ros.eval.report import (
     SAMPLE_FIGURE_SIZE_PX,
     per_class_size_px,
+    project_points,
     sample_figure,
     write_report,
 )
@@ -363,3 +364,20 @@ def test_write_report_and_sample_figure(tmp_path):
         assert png.text.get("Title", "").startswith("RANDOM WEIGHTS")
     with pytest.raises(ValueError):
         sample_figure(tmp_path / "bad.png", image.astype(np.float32), None, None, "t", False)
+
+
+def test_project_points_by_hand():
+    """u = fx x / z + s y / z + cx, v = fy y / z + cy (CameraInfo's K); no image behind the camera."""
+    k = [500.0, 0.0, 319.5, 0.0, 400.0, 239.5, 0.0, 0.0, 1.0]
+    points = [[0.2, -0.1, 2.0], [0.0, 0.0, 1.0], [0.3, 0.3, 0.0], [0.1, 0.1, -1.0]]
+    pixels = project_points(points, k)
+    np.testing.assert_allclose(pixels[:2], [[369.5, 219.5], [319.5, 239.5]])
+    assert np.isnan(pixels[2:]).all()  # on the camera's plane, behind it
+    skewed = project_points([[0.2, -0.1, 2.0]], np.array([[500.0, 10.0, 319.5], [0.0, 400.0, 239.5], [0, 0, 1]]))
+    np.testing.assert_allclose(skewed, [[369.0, 219.5]])
+    for bad, message in (([1.0] * 8, "9 finite numbers"), ([0.0] * 9, "positive focal lengths"),
+                         ([500.0, 0, 1, 0, 400.0, 1, 0, 1, 1], "last row"), ([np.nan] + k[1:], "finite")):
+        with pytest.raises(ValueError, match=message):
+            project_points(points, bad)
+    with pytest.raises(ValueError, match=r"points must be \(N, 3\)"):
+        project_points([[1.0, 2.0]], k)

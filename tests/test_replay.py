@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rclpy.serialization import serialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -181,17 +181,107 @@ def test_cli_replay_and_errors(tmp_path, capsys):
 
 
 def test_demo_writes_bags_report_and_figures(tmp_path, capsys, shared_model):
+    """The demo's photos get a CameraInfo of their size (assumed intrinsics), so replay places
+    each person by PnP: the posed body lands on the person's box, and a people figure is drawn
+    per photo."""
+    from PIL import Image as PngImage
+    from sensor_msgs.msg import CameraInfo
+
+    from interactvlm_ros.cli import demo_intrinsics
+    from interactvlm_ros.eval.report import RANDOM_CONTACT_BANNER, project_points
+    from interactvlm_ros.ros.bags import CAMERA_INFO_TOPIC, read_messages
+    from interactvlm_ros.ros.conversions import person_from_msg
+
     out = tmp_path / "demo_out"
     assert cli_main(["demo", str(out), "--render-size", "96", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "RANDOM weights" in printed
     for name in ("input_bag", "interactions_bag", "report/report.json", "report/per_class.png",
-                 "report/sample_00.png", "report/sample_01.png", "report/replay_summary.json"):
+                 "report/sample_00.png", "report/sample_01.png", "report/replay_summary.json",
+                 "report/people_00.png", "report/people_01.png"):
         assert (out / name).exists(), name
+    infos = [deserialize_message(raw, CameraInfo) for _, _, _, raw in read_messages(out / "input_bag",
+                                                                                    [CAMERA_INFO_TOPIC])]
+    assert [(i.width, i.height) for i in infos] == [(512, 512), (512, 512)]  # both photos are 512 x 512
+    # 50 degrees horizontal field of view: fx = fy = 256 / tan(25 degrees); the centre of 512 pixels
+    assert list(infos[0].k) == list(infos[1].k) == demo_intrinsics(512, 512) == pytest.approx(
+        [548.9938, 0.0, 255.5, 0.0, 548.9938, 255.5, 0.0, 0.0, 1.0], abs=1e-4)
     messages = read_interactions(out / "interactions_bag")
     assert [m.interactions[0].detection.id for m in messages] == ["camera-0", "helmet-0"]
     assert [m.interactions[0].object_affordance.geometry_source for m in messages] == ["proxy:box", "proxy:sphere"]
+    person_boxes = [(110.0, 40.0, 330.0, 512.0), (40.0, 10.0, 470.0, 512.0)]  # the demo's person detections
+    for message, info, (x0, y0, x1, y1) in zip(messages, infos, person_boxes):
+        (person,) = [person_from_msg(p) for p in message.persons]
+        assert person.placement_method == "pnp" and person.vertices is not None
+        u, v = np.median(project_points(person.vertices, info.k), axis=0)
+        assert x0 <= u <= x1 and y0 <= v <= y1
+        assert message.interactions[0].human_contact.posed_body.width == len(person.vertices)
+    for name in ("people_00.png", "people_01.png"):
+        with PngImage.open(out / "report" / name) as png:
+            assert png.text["Title"].startswith(RANDOM_CONTACT_BANNER)
     refused(capsys, ["demo", str(out), "--quiet"], r"^interactvlm-ros demo: ValueError: .*demo_out is not empty")
+
+
+def test_people_figure_reads_the_messages(tmp_path):
+    """figure_people reads the posed body, its contact (the object's HumanContact.posed_body) and
+    the objects from an InteractionArray alone; a known vertex projects to its pixel through the
+    CameraInfo's K; the figure of random weights carries the label, a trained one not."""
+    from PIL import Image as PngImage
+    from interactvlm_msgs.msg import Interaction, InteractionArray
+    from std_msgs.msg import Header
+
+    from interactvlm_ros.eval.report import PEOPLE_FIGURE_SIZE_PX, RANDOM_CONTACT_BANNER, project_points
+    from interactvlm_ros.ros.bags import camera_info_msg
+    from interactvlm_ros.ros.conversions import (detections_to_msg, object_affordance_msg, person_msg,
+                                                 posed_body_cloud)
+    from interactvlm_ros.ros.figures import figure_people, people_figure_from_msgs
+
+    header = Header(frame_id="camera_optical")
+    # A tetrahedron about 2 m in front of the camera; vertex 0 at (0.1, 0.2, 2.0) m.
+    vertices = np.array([[0.1, 0.2, 2.0], [-0.2, 0.0, 2.5], [0.0, -0.3, 2.2], [0.05, 0.0, 1.8]], np.float32)
+    normals = vertices - vertices.mean(axis=0)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    faces = np.array([[0, 1, 2], [0, 3, 1], [1, 3, 2], [0, 2, 3]])
+    contact = np.array([0.9, 0.1, 0.0, 0.5], np.float32)
+    rng = np.random.default_rng(2)
+    person = person_msg(header, "person-0", rng.uniform(0, 200, (33, 2)), rng.uniform(0, 1, 33),
+                        landmarks=rng.normal(0, 0.2, (33, 3)) + [0, 0, 2], placement_method="pnp",
+                        body_model="tetra", vertices=vertices, normals=normals)
+    cup, ball = detections_to_msg([Detection("cup", (100, 120, 140, 170), 0.9, "cup-0"),
+                                   Detection("sports ball", (20, 30, 60, 70), 0.8, "ball-0")], header).detections
+    held = Interaction(detection=cup, person_detection_id="person-0")
+    held.human_contact.object_label = "cup"
+    held.human_contact.posed_body = posed_body_cloud(header, vertices, contact)
+    ball_points = np.array([[-0.5, -0.4, 1.5], [-0.45, -0.35, 1.5]], np.float32)
+    lying = Interaction(detection=ball, object_affordance=object_affordance_msg(
+        header, "ball-0", "sports ball", "", "depth", ball_points, np.array([0.2, 0.7], np.float32), 0.5))
+    message = InteractionArray(header=header, interactions=[held, lying], persons=[person], weights_are_random=True)
+    info = camera_info_msg([400.0, 0.0, 159.5, 0.0, 400.0, 119.5, 0.0, 0.0, 1.0], 320, 240, 0, "camera_optical")
+
+    (drawn,), (cup_drawn, ball_drawn) = figure_people(message, {"tetra": faces})
+    np.testing.assert_array_equal(drawn.vertices, vertices)
+    np.testing.assert_array_equal(drawn.contact, contact)
+    assert drawn.faces is faces and drawn.contact_of == "cup" and drawn.placement_method == "pnp"
+    assert cup_drawn.points is None and tuple(cup_drawn.box) == (100, 120, 140, 170)  # rays: no depth
+    np.testing.assert_array_equal(ball_drawn.points, ball_points)
+    np.testing.assert_allclose(ball_drawn.affordance, [0.2, 0.7])
+    # u = 400 * 0.1 / 2 + 159.5, v = 400 * 0.2 / 2 + 119.5
+    np.testing.assert_allclose(project_points(drawn.vertices, info.k)[0], [179.5, 159.5], atol=1e-4)
+    assert figure_people(message)[0][0].faces is None  # unknown body model: drawn as points
+
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    path = people_figure_from_msgs(tmp_path / "people.png", image, info, message, {"tetra": faces}, "assumed K")
+    with PngImage.open(path) as png:
+        assert png.size == PEOPLE_FIGURE_SIZE_PX and png.text["Title"].startswith(RANDOM_CONTACT_BANNER)
+    message.weights_are_random = False
+    with PngImage.open(people_figure_from_msgs(tmp_path / "trained.png", image, info, message)) as png:
+        assert "RANDOM" not in png.text["Title"] and "person-0: pnp" in png.text["Title"]
+    with pytest.raises(ValueError, match="CameraInfo of a 640x480 image for a 320x240 image"):
+        people_figure_from_msgs(tmp_path / "x.png", image, camera_info_msg(info.k, 640, 480, 0), message)
+    held.human_contact.posed_body = posed_body_cloud(header, vertices[:3], contact[:3])
+    with pytest.raises(ValueError, match="'cup-0': 3 contact values for the 4-vertex posed body of person 'person-0'"):
+        figure_people(message)
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_demo_force_replaces_only_its_own_outputs(tmp_path, capsys, monkeypatch):
@@ -209,8 +299,8 @@ def test_demo_force_replaces_only_its_own_outputs(tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr("interactvlm_ros.loading.build_estimator", stop)
     refused(capsys, ["demo", str(out), "--quiet", "--force"], "ValueError: stopped where the model would load")
-    with AnyReader([out / "input_bag"]) as reader:  # rewritten: the demo's two frames
-        assert reader.message_count == 4
+    with AnyReader([out / "input_bag"]) as reader:  # rewritten: the demo's two frames (image, detections, CameraInfo)
+        assert reader.message_count == 6
     assert (out / "report" / "report.json").read_text() == "{}"  # untouched: the run stopped before writing
 
 

@@ -101,7 +101,7 @@ def _processing_settings(settings: dict):
 def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, image_topic=None,
                detections_topic=None, progress: bool = True, figures: int = 4, geodesic: str | None = None,
                force: bool = False, estimator=None, depth_topic: str | None = None,
-               camera_info_topic: str | None = None, people=None) -> dict:
+               camera_info_topic: str | None = None, people=None, camera_note: str = "") -> dict:
     """Replay, account for every input, score against ground truth when there is any, and draw
     a few samples. Returns the paths written.
 
@@ -118,12 +118,18 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
     model's) with ``people`` (the people stage, or None); None builds both from ``settings``
     after the checks (what the command does).
     ``depth_topic`` / ``camera_info_topic``: registered depth for the objects' points (see
-    ``ros.replay.replay``)."""
+    ``ros.replay.replay``).
+
+    Figures: ``sample_NN.png`` for the first ``figures`` interactions and ``people_NN.png``
+    for the first ``figures`` images with people and a CameraInfo (``ros.figures``: the posed
+    bodies over the image and in the optical frame), ``camera_note`` in their caption (where
+    the intrinsics came from)."""
     from .eval.evaluate import object_map_pictures, sample_pictures, score
     from .eval.groundtruth import load_ground_truth, sidecar_path
     from .eval.report import sample_figure, write_report
     from .geometry.objects import PointCloudGeometry
     from .loading import build_estimator, build_people
+    from .ros.figures import people_figure_from_msgs
     from .ros.replay import BagReadError, check_inputs, check_outputs, replay, write_summary
 
     check_outputs(out_bag, report_dir, force, in_bag)
@@ -147,7 +153,7 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
                     slop_ns=int(float(settings["sync_slop"]) * 1e9), geometries=geometries, progress=progress,
                     force=force, depth_topic=depth_topic, camera_info_topic=camera_info_topic, people=people)
     report_dir.mkdir(parents=True, exist_ok=True)
-    for stale in report_dir.glob("sample_*.png"):  # an earlier run's (--force), which may have drawn more
+    for stale in (*report_dir.glob("sample_*.png"), *report_dir.glob("people_*.png")):  # an earlier run's (--force)
         stale.unlink()
     paths = {"bag": out_bag, "summary": report_dir / "replay_summary.json"}
     write_summary(paths["summary"], result, in_bag, out_bag, estimator.model_id, estimator.weights_are_random)
@@ -196,6 +202,18 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
                                                      "human contact (2D)" if is_2d else "human contact",
                                                      object_map_pictures(estimator.renderer, estimator, interaction))
             drawn += 1
+    drawn = 0
+    for stamp, message, _ in result.outputs:
+        info = result.camera_infos.get(stamp)
+        if drawn >= figures or not message.persons or stamp not in result.images or info is None:
+            continue
+        try:
+            paths[f"people_{drawn}"] = people_figure_from_msgs(
+                report_dir / f"people_{drawn:02d}.png", result.images[stamp], info, message,
+                {estimator.body.name: estimator.body.faces}, camera_note)
+            drawn += 1
+        except ValueError as error:
+            print(f"WARNING: no people figure of the image stamped {stamp / 1e9:.3f} s: {error}")
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts.items()))
     print(f"inputs: {counts or 'none'}")
     print(f"model {estimator.model_id}, ground truth: {sidecar if ground_truth else 'none'}")
@@ -232,6 +250,28 @@ def _replay(args) -> int:
                          force=args.force, depth_topic=args.depth_topic, camera_info_topic=args.camera_info_topic)
 
 
+#: Horizontal field of view assumed for the demo's photos, degrees (their cameras are unknown).
+DEMO_HORIZONTAL_FOV_DEG = 50.0
+
+
+def demo_intrinsics(width: int, height: int, fov_deg: float = DEMO_HORIZONTAL_FOV_DEG) -> list[float]:
+    """K (9 values, row-major, pixels) of a ``width`` x ``height`` photo whose camera is unknown:
+    square pixels, ``fov_deg`` degrees horizontal field of view (``fx = fy = (width / 2) /
+    tan(fov / 2)``) and the principal point at the image centre (``((width - 1) / 2, (height - 1)
+    / 2)``: CameraInfo's pixel centres at integer coordinates).
+
+    Raises:
+        ValueError: a size < 1 or a field of view outside (0, 180) degrees.
+    """
+    import math
+
+    if width < 1 or height < 1 or not 0.0 < fov_deg < 180.0:
+        raise ValueError(f"demo_intrinsics: need a positive size and 0 < fov_deg < 180, got {width}x{height}, "
+                         f"{fov_deg}")
+    focal = (width / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
+    return [focal, 0.0, (width - 1) / 2.0, 0.0, focal, (height - 1) / 2.0, 0.0, 0.0, 1.0]
+
+
 def _demo(args) -> int:
     """Two real photos from scikit-image with one detection each -> bag -> replay -> report."""
     try:
@@ -250,14 +290,19 @@ def _demo(args) -> int:
     check_outputs(out / "input_bag", force=args.force)
     check_outputs(out / "interactions_bag", out / "report", force=args.force)
     camera = data.camera()  # a man operating a camera on a tripod, 512 x 512 grey
+    astronaut = data.astronaut()  # an astronaut holding a helmet, 512 x 512
     # Hand-drawn boxes, as a detector would give them: the object and the person holding it.
+    # The photos' cameras are unknown: each gets assumed intrinsics (demo_intrinsics), so that
+    # the people are placed by PnP.
     frames = [
         Frame(1_700_000_000_000_000_000, camera[:, :, None].repeat(3, axis=2),
               [Detection("camera", (240.0, 65.0, 360.0, 175.0), 0.9, "camera-0"),
-               Detection("person", (110.0, 40.0, 330.0, 512.0), 0.9, "person-0")]),
-        Frame(1_700_000_000_100_000_000, data.astronaut(),  # an astronaut holding a helmet
+               Detection("person", (110.0, 40.0, 330.0, 512.0), 0.9, "person-0")],
+              k=demo_intrinsics(camera.shape[1], camera.shape[0])),
+        Frame(1_700_000_000_100_000_000, astronaut,
               [Detection("helmet", (345.0, 345.0, 495.0, 495.0), 0.9, "helmet-0"),
-               Detection("person", (40.0, 10.0, 470.0, 512.0), 0.9, "person-0")]),
+               Detection("person", (40.0, 10.0, 470.0, 512.0), 0.9, "person-0")],
+              k=demo_intrinsics(astronaut.shape[1], astronaut.shape[0])),
     ]
     settings = _settings(args)
     if not (settings["contact_checkpoint_dir"] or settings["affordance_checkpoint_dir"]):
@@ -267,7 +312,9 @@ def _demo(args) -> int:
     in_bag = write_input_bag(out / "input_bag", frames)
     print(f"demo input bag: {in_bag}")
     return _run_and_list("demo", in_bag, out / "interactions_bag", settings, out / "report",
-                         progress=not args.quiet, force=args.force)
+                         progress=not args.quiet, force=args.force,
+                         camera_note=f"intrinsics assumed: {DEMO_HORIZONTAL_FOV_DEG:g} degrees horizontal field of "
+                                     "view, principal point at the image centre (the photo's camera is unknown)")
 
 
 def _dump_params(args) -> int:

@@ -5,9 +5,10 @@ An *input bag* holds what the node subscribes to:
 * ``/camera/image_raw`` (``sensor_msgs/msg/Image``, ``rgb8``) or
   ``/camera/image_raw/compressed`` (``sensor_msgs/msg/CompressedImage``, ``jpeg``);
 * ``/detections`` (``vision_msgs/msg/Detection2DArray``);
-* optionally, for frames with depth, ``/camera/depth_registered/image_raw`` (``sensor_msgs/msg/Image``,
-  ``16UC1`` millimetres or ``32FC1`` metres, registered to the colour image) and
-  ``/camera/camera_info`` (``sensor_msgs/msg/CameraInfo``, the colour camera's intrinsics).
+* optionally, for frames with intrinsics, ``/camera/camera_info`` (``sensor_msgs/msg/CameraInfo``, the
+  colour camera's intrinsics: replay places people with it by PnP) and, for frames with depth,
+  ``/camera/depth_registered/image_raw`` (``sensor_msgs/msg/Image``, ``16UC1`` millimetres or
+  ``32FC1`` metres, registered to the colour image).
 
 Each image, its detections and its depth share one header stamp, and each message's bag (receive)
 timestamp equals that header stamp, so replaying the bag reproduces the pairing exactly.
@@ -68,7 +69,7 @@ class Frame:
         depth: optional (H, W) depth registered to ``rgb`` (same size and intrinsics): uint16
             millimetres (written ``16UC1``) or float32 metres (``32FC1``); needs ``k``.
         k: the colour camera's 3x3 intrinsic matrix (row-major, 9 values, pixels), written as
-            the frame's CameraInfo with the depth.
+            the frame's CameraInfo (with or without depth).
     """
 
     stamp_ns: int
@@ -279,8 +280,8 @@ def write_input_bag(path: str | os.PathLike, frames: Iterable[Frame], compressed
         storage: ``"mcap"`` (default) or ``"sqlite3"``.
 
     Each frame gives one image and one ``/detections`` message (empty when the frame has no
-    detections), and with ``frame.depth`` a depth image and a CameraInfo, all with header
-    stamp = bag timestamp = ``frame.stamp_ns``. Returns the
+    detections), with ``frame.k`` a CameraInfo and with ``frame.depth`` a depth image, all with
+    header stamp = bag timestamp = ``frame.stamp_ns``. Returns the
     bag folder. Raises FileExistsError if ``path`` exists, ValueError on an unknown storage or
     invalid frame (stamps not increasing, bad image, box or score); on error nothing is left
     at ``path``.
@@ -310,7 +311,7 @@ def _write_frames(writer, frames, compressed, typestore, jpeg_quality, serialize
     with writer:
         image_conn = writer.add_connection(image_topic, image_type, typestore=typestore)
         det_conn = writer.add_connection(DETECTIONS_TOPIC, DETECTIONS_MSGTYPE, typestore=typestore)
-        depth_conns = None  # added with the first frame that has depth
+        info_conn = depth_conn = None  # added with the first frame that has k / depth
         stamp = -1
         for frame in frames:
             stamp = _check_stamp(frame.stamp_ns, stamp)
@@ -323,17 +324,19 @@ def _write_frames(writer, frames, compressed, typestore, jpeg_quality, serialize
             writer.write(image_conn, stamp, serialize(image))
             dets = detections_msg(frame.detections, stamp, frame.frame_id)
             writer.write(det_conn, stamp, serialize(dets))
-            if frame.depth is not None:
-                if frame.k is None or np.shape(frame.depth) != frame.rgb.shape[:2]:
-                    raise ValueError(f"frame {stamp}: depth needs k and the image's size {frame.rgb.shape[:2]}, got "
-                                     f"{np.shape(frame.depth)}")
-                if depth_conns is None:
-                    depth_conns = (writer.add_connection(DEPTH_TOPIC, IMAGE_MSGTYPE, typestore=typestore),
-                                   writer.add_connection(CAMERA_INFO_TOPIC, CAMERA_INFO_MSGTYPE, typestore=typestore))
+            if frame.depth is not None and (frame.k is None or np.shape(frame.depth) != frame.rgb.shape[:2]):
+                raise ValueError(f"frame {stamp}: depth needs k and the image's size {frame.rgb.shape[:2]}, got "
+                                 f"{np.shape(frame.depth)}")
+            if frame.k is not None:
+                if info_conn is None:
+                    info_conn = writer.add_connection(CAMERA_INFO_TOPIC, CAMERA_INFO_MSGTYPE, typestore=typestore)
                 height, width = frame.rgb.shape[:2]
-                writer.write(depth_conns[0], stamp, serialize(depth_image_msg(frame.depth, stamp, frame.frame_id)))
-                writer.write(depth_conns[1], stamp, serialize(camera_info_msg(frame.k, width, height, stamp,
-                                                                              frame.frame_id)))
+                info = camera_info_msg(frame.k, width, height, stamp, frame.frame_id)
+                writer.write(info_conn, stamp, serialize(info))
+            if frame.depth is not None:
+                if depth_conn is None:
+                    depth_conn = writer.add_connection(DEPTH_TOPIC, IMAGE_MSGTYPE, typestore=typestore)
+                writer.write(depth_conn, stamp, serialize(depth_image_msg(frame.depth, stamp, frame.frame_id)))
 
 
 def read_messages(path: str | os.PathLike, topics: Sequence[str] | None = None

@@ -66,6 +66,8 @@ class ReplayResult:
         outputs: (stamp_ns, InteractionArray, pipeline EstimateResult) per processed pair.
         images: stamp_ns -> (H, W, 3) uint8 RGB of the first ``keep_images`` processed pairs
             (for figures).
+        camera_infos: stamp_ns -> the sensor_msgs/CameraInfo paired with each image of
+            ``images`` (absent when it had none), for figures in the image's optical frame.
         messages_read: messages read from the input bag.
         error: None, or ``{"message", "messages_read"}`` when the input bag broke off mid-way
             (everything read before the break was processed).
@@ -75,6 +77,7 @@ class ReplayResult:
     records: list[dict] = field(default_factory=list)
     outputs: list = field(default_factory=list)
     images: dict = field(default_factory=dict)
+    camera_infos: dict = field(default_factory=dict)
     messages_read: int = 0
     error: dict | None = None
 
@@ -473,6 +476,8 @@ def replay(in_bag: str | Path, out_bag: str | Path, estimator, settings: Process
                              interactions, markers, depth, intrinsics)
                 if result.outputs and result.outputs[-1][0] == stamp and len(result.images) < keep_images:
                     result.images[stamp] = decode_image(image, settings.min_image_size, settings.max_image_pixels)
+                    if info_msg is not None:
+                        result.camera_infos[stamp] = info_msg
 
             waiting: dict[int, object] = {}  # images read before their depth: processed once it is read
             used: set[int] = set()  # stamps of the images taken for their detections
