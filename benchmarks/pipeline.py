@@ -13,7 +13,8 @@ Weights are random, so the "answer" is made realistic in length: both paths gene
 20 tokens (InteractVLM's answers, e.g. "The contacting body parts are left hand, right hand,
 and the contact region is [SEG]", are about 20 LLaMA tokens; fewer if the random model emits
 EOS, as printed), the reference 2 more, and the masks are decoded from a fixed random state.
-Medians of --repeats runs; ratios are the figures to compare.
+Medians of --repeats runs; ratios are the figures to compare. Then the people stage's cost per
+person and frame (BlazePose, placement, body fit): what ``body_pose_source: none`` saves.
 
     python benchmarks/pipeline.py [--presets tiny small] [--repeats 3] [--render-size 1024]
 """
@@ -100,11 +101,47 @@ def run(preset, repeats, render_size, prepared, directory):
     return reference / ours
 
 
+def people_stage(repeats):
+    """Median milliseconds per step of the people stage (``body.people``) for the astronaut photo's
+    person with assumed intrinsics (PnP), warm-started as in a stream: what ``body_pose_source:
+    none`` saves per person and frame."""
+    import math
+
+    from skimage import data
+
+    from interactvlm_ros.body.fit import BodyFitter
+    from interactvlm_ros.body.people import PeopleEstimator
+    from interactvlm_ros.body.pose_source import MediaPipePoseSource
+    from interactvlm_ros.detection import Detection
+    from interactvlm_ros.geometry.depth import Intrinsics
+
+    photo = data.astronaut()
+    focal = 256.0 / math.tan(math.radians(25.0))
+    camera = Intrinsics(focal, focal, 255.5, 255.5, 512, 512)
+    person = Detection("person", (40.0, 10.0, 470.0, 512.0), 0.9, "person-0")
+    steps = {"body_pose": [], "placement": [], "body_fit": []}
+    with MediaPipePoseSource() as source:
+        people = PeopleEstimator(source, BodyFitter(), load_body_model("anny"))
+        for frame in range(repeats + 1):
+            result = people.estimate(photo, [person], intrinsics=camera, stamp=frame * 0.1)
+            if frame:  # the first frame is the cold start
+                for name, values in steps.items():
+                    values.append(result.timings_ms[name])
+    medians = {name: statistics.median(values) for name, values in steps.items()}
+    print("\n[people stage] one person (BlazePose + PnP placement + body fit, warm-started), per frame")
+    for name, value in medians.items():
+        print(f"  {name:30s}  {value:9.1f} ms")
+    total = sum(medians.values())
+    print(f"  per person                      {total:9.1f} ms   (saved by body_pose_source: none)")
+    return total
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--render-size", type=int, default=1024)
+    parser.add_argument("--people-repeats", type=int, default=10, help="frames of the people stage (0: skip it)")
     args = parser.parse_args()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; weights are RANDOM (timing only)")
@@ -114,7 +151,9 @@ def main():
 
         ratios = {preset: run(preset, args.repeats, args.render_size, prepared, Path(directory))
                   for preset in args.presets}
-    print("RESULT " + " ".join(f"{preset}_ratio={ratio:.2f}" for preset, ratio in ratios.items()))
+    people = people_stage(args.people_repeats) if args.people_repeats else None
+    print("RESULT " + " ".join(f"{preset}_ratio={ratio:.2f}" for preset, ratio in ratios.items())
+          + (f" people_ms={people:.1f}" if people is not None else ""))
 
 
 if __name__ == "__main__":

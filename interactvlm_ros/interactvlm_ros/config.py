@@ -103,7 +103,7 @@ PARAMETERS: tuple[Parameter, ...] = (
       "interactvlm_ros/requirements-nodeps.txt; x86_64 only) or none (no body pose)", choices=POSE_SOURCES,
       cli=True),
     P("max_posed_persons", MAX_POSED_PERSONS, "person detections posed per image, the highest-scoring (each costs "
-      "about 40 ms of CPU); the others are counted as persons_over_limit", range=(1, 100), unit="persons"),
+      "about 90 ms of CPU on 2 cores); the others are counted as persons_over_limit", range=(1, 100), unit="persons"),
     P("official_body_assets_dir", "", "InteractVLM's data/hcontact_vitruvian (precomputed SMPL-H renders and lifting "
       "maps) used instead of rendering the body; \"\": render", unit="directory"),
     P("object_mesh_map", "", "YAML map detection class -> object mesh / proxy (example: config/objects.example.yaml); "
