@@ -304,6 +304,24 @@ def test_cli_convert_behave(behave, tmp_path, capsys):
     assert "--body-model-dir" in capsys.readouterr().err
 
 
+def test_posed_vertices_checks_its_parameters(tmp_path):
+    from interactvlm_ros.geometry.smpl import load_model_arrays, posed_vertices
+
+    np.savez(tmp_path / "SMPLH_male.npz", **smplh_like_model())
+    arrays = load_model_arrays("smplh", tmp_path / "SMPLH_male.npz")
+    assert arrays["shapedirs"].shape == (6890, 3, 10)
+    rest = posed_vertices(arrays, np.zeros(156))
+    np.testing.assert_allclose(posed_vertices(arrays, np.zeros((52, 3)), translation=[1, 2, 3]), rest + [1, 2, 3])
+    with pytest.raises(ValueError, match="52 x 3 axis-angle"):
+        posed_vertices(arrays, np.zeros(72))
+    with pytest.raises(ValueError, match="11 betas for a model with 10 shape directions"):
+        posed_vertices(arrays, np.zeros(156), np.zeros(11))
+    with pytest.raises(ValueError, match="translation must be 3 values"):
+        posed_vertices(arrays, np.zeros(156), translation=[0, 0])
+    with pytest.raises(ValueError, match="finite"):
+        posed_vertices(arrays, np.full(156, np.nan))
+
+
 def test_behave_labels_and_split(behave):
     assert [datasets.behave_label(n) for n in ("chairwood", "yogaball", "backpack", "newthing")] == [
         "chair", "yoga ball", "backpack", "newthing"]
