@@ -5,6 +5,7 @@
     interactvlm-ros export-onnx CHECKPOINT_DIR [OUT_DIR] [--clip-dir DIR]
     interactvlm-ros replay IN_BAG OUT_BAG [model options] [--params-file YAML] [--report-dir DIR] [--force]
     interactvlm-ros demo [OUT_DIR] [model options] [--force]
+    interactvlm-ros convert {damon,piad,behave} ROOT OUT_BAG [options]   (a dataset -> input bag + sidecar)
 
     interactvlm-ros params [NAME...]            (the node's parameters; ros2 param describe)
     interactvlm-ros dump-params [FILE]          (the parameter file, every parameter at its default)
@@ -317,6 +318,67 @@ def _demo(args) -> int:
                                      "view, principal point at the image centre (the photo's camera is unknown)")
 
 
+def _convert(args) -> int:
+    """A dataset -> input bag + ground-truth sidecar (ros.datasets), then what was written."""
+    from .ros import datasets
+
+    common = dict(limit=args.limit, compressed=args.compressed, storage=args.storage)
+    if args.dataset == "damon":
+        result = datasets.convert_damon(args.root, args.out_bag, split=args.split, contact=args.contact,
+                                        trust_pickle=args.trust_pickle, **common)
+    elif args.dataset == "piad":
+        result = datasets.convert_piad(args.root, args.out_bag, split=args.split, **common)
+    else:
+        result = datasets.convert_behave(args.root, args.out_bag, body_model_dir=args.body_model_dir,
+                                         split=None if args.split == "all" else args.split,
+                                         sequences=args.sequences, kinects=args.kinects, **common)
+    print(f"bag: {result.bag}\nsidecar: {result.sidecar}\nframes: {result.frames}, samples: {result.samples}, "
+          f"skipped: {len(result.skipped)}")
+    for line in result.skipped[:args.show_skipped]:
+        print(f"  skipped {line}")
+    if len(result.skipped) > args.show_skipped:
+        print(f"  ... {len(result.skipped) - args.show_skipped} more (--show-skipped N)")
+    return 0
+
+
+def _convert_parser(commands) -> None:
+    convert = commands.add_parser("convert", help="convert a dataset (DAMON, PIAD, BEHAVE) into an input bag "
+                                                  "and its ground-truth sidecar OUT_BAG.groundtruth.npz")
+    datasets = convert.add_subparsers(dest="dataset", required=True)
+
+    def add(name: str, help_text: str, split: str, split_help: str = ""):
+        parser = datasets.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("root", help="the dataset's release folder")
+        parser.add_argument("out_bag", help="bag folder to create (must not exist)")
+        parser.add_argument("--split", default=split, help=f"default: {split}{split_help}")
+        parser.add_argument("--limit", type=int, help="convert at most this many images")
+        parser.add_argument("--compressed", action="store_true", help="JPEG images (CompressedImage) instead of rgb8")
+        parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+        parser.add_argument("--show-skipped", type=int, default=10, metavar="N",
+                            help="list the first N dataset entries left out and why (default 10)")
+        parser.set_defaults(run=_convert)
+        return parser
+
+    damon = add("damon", "DAMON (DECO release or InteractVLM's copy): whole-image detections, per-object SMPL "
+                         "contact", "test")
+    damon.add_argument("--contact", choices=("auto", "objectwise", "binary"), default="auto")
+    damon.add_argument("--trust-pickle", action="store_true",
+                       help="load object arrays with numpy's allow_pickle (runs code the file names; only for "
+                            "files you trust)")
+    add("piad", "PIAD (IAG-Net layout, e.g. Data/Seen): one object detection per image, per-point affordance",
+        "Test")
+    behave = add("behave", "BEHAVE: one frame per Kinect view (colour, registered depth + CameraInfo, person and "
+                           "object boxes from the masks); the sidecar holds SMPL-H contact (body vertices within 2 "
+                           "cm of the object or inside it), the SMPL-H body and the object mesh + pose in the "
+                           "view's camera frame", "test", " (from split.json); all: every sequence folder")
+    behave.add_argument("--body-model-dir", required=True,
+                        help="folder with the SMPL-H model files SMPLH_male / SMPLH_female (.pkl or .npz, MANO "
+                             "v1.2, https://mano.is.tue.mpg.de): BEHAVE's fits are SMPL-H parameters")
+    behave.add_argument("--sequences", nargs="+", metavar="NAME", help="only these sequences of the split")
+    behave.add_argument("--kinects", nargs="+", type=int, default=[0, 1, 2, 3], metavar="K",
+                        help="Kinect ids whose views to convert (default 0 1 2 3)")
+
+
 def _dump_params(args) -> int:
     """The node's parameter file (every parameter at its default), to a file or stdout."""
     from .config import parameters_yaml
@@ -405,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     _model_options(demo)
     demo.set_defaults(run=_demo)
 
+    _convert_parser(commands)
+
     params = commands.add_parser("params", help="describe the node's parameters (ros2 param describe without ros2)")
     params.add_argument("names", nargs="*", help="parameter names (default: all)")
     params.set_defaults(run=_params)
@@ -423,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (FileNotFoundError, ValueError, MemoryError, ImportError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError, MemoryError, ImportError) as error:
         # Configuration problems (missing files, bad parameters, a GPU too small): one line, no traceback.
         from .loading import ConfigurationError
 

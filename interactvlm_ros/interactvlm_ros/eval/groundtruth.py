@@ -4,7 +4,13 @@ A lab evaluates with a ROS 2 bag of inputs (images + ``vision_msgs/Detection2DAr
 sidecar file holding, per detection, what the node should have answered:
 
 * human contact: a per-vertex contact value in [0, 1] on a body model's vertices;
-* object affordance: a per-point affordance value in [0, 1] on the object points it refers to.
+* object affordance: a per-point affordance value in [0, 1] on the object points it refers to;
+* optionally the scene in 3D (datasets with body and object fits, e.g. BEHAVE): the body's
+  vertices in the image's camera frame (with the body model's faces) and the object's mesh
+  with its pose in that frame.
+
+Camera frame: the image's optical frame (x right, y down, z forward; metres), the frame of its
+CameraInfo.
 
 A sample is keyed by ``(image_stamp_ns, detection_id)``: the header stamp of the image (and of
 its detections) in nanoseconds since the epoch, and ``Detection2D.id`` of the detection.
@@ -23,7 +29,15 @@ key                         content
 ``contact/<i>``             (V,) float32, sample i's per-vertex contact (absent if none)
 ``affordance/<i>``          (N,) float32, sample i's per-point affordance (absent if none)
 ``points/<i>``              (N, 3) float32, the points ``affordance/<i>`` lives on
+``body_vertices/<i>``       (V, 3) float32, sample i's body in the camera frame [m]
+``object_vertices/<i>``     (K, 3) float32, sample i's object mesh in its own frame [m]
+``object_faces/<i>``        (G, 3) int32, that mesh's triangles
+``object_pose/<i>``         (4, 4) float32, object frame -> camera frame (rigid)
+``body_faces/<model>``      (F, 3) int32, the triangles of body model ``<model>``, stored once
+                            for every sample with ``body_vertices`` of that model
 ==========================  =======================================================
+
+Version 1 files (without the geometry keys) are read as well.
 
 Convention: the sidecar of the bag ``run.mcap`` (a bare storage file) or of the bag folder
 ``run`` is ``run.groundtruth.npz`` beside it (:func:`sidecar_path`).
@@ -42,8 +56,11 @@ import numpy as np
 
 from ..validation import unit_interval
 
-#: Version written to ``format_version``; :func:`load_ground_truth` rejects other versions.
-FORMAT_VERSION = 1
+#: Version written to ``format_version``; :func:`load_ground_truth` reads it and
+#: :data:`READABLE_VERSIONS`, and rejects others.
+FORMAT_VERSION = 2
+#: Versions :func:`load_ground_truth` reads (1: no geometry keys).
+READABLE_VERSIONS = (1, 2)
 
 #: Vertex count of each body model whose name fixes it. Other names (e.g. ``anny``) are accepted
 #: with any vertex count. SMPL and SMPL-H share the 6890-vertex body topology.
@@ -54,7 +71,12 @@ BAG_FILE_SUFFIXES = (".mcap", ".db3")
 
 _SIDECAR_SUFFIX = ".groundtruth.npz"
 _INDEX_KEYS = ("stamps", "ids", "labels", "body_models", "affordance_types")
-_ARRAY_KEYS = ("contact", "affordance", "points")
+_ARRAY_KEYS = ("contact", "affordance", "points", "body_vertices", "object_vertices", "object_faces",
+               "object_pose")
+_INT_KEYS = ("object_faces",)
+_BODY_FACES = "body_faces"
+#: Largest deviation of an object pose's rotation from orthonormal (|R^T R - I|, max entry).
+_POSE_TOLERANCE = 1e-4
 _MAX_STAMP_NS = 2**63 - 1
 
 
@@ -73,11 +95,19 @@ class GroundTruthSample:
         points: (N, 3) float32 object points ``affordance`` lives on (object frame, metres; a
             dataset's own normalised object coordinates where it has no metric scale), or None.
         affordance_type: affordance word the ground truth refers to (``grasp``, ``sit``...), "".
+        body_vertices: (V, 3) float32 the body's vertices in the camera frame [m] (model
+            ``body_model``; V as for ``contact``), or None.
+        body_faces: (F, 3) int32 triangles of ``body_vertices`` (the body model's), or None.
+        object_vertices: (K, 3) float32 the object's mesh in its own frame [m], or None.
+        object_faces: (G, 3) int32 triangles of ``object_vertices``; with them.
+        object_pose: (4, 4) float32 rigid transform object frame -> camera frame [m]; with them.
 
-    Arrays are converted to float32 on construction. Raises ValueError when a field is invalid:
-    negative stamp, empty id, values outside [0, 1] or non-finite, contact without body model,
-    length not matching the body model, affordance without points (or the reverse), N mismatch,
-    or neither contact nor affordance.
+    Arrays are converted to float32 (faces int32) on construction. Raises ValueError when a
+    field is invalid: negative stamp, empty id, values outside [0, 1] or non-finite, contact or
+    body without body model, length not matching the body model (or each other), affordance
+    without points (or the reverse), N mismatch, faces out of range, body faces without body
+    vertices, object fields not all given, a pose that is not rigid, or neither contact nor
+    affordance.
     """
 
     image_stamp_ns: int
@@ -88,6 +118,11 @@ class GroundTruthSample:
     affordance: np.ndarray | None = None
     points: np.ndarray | None = None
     affordance_type: str = ""
+    body_vertices: np.ndarray | None = None
+    body_faces: np.ndarray | None = None
+    object_vertices: np.ndarray | None = None
+    object_faces: np.ndarray | None = None
+    object_pose: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self._check_key()
@@ -98,6 +133,16 @@ class GroundTruthSample:
             raise ValueError(f"sample {self.key}: needs contact, affordance or both")
         self._check_contact()
         self._check_affordance()
+        self._check_body()
+        self._check_object()
+
+    def object_vertices_in_camera(self) -> np.ndarray | None:
+        """(K, 3) float32 the object's vertices in the camera frame [m] (``object_pose`` applied
+        to ``object_vertices``), or None without an object."""
+        if self.object_vertices is None:
+            return None
+        pose = self.object_pose.astype(np.float64)
+        return (self.object_vertices @ pose[:3, :3].T + pose[:3, 3]).astype(np.float32)
 
     @property
     def key(self) -> tuple[int, str]:
@@ -141,6 +186,60 @@ class GroundTruthSample:
             raise ValueError(f"sample {self.key}: points contain non-finite values")
         self.points = points
 
+    def _vertices(self, name: str) -> np.ndarray:
+        vertices = np.asarray(getattr(self, name), dtype=np.float32)
+        if vertices.ndim != 2 or vertices.shape[1] != 3 or vertices.shape[0] == 0:
+            raise ValueError(f"sample {self.key}: {name} must have shape (V, 3) with V >= 1, got {vertices.shape}")
+        if not np.all(np.isfinite(vertices)):
+            raise ValueError(f"sample {self.key}: {name} contain non-finite values")
+        return vertices
+
+    def _faces(self, name: str, num_vertices: int) -> np.ndarray:
+        faces = np.asarray(getattr(self, name))
+        if faces.ndim != 2 or faces.shape[1] != 3 or faces.shape[0] == 0 or not np.issubdtype(faces.dtype, np.integer):
+            raise ValueError(f"sample {self.key}: {name} must be an (F, 3) integer array, got {faces.shape} "
+                             f"{faces.dtype}")
+        if faces.min() < 0 or faces.max() >= num_vertices:
+            raise ValueError(f"sample {self.key}: {name} index vertices outside [0, {num_vertices})")
+        return faces.astype(np.int32, copy=False)  # shared faces (one body model) stay one array
+
+    def _check_body(self) -> None:
+        if self.body_vertices is None:
+            if self.body_faces is not None:
+                raise ValueError(f"sample {self.key}: body_faces without body_vertices")
+            return
+        if not self.body_model:
+            raise ValueError(f"sample {self.key}: body_vertices need a body_model")
+        self.body_vertices = self._vertices("body_vertices")
+        count = self.body_vertices.shape[0]
+        expected = BODY_MODEL_VERTICES.get(self.body_model)
+        if expected is not None and count != expected:
+            raise ValueError(f"sample {self.key}: body model {self.body_model} has {expected} vertices, "
+                             f"body_vertices has {count}")
+        if self.contact is not None and self.contact.shape[0] != count:
+            raise ValueError(f"sample {self.key}: {count} body vertices but {self.contact.shape[0]} contact values")
+        if self.body_faces is not None:
+            self.body_faces = self._faces("body_faces", count)
+
+    def _check_object(self) -> None:
+        given = [name for name in ("object_vertices", "object_faces", "object_pose") if getattr(self, name) is not None]
+        if not given:
+            return
+        if len(given) != 3:
+            raise ValueError(f"sample {self.key}: object_vertices, object_faces and object_pose go together "
+                             f"(got only {given})")
+        self.object_vertices = self._vertices("object_vertices")
+        self.object_faces = self._faces("object_faces", self.object_vertices.shape[0])
+        pose = np.asarray(self.object_pose, dtype=np.float64)
+        if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
+            raise ValueError(f"sample {self.key}: object_pose must be a finite (4, 4) matrix, got {pose.shape}")
+        rotation = pose[:3, :3]
+        if (np.abs(rotation.T @ rotation - np.eye(3)).max() > _POSE_TOLERANCE or np.linalg.det(rotation) <= 0
+                or np.abs(pose[3] - (0, 0, 0, 1)).max() > 0):
+            raise ValueError(f"sample {self.key}: object_pose is not a rigid transform (rotation + translation, "
+                             "last row 0 0 0 1)")
+        self.object_pose = pose.astype(np.float32)
+
 
 def sidecar_path(bag_path: str | os.PathLike) -> Path:
     """Path of the ground-truth sidecar of a bag.
@@ -174,24 +273,33 @@ def save_ground_truth(path: str | os.PathLike, samples: Iterable[GroundTruthSamp
     """Write ``samples`` to one compressed ``.npz`` file (format in the module docstring).
 
     The file is written to a temporary name and renamed, so a reader never sees half a file.
-    Returns the path written. Raises ValueError when an element is not a GroundTruthSample or
-    two samples share a key ``(image_stamp_ns, detection_id)``.
+    Returns the path written. Raises ValueError when an element is not a GroundTruthSample, two
+    samples share a key ``(image_stamp_ns, detection_id)``, or two samples of one body model
+    carry different ``body_faces`` (a file stores one set per model).
     """
     samples = list(samples)
     seen: set[tuple[int, str]] = set()
+    body_faces: dict[str, np.ndarray] = {}
     for sample in samples:
         if not isinstance(sample, GroundTruthSample):
             raise ValueError(f"expected GroundTruthSample, got {type(sample).__name__}")
         if sample.key in seen:
             raise ValueError(f"duplicate ground-truth key {sample.key}")
         seen.add(sample.key)
+        if sample.body_faces is not None:
+            known = body_faces.setdefault(sample.body_model, sample.body_faces)
+            if known is not sample.body_faces and not np.array_equal(known, sample.body_faces):
+                raise ValueError(f"sample {sample.key}: body_faces differ from another {sample.body_model!r} sample's")
     arrays: dict[str, np.ndarray] = {"format_version": np.array(FORMAT_VERSION, dtype=np.int64)}
     arrays.update(_index_arrays(samples))
     for i, sample in enumerate(samples):
         for name in _ARRAY_KEYS:
             value = getattr(sample, name)
             if value is not None:
-                arrays[f"{name}/{i}"] = np.ascontiguousarray(value, dtype=np.float32)
+                dtype = np.int32 if name in _INT_KEYS else np.float32
+                arrays[f"{name}/{i}"] = np.ascontiguousarray(value, dtype=dtype)
+    for model, faces in body_faces.items():
+        arrays[f"{_BODY_FACES}/{model}"] = np.ascontiguousarray(faces, dtype=np.int32)
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
     try:
@@ -220,8 +328,8 @@ def _check_index(path: Path, arrays: Mapping[str, np.ndarray]) -> int:
     if "format_version" not in arrays:
         raise ValueError(f"{path}: no format_version: not a ground-truth sidecar")
     version = int(arrays["format_version"])
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{path}: format_version {version}, this reader knows {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"{path}: format_version {version}, this reader knows {list(READABLE_VERSIONS)}")
     missing = [key for key in _INDEX_KEYS if key not in arrays]
     if missing:
         raise ValueError(f"{path}: missing index arrays {missing}")
@@ -233,11 +341,13 @@ def _check_index(path: Path, arrays: Mapping[str, np.ndarray]) -> int:
     if not np.issubdtype(arrays["stamps"].dtype, np.integer):
         raise ValueError(f"{path}: stamps must be integers, got {arrays['stamps'].dtype}")
     known = set(_INDEX_KEYS) | {"format_version"}
+    models = set(arrays["body_models"].tolist())
     for key in arrays:
         name, _, index = key.partition("/")
-        if key in known:
+        if key in known or (version > 1 and name == _BODY_FACES and index in models):
             continue
-        if name not in _ARRAY_KEYS or not index.isdigit() or int(index) >= count:
+        if (name not in _ARRAY_KEYS or (version == 1 and name not in _ARRAY_KEYS[:3]) or not index.isdigit()
+                or int(index) >= count):
             raise ValueError(f"{path}: unexpected array {key!r}")
     return count
 
@@ -264,6 +374,12 @@ def load_ground_truth(path: str | os.PathLike) -> dict[tuple[int, str], GroundTr
                 affordance=arrays.get(f"affordance/{i}"),
                 points=arrays.get(f"points/{i}"),
                 affordance_type=str(arrays["affordance_types"][i]),
+                body_vertices=arrays.get(f"body_vertices/{i}"),
+                body_faces=(arrays.get(f"{_BODY_FACES}/{arrays['body_models'][i]}")
+                            if f"body_vertices/{i}" in arrays else None),
+                object_vertices=arrays.get(f"object_vertices/{i}"),
+                object_faces=arrays.get(f"object_faces/{i}"),
+                object_pose=arrays.get(f"object_pose/{i}"),
             )
         except ValueError as err:
             raise ValueError(f"{path}: sample {i}: {err}") from err

@@ -1,7 +1,11 @@
-"""InteractVLM's evaluation metrics, per sample, in numpy/scipy (no torch, no scikit-learn).
+"""InteractVLM's evaluation metrics and the joint-reconstruction metrics of BEHAVE, per sample,
+in numpy/scipy (no torch, no scikit-learn; trimesh samples surfaces and libigl gives signed
+distances to a mesh, both imported by the functions that need them).
 
-Source of every formula: InteractVLM's public code, ``utils/eval_utils.py``
-(``get_h_contact_metrics``, ``get_h_geo_metric``, ``SIM``, ``get_o_affordance_metrics``).
+Source of the contact and affordance formulas: InteractVLM's public code, ``utils/eval_utils.py``
+(``get_h_contact_metrics``, ``get_h_geo_metric``, ``SIM``, ``get_o_affordance_metrics``). The
+reconstruction metrics (:func:`reconstruction_chamfer`, :func:`proximity_contact`,
+:func:`penetration_depth`) say their sources in their docstrings.
 Each function here scores ONE sample;
 InteractVLM averages the per-sample values over the test set, which :func:`summarize` does
 (overall and per object class).
@@ -32,14 +36,23 @@ from scipy.stats import rankdata
 
 __all__ = [
     "AIOU_THRESHOLDS",
+    "CHAMFER_ALIGNMENTS",
+    "CHAMFER_SAMPLES",
     "CONTACT_THRESHOLD",
     "GT_AFFORDANCE_THRESHOLD",
+    "PROXIMITY_CONTACT_M",
     "affordance_scores",
+    "chamfer_distance",
     "contact_scores",
     "geodesic_error",
     "iou",
     "mesh_geodesic_distances",
+    "penetration_depth",
+    "proximity_contact",
+    "reconstruction_chamfer",
     "roc_auc",
+    "signed_distance",
+    "similarity_transform",
     "summarize",
 ]
 
@@ -49,6 +62,14 @@ CONTACT_THRESHOLD = 0.5
 GT_AFFORDANCE_THRESHOLD = 0.5
 #: aIoU thresholds: ``numpy.linspace(0, 1, 20)`` (0, 1/19, ..., 1), as in InteractVLM.
 AIOU_THRESHOLDS = np.linspace(0.0, 1.0, 20)
+
+#: Points sampled on each surface for :func:`reconstruction_chamfer` (BEHAVE's and CONTHO's 6000).
+CHAMFER_SAMPLES = 6000
+#: Alignments of :func:`reconstruction_chamfer` before the distances are taken.
+CHAMFER_ALIGNMENTS = ("combined", "human", "none")
+#: A body vertex is in contact when it lies within this distance of the object's surface or
+#: inside it [m]: BEHAVE's own contact labels use 2 cm (``compute_contacts.py``).
+PROXIMITY_CONTACT_M = 0.02
 
 _EPS_CONTACT = 1e-10  # get_h_contact_metrics
 _EPS_SIM = 1e-12  # SIM(..., eps=1e-12)
@@ -282,6 +303,226 @@ def affordance_scores(pred: Any, gt: Any) -> dict[str, float]:
         thresholds = AIOU_THRESHOLDS.astype(p.dtype)
         aiou = float(np.mean([iou(p >= t, gt_binary) for t in thresholds]))
     return {"sim": sim, "auc": auc, "aiou": aiou, "mae": mae}
+
+
+# ----------------------------------------------------------------------------- reconstruction
+
+
+def _points(name: str, values: Any) -> np.ndarray:
+    """``values`` as a finite (N, 3) float64 array with N >= 1."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != 3 or array.shape[0] == 0:
+        raise ValueError(f"{name} must be an (N, 3) array with N >= 1, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains non-finite values")
+    return array
+
+
+def _faces(name: str, values: Any, num_vertices: int) -> np.ndarray:
+    """``values`` as an (F, 3) int64 array of vertex ids in [0, num_vertices), F >= 1."""
+    array = np.asarray(values)
+    if array.ndim != 2 or array.shape[1] != 3 or array.shape[0] == 0 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must be an (F, 3) integer array with F >= 1, got {array.shape} {array.dtype}")
+    if array.min() < 0 or array.max() >= num_vertices:
+        raise ValueError(f"{name} index vertices outside [0, {num_vertices})")
+    return array.astype(np.int64)
+
+
+def similarity_transform(source: Any, target: Any) -> tuple[float, np.ndarray, np.ndarray]:
+    """The scale s, rotation R and translation t minimising ``sum |s R x_i + t - y_i|^2`` over
+    corresponding points (Umeyama's solution of the orthogonal Procrustes problem with scale).
+
+    Args:
+        source: (N, 3) points x_i (e.g. a prediction), any length unit.
+        target: (N, 3) points y_i in the same order (the ground truth).
+
+    Returns:
+        ``(s, R, t)``: s > 0 (0 when ``source`` is a single point or all points coincide), R
+        (3, 3) a proper rotation (det +1), t (3,) in the unit of the points; ``s * x @ R.T + t``
+        is the aligned source.
+
+    Raises:
+        ValueError: shapes differ or are not (N, 3), or non-finite values.
+
+    Source: the similarity transform of BEHAVE's evaluation (``challenges/lib/metrics.py``
+    ``compute_similarity_transform``) and CONTHO's ``rigid_transform_3D``: the same solution.
+    """
+    x, y = _points("source", source), _points("target", target)
+    if x.shape != y.shape:
+        raise ValueError(f"source and target differ in shape: {x.shape} vs {y.shape}")
+    mu_x, mu_y = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - mu_x, y - mu_y
+    covariance = yc.T @ xc  # sum_i y_i x_i^T
+    u, singular, vt = np.linalg.svd(covariance)
+    d = np.ones(3)
+    d[2] = np.sign(np.linalg.det(u @ vt)) or 1.0
+    rotation = u @ np.diag(d) @ vt
+    variance = float((xc ** 2).sum())
+    scale = float((singular * d).sum() / variance) if variance > 0 else 0.0
+    return scale, rotation, mu_y - scale * rotation @ mu_x
+
+
+def chamfer_distance(a: Any, b: Any) -> float:
+    """Bidirectional Chamfer distance of two point sets, in their length unit.
+
+    ``mean_i min_j |a_i - b_j| + mean_j min_i |a_i - b_j|`` (Euclidean, not squared; the two
+    directions are added, not averaged), nearest neighbours from ``scipy.spatial.cKDTree``.
+
+    Args:
+        a: (N, 3) points; b: (M, 3) points.
+
+    Source: BEHAVE's ``challenges/lib/chamfer_distance.py`` (``direction='bi'``) and CONTHO's
+    ``chamfer_distance``, the definition behind the BEHAVE Chamfer figures in centimetres.
+    """
+    from scipy.spatial import cKDTree
+
+    pa, pb = _points("a", a), _points("b", b)
+    a_to_b = cKDTree(pb).query(pa)[0]
+    b_to_a = cKDTree(pa).query(pb)[0]
+    return float(a_to_b.mean() + b_to_a.mean())
+
+
+def _sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` points uniformly on the triangles' area (``trimesh.sample.sample_surface``)."""
+    import trimesh
+
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    return np.asarray(trimesh.sample.sample_surface(mesh, count, seed=rng)[0], dtype=np.float64)
+
+
+def reconstruction_chamfer(pred_human: Any, gt_human: Any, human_faces: Any, pred_object: Any,
+                           pred_object_faces: Any, gt_object: Any, gt_object_faces: Any,
+                           alignment: str = "combined", samples: int = CHAMFER_SAMPLES,
+                           seed: int = 0) -> dict[str, float]:
+    """Chamfer distances of a reconstructed human and object to the ground truth, in centimetres.
+
+    Protocol (BEHAVE's joint-reconstruction evaluation, ``challenges/cvprw23/evaluate_joint.py``,
+    "same evaluation metric used in CHORE"; CONTHO's ``lib/utils/eval_utils.py``
+    ``eval_chamfer_distance``, by TeHOR's authors, the same steps):
+
+    1. ``alignment="combined"``: the predicted human and object vertices, stacked, are aligned to
+       the ground truth's, stacked the same way, by one :func:`similarity_transform` (scale,
+       rotation, translation); the aligned human and object are then scored separately. This
+       needs vertex correspondence: the human in the ground truth's topology (SMPL-H) and the
+       object as the ground-truth template's vertices, posed.
+    2. :data:`CHAMFER_SAMPLES` (6000) points are sampled uniformly on each surface (predicted
+       and true human, predicted and true object).
+    3. Each part's score is :func:`chamfer_distance` of its two samples, metres x 100.
+
+    ``alignment="human"`` estimates the similarity transform from the human vertices only and
+    applies it to both parts: for an object mesh without correspondence to the template (a
+    retrieved or generated mesh); not the reference protocol. ``alignment="none"`` scores the
+    meshes as given (both in the same camera frame).
+
+    Args:
+        pred_human, gt_human: (V, 3) vertices [m], same topology (``human_faces`` (F, 3)).
+        pred_object: (N, 3) vertices [m], faces ``pred_object_faces``; gt_object: (N', 3)
+            vertices [m], faces ``gt_object_faces`` (N = N' needed for "combined").
+        alignment: one of :data:`CHAMFER_ALIGNMENTS`.
+        samples: points sampled per surface (>= 1).
+        seed: seed of the surface sampling (``numpy.random.default_rng``), so a score repeats.
+
+    Returns:
+        ``{"chamfer_human_cm", "chamfer_object_cm"}`` as Python floats >= 0.
+
+    Raises:
+        ValueError: an unknown alignment, shapes that differ where correspondence is needed
+            (names which), non-finite values or faces out of range.
+    """
+    if alignment not in CHAMFER_ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {CHAMFER_ALIGNMENTS}, got {alignment!r}")
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+    ph, gh = _points("pred_human", pred_human), _points("gt_human", gt_human)
+    if ph.shape != gh.shape:
+        raise ValueError(f"pred_human and gt_human must share a topology: {ph.shape} vs {gh.shape}")
+    po, go = _points("pred_object", pred_object), _points("gt_object", gt_object)
+    hf = _faces("human_faces", human_faces, len(gh))
+    pof = _faces("pred_object_faces", pred_object_faces, len(po))
+    gof = _faces("gt_object_faces", gt_object_faces, len(go))
+    if alignment == "combined":
+        if po.shape != go.shape:
+            raise ValueError(f"alignment 'combined' needs the predicted object in the ground-truth template's "
+                             f"vertices: {po.shape} vs {go.shape} (use alignment 'human' for another mesh)")
+        scale, rotation, shift = similarity_transform(np.vstack([ph, po]), np.vstack([gh, go]))
+    elif alignment == "human":
+        scale, rotation, shift = similarity_transform(ph, gh)
+    else:
+        scale, rotation, shift = 1.0, np.eye(3), np.zeros(3)
+    ph, po = scale * ph @ rotation.T + shift, scale * po @ rotation.T + shift
+    rng = np.random.default_rng(seed)
+    human = chamfer_distance(_sample_surface(ph, hf, samples, rng), _sample_surface(gh, hf, samples, rng))
+    obj = chamfer_distance(_sample_surface(po, pof, samples, rng), _sample_surface(go, gof, samples, rng))
+    return {"chamfer_human_cm": human * _M_TO_CM, "chamfer_object_cm": obj * _M_TO_CM}
+
+
+def signed_distance(points: Any, vertices: Any, faces: Any) -> np.ndarray:
+    """Signed distance of each point to a triangle mesh's surface: negative inside.
+
+    Args:
+        points: (N, 3) query points; vertices: (V, 3); faces: (F, 3) int (any length unit, the
+            same for both).
+
+    Returns:
+        (N,) float64: the exact distance to the nearest point of the surface, negative where the
+        point is inside (generalised winding number >= 1/2, libigl's ``signed_distance`` with
+        ``SIGNED_DISTANCE_TYPE_WINDING_NUMBER``, which also decides inside for meshes with small
+        holes, as scans have).
+
+    Raises:
+        ValueError: shapes, non-finite values or faces out of range.
+    """
+    import igl
+
+    p, v = _points("points", points), _points("vertices", vertices)
+    f = _faces("faces", faces, len(v))
+    distances = igl.signed_distance(np.ascontiguousarray(p), np.ascontiguousarray(v), np.ascontiguousarray(f),
+                                    sign_type=igl.SignedDistanceType.SIGNED_DISTANCE_TYPE_WINDING_NUMBER)[0]
+    return np.asarray(distances, dtype=np.float64)
+
+
+def proximity_contact(body_vertices: Any, object_vertices: Any, object_faces: Any,
+                      threshold: float = PROXIMITY_CONTACT_M) -> np.ndarray:
+    """Per-vertex human contact from geometry: a body vertex is in contact when its
+    :func:`signed_distance` to the object's surface is below ``threshold`` (within it outside,
+    or anywhere inside the object).
+
+    Args:
+        body_vertices: (V, 3) [m]; object_vertices: (N, 3) [m]; object_faces: (F, 3) int.
+        threshold: [m], > 0 (default 2 cm: the threshold of BEHAVE's own contact labels,
+            ``compute_contacts.py``, which label object surface points whose signed distance to
+            the SMPL surface is below 0.02; here the same rule runs from the body's vertices to
+            the object's surface, so the label lives on the body's vertices as InteractVLM's
+            human contact does).
+
+    Returns:
+        (V,) float32 in {0, 1}.
+
+    Raises:
+        ValueError: a threshold that is not > 0, shapes, non-finite values, faces out of range.
+    """
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0 [m], got {threshold}")
+    return (signed_distance(body_vertices, object_vertices, object_faces) < threshold).astype(np.float32)
+
+
+def penetration_depth(body_vertices: Any, object_vertices: Any, object_faces: Any) -> dict[str, float]:
+    """How deep a body reaches into an object: the largest distance of a body vertex inside
+    the object's surface, in centimetres.
+
+    Args:
+        body_vertices: (V, 3) [m]; object_vertices: (N, 3) [m]; object_faces: (F, 3) int.
+
+    Returns:
+        ``{"penetration_cm": max over body vertices of max(0, -signed distance) x 100 (0 when no
+        vertex is inside), "penetrating_vertices": the number of body vertices inside}``.
+        Inside is decided as :func:`signed_distance` does (winding number).
+
+    Raises:
+        ValueError: shapes, non-finite values, faces out of range.
+    """
+    depth = np.maximum(-signed_distance(body_vertices, object_vertices, object_faces), 0.0)
+    return {"penetration_cm": float(depth.max()) * _M_TO_CM, "penetrating_vertices": int(np.count_nonzero(depth))}
 
 
 # ----------------------------------------------------------------------------- aggregation

@@ -18,7 +18,9 @@ smplx's own ``SMPLH`` / ``SMPLX`` classes are not used: their pickle loader need
 their constructors demand keys (hand PCA, expression bases) that a rest-pose mesh does not.
 
 Frame: SMPL's native one, metres, +Y up, the body faces +Z, +X is the body's left. Nothing
-is recentred; betas are 0 and the translation and global orientation are zero.
+is recentred. :func:`body_mesh` (what the pipeline renders) has betas 0 and zero translation
+and global orientation; :func:`posed_vertices` poses a model with any pose, betas and
+translation (e.g. a dataset's fits).
 """
 
 from __future__ import annotations
@@ -227,6 +229,11 @@ def _model_arrays(data: dict, model_type: str, source) -> dict:
     if kintree.ndim != 2 or kintree.shape != (2, joints):
         raise ValueError(f"{source}: kintree_table has shape {kintree.shape}, expected (2, {joints})")
     arrays["parents"][0] = -1
+    if "shapedirs" in data:
+        shapedirs = np.asarray(data["shapedirs"], np.float64)
+        if shapedirs.ndim != 3 or shapedirs.shape[:2] != (num_vertices, 3):
+            raise ValueError(f"{source}: shapedirs has shape {shapedirs.shape}, expected ({num_vertices}, 3, B)")
+        arrays["shapedirs"] = shapedirs
     return arrays
 
 
@@ -236,7 +243,8 @@ def load_model_arrays(model_type: str, model_path, gender: str = "neutral") -> d
     Returns:
         {"v_template": (V, 3) float64 metres, "faces": (F, 3) int64, "weights": (V, J) float64,
         "parents": (J,) int64 (root -1), "J_regressor": (J, V) float64, "posedirs": (V, 3, 9 (J - 1))
-        float64} with J = ``NUM_JOINTS[model_type]``.
+        float64} with J = ``NUM_JOINTS[model_type]``, and "shapedirs": (V, 3, B) float64 (metres
+        per unit of each of the B shape coefficients) when the file has it.
 
     Raises:
         ValueError: unknown model_type / gender, missing keys (listed) or wrong array shapes.
@@ -267,31 +275,72 @@ def body_mesh(model_type: str, model_path, pose: str = "vitruvian", gender: str 
     """
     axis_angle = canonical_pose(model_type, pose)
     m = load_model_arrays(model_type, model_path, gender)
-    import torch  # deferred: loading files and converting contacts need no torch
-    from smplx.lbs import lbs
-
-    num_vertices, num_poses = len(m["v_template"]), m["posedirs"].shape[2]
-    t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
-    with torch.no_grad():
-        vertices, _ = lbs(
-            betas=torch.zeros(1, 1, dtype=torch.float64),
-            pose=t(axis_angle.reshape(1, -1)),
-            v_template=t(m["v_template"]),
-            shapedirs=torch.zeros(num_vertices, 3, 1, dtype=torch.float64),  # betas are 0
-            posedirs=t(m["posedirs"].reshape(-1, num_poses).T),  # (P, V*3), as smplx stores it
-            J_regressor=t(m["J_regressor"]),
-            parents=torch.as_tensor(m["parents"]),
-            lbs_weights=t(m["weights"]),
-        )
+    vertices = posed_vertices(m, axis_angle)
     body_joints = NUM_BODY_JOINTS[model_type]
     lookup = np.array([part_of_smpl_joint(j, body_joints) for j in range(NUM_JOINTS[model_type])])
     return TriangleMesh(
-        vertices=vertices[0].numpy().astype(np.float32),
+        vertices=vertices.astype(np.float32),
         faces=m["faces"],
         part_labels=lookup[np.argmax(m["weights"], axis=1)],
         part_names=BODY_PARTS,
         name=model_type,
     )
+
+
+def posed_vertices(arrays: dict, axis_angle, betas=None, translation=None) -> np.ndarray:
+    """Vertices of a body model posed by linear blend skinning (``smplx.lbs.lbs``), pose
+    correctives included: the SMPL family's forward function.
+
+    Args:
+        arrays: from :func:`load_model_arrays` (with ``shapedirs`` when ``betas`` is given).
+        axis_angle: (J, 3) or (3 J,) axis-angle per joint, radians, in the model's joint order
+            (SMPL-H: global orientation, 21 body joints, 15 left-hand then 15 right-hand joints;
+            the 156 values of a BEHAVE ``person_fit.pkl`` ``pose``).
+        betas: (B,) shape coefficients (None: the template's shape); B at most the model's.
+        translation: (3,) metres added to every vertex after posing (None: zero).
+
+    Returns:
+        (V, 3) float64 metres in the model's frame (translated; nothing is recentred).
+
+    Raises:
+        ValueError: ``axis_angle`` not J x 3 values, more betas than the model has shape
+            directions (or none), a translation that is not 3 values, or non-finite values.
+    """
+    joints = len(arrays["parents"])
+    pose = np.asarray(axis_angle, np.float64).reshape(-1)
+    if pose.shape != (3 * joints,):
+        raise ValueError(f"pose must hold {joints} x 3 axis-angle values, got {np.shape(axis_angle)}")
+    num_vertices = len(arrays["v_template"])
+    shapedirs = np.zeros((num_vertices, 3, 1))
+    coefficients = np.zeros(1)
+    if betas is not None:
+        coefficients = np.asarray(betas, np.float64).reshape(-1)
+        available = arrays["shapedirs"].shape[2] if "shapedirs" in arrays else 0
+        if not 0 < coefficients.size <= available:
+            raise ValueError(f"{coefficients.size} betas for a model with {available} shape directions")
+        shapedirs = arrays["shapedirs"][:, :, :coefficients.size]
+    shift = np.zeros(3) if translation is None else np.asarray(translation, np.float64).reshape(-1)
+    if shift.shape != (3,):
+        raise ValueError(f"translation must be 3 values, got {np.shape(translation)}")
+    if not (np.all(np.isfinite(pose)) and np.all(np.isfinite(coefficients)) and np.all(np.isfinite(shift))):
+        raise ValueError("pose, betas and translation must be finite")
+    import torch  # deferred: loading files needs no torch
+    from smplx.lbs import lbs
+
+    num_poses = arrays["posedirs"].shape[2]
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    with torch.no_grad():
+        vertices, _ = lbs(
+            betas=t(coefficients[None]),
+            pose=t(pose[None]),
+            v_template=t(arrays["v_template"]),
+            shapedirs=t(shapedirs),
+            posedirs=t(arrays["posedirs"].reshape(-1, num_poses).T),  # (P, V*3), as smplx stores it
+            J_regressor=t(arrays["J_regressor"]),
+            parents=torch.as_tensor(arrays["parents"]),
+            lbs_weights=t(arrays["weights"]),
+        )
+    return vertices[0].numpy() + shift
 
 
 def load_conversion_matrix(

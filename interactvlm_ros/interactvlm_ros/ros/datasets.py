@@ -1,11 +1,11 @@
-"""Convert public benchmarks (DAMON, PIAD) into evaluation input bags + ground-truth sidecars.
+"""Convert public benchmarks (DAMON, PIAD, BEHAVE) into evaluation input bags + ground-truth sidecars.
 
 Each converter writes an input bag with :func:`~interactvlm_ros.ros.bags.write_input_bag`
 (one frame per dataset image, stamps ``start_ns + i * period_ns``) and its sidecar with
 :func:`~interactvlm_ros.eval.groundtruth.save_ground_truth` at
 :func:`~interactvlm_ros.eval.groundtruth.sidecar_path` of the bag. The datasets need
-registration and are never shipped; the knowledge of their on-disk layout is kept in the two
-sections below (``DAMON layout`` and ``PIAD layout``), each with its sources.
+registration and are never shipped; the knowledge of their on-disk layout is kept in the
+sections below (``DAMON layout``, ``PIAD layout``, ``BEHAVE layout``), each with its sources.
 
 Common conventions:
 
@@ -15,7 +15,8 @@ Common conventions:
   ``images/a.jpg`` and ``a.jpg``), so ``root`` may point at any level of a release.
 * With ``compressed=True`` an original JPEG file is copied into the bag byte for byte (no
   second lossy encoding), unless its EXIF orientation asks for a rotation (then ``rgb``, as
-  decoded without rotation, is re-encoded so both topics show the same pixels).
+  decoded without rotation, is re-encoded so both topics show the same pixels) or the converter
+  changed the pixels (BEHAVE's undistortion), which are then encoded.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..safe_pickle import load_npy, load_npz
+from ..safe_pickle import DATA_GLOBALS, RefusedGlobalError, load_npy, load_npz, load_pickle
 from ..detection import Detection
 from .bags import Frame, write_input_bag
 from ..eval.groundtruth import GroundTruthSample, save_ground_truth, sidecar_path
@@ -65,20 +66,27 @@ class ConversionResult:
 @dataclass
 class _Object:
     """One detection of an item: id, label, box (x_min, y_min, x_max, y_max px; None: whole
-    image), ground-truth fields."""
+    image), ground-truth fields (None: a detection without a ground-truth sample, e.g. the
+    person beside an object)."""
 
     det_id: str
     label: str
     bbox_xyxy: tuple[float, float, float, float] | None
-    truth: dict
+    truth: dict | None
 
 
 @dataclass
 class _Item:
-    """One dataset image and its objects."""
+    """One dataset image and its objects; ``rgb`` (H, W, 3) uint8 when the pixels to write are
+    not the file's (e.g. undistorted), ``depth`` / ``k`` / ``frame_id`` as for
+    :class:`~interactvlm_ros.ros.bags.Frame`."""
 
     image: Path
     objects: list[_Object]
+    rgb: np.ndarray | None = None
+    depth: np.ndarray | None = None
+    k: tuple[float, ...] | None = None
+    frame_id: str = "camera"
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,19 +144,23 @@ def _convert(items: Iterable[_Item], out_bag, limit: int | None, skipped: list[s
     samples: list[GroundTruthSample] = []
 
     def frames() -> Iterator[Frame]:
-        for item in items:
-            if limit is not None and result.frames >= limit:
+        iterator = iter(items)
+        while limit is None or result.frames < limit:  # checked before the next item is read
+            item = next(iterator, None)
+            if item is None:
                 return
-            rgb, jpeg = _load_rgb(item.image)
+            rgb, jpeg = _load_rgb(item.image) if item.rgb is None else (item.rgb, None)
             stamp = start_ns + result.frames * period_ns
             detections = []
             for obj in item.objects:
                 box = obj.bbox_xyxy if obj.bbox_xyxy is not None else _whole_image(rgb)
                 detections.append(Detection(obj.label, box, GT_SCORE, obj.det_id))
-                samples.append(GroundTruthSample(image_stamp_ns=stamp, detection_id=obj.det_id,
-                                                 object_label=obj.label, **obj.truth))
+                if obj.truth is not None:
+                    samples.append(GroundTruthSample(image_stamp_ns=stamp, detection_id=obj.det_id,
+                                                     object_label=obj.label, **obj.truth))
             result.frames += 1
-            yield Frame(stamp_ns=stamp, rgb=rgb, detections=detections, jpeg=jpeg)
+            yield Frame(stamp_ns=stamp, rgb=rgb, detections=detections, frame_id=item.frame_id, jpeg=jpeg,
+                        depth=item.depth, k=item.k)
 
     write_input_bag(out_bag, frames(), compressed=compressed, storage=storage)
     if result.frames == 0:
@@ -525,3 +537,403 @@ def convert_piad(root, out_bag, limit: int | None = None, *, split: str = "Test"
     return _convert(_piad_items(rows, bases, skipped), out_bag, limit, skipped,
                     compressed=compressed, storage=storage, start_ns=start_ns,
                     period_ns=period_ns)
+
+
+# --------------------------------------------------------------------------------------------
+# BEHAVE layout
+#
+# Sources (xiexh20/behave-dataset, read through the code search, 2026: README "Dataset
+# Structure" and "Parse object pose parameters", data/utils.py, data/kinect_calib.py,
+# data/kinect_transform.py, data/seq_utils.py, data/frame_data.py, tools/parse_obj_pose.py,
+# tools/smpl_params2mesh.py, libsmpl/smplpytorch/pytorch/smpl_layer.py, compute_contacts.py):
+# * ``split.json``: {"train": [sequence names], "test": [...]}, beside ``sequences/``.
+# * ``sequences/<Date>_<Sub>_<object>[_<action>]/info.json``: "cat" (the object name), "gender"
+#   (``male`` / ``female``: the SMPL-H model of the fits), "config" / "intrinsic" (calibration
+#   folders, relative to the sequence folder) and "kinects" (ids).
+# * ``sequences/<seq>/t<seconds>.000/``: ``k<k>.color.jpg``; ``k<k>.depth.png`` (uint16
+#   millimetres, "already pixel aligned with color images"); ``k<k>.person_mask.jpg`` and
+#   ``k<k>.obj_rend_mask.jpg`` (the loader also accepts ``.png`` and ``k<k>.obj_mask.*``; a pixel
+#   belongs to the mask when > 127).
+# * ``calibs/intrinsics/<k>/calibration.json``: "color" with fx, fy, cx, cy [px], width, height
+#   and "opencv", whose values from the fifth on are the OpenCV distortion coefficients the
+#   loader projects into the colour image with (``cv2.projectPoints``).
+# * ``calibs/<Date>/config/<k>/config.json``: "rotation" (9 values, row-major) and
+#   "translation" (3, metres): Kinect k's colour camera -> the world frame, which is Kinect 1's
+#   colour camera (x right, y down, z forward); world -> camera k is the inverse.
+# * ``<frame>/person/fit02/person_fit.pkl``: "pose" (156 SMPL-H axis-angle values: 52 joints),
+#   "betas" (10), "trans" (3), world frame: vertices = SMPL-H_<gender>(pose, betas) + trans
+#   (MANO v1.2 model files; nothing recentred).
+# * ``<frame>/<object>/fit01/<object>_fit.pkl`` (folder and file named after the object, or after
+#   its detector class "chair" / "sports ball"): "angle" (3, axis-angle) and "trans" (3, m):
+#   world vertex = R(angle) v + trans for the template's vertices v centred on their mean; the
+#   template is the simplified mesh of :data:`BEHAVE_TEMPLATES` under ``objects/`` (the full
+#   ``<name>.obj`` scan is centred with the same mean; it is not read here).
+# Assumptions: (1) ``info.json`` paths that do not exist (e.g. absolute paths of the authors'
+# machines) fall back to ``calibs/<Date>/config`` and ``calibs/intrinsics``. (2) Frames without
+# both fits are skipped (not every frame has registrations); views without a colour image,
+# depth or a non-empty person and object mask are skipped. (3) With non-zero distortion the
+# colour image, depth and masks are undistorted onto the same intrinsics (colour bilinear,
+# depth and masks nearest), so the CameraInfo (K, no distortion) and the ground truth in the
+# camera frame describe the written pixels exactly.
+
+BEHAVE_FITS = {"person": "person/fit02/person_fit.pkl", "object": "{folder}/fit01/{folder}_fit.pkl"}
+#: Simplified object meshes the fits are registered with, under ``objects/``.
+BEHAVE_TEMPLATES = {
+    "backpack": "backpack/backpack_f1000.ply", "basketball": "basketball/basketball_f1000.ply",
+    "boxlarge": "boxlarge/boxlarge_f1000.ply", "boxtiny": "boxtiny/boxtiny_f1000.ply",
+    "boxlong": "boxlong/boxlong_f1000.ply", "boxsmall": "boxsmall/boxsmall_f1000.ply",
+    "boxmedium": "boxmedium/boxmedium_f1000.ply", "chairblack": "chairblack/chairblack_f2500.ply",
+    "chairwood": "chairwood/chairwood_f2500.ply", "monitor": "monitor/monitor_closed_f1000.ply",
+    "keyboard": "keyboard/keyboard_f1000.ply", "plasticcontainer": "plasticcontainer/plasticcontainer_f1000.ply",
+    "stool": "stool/stool_f1000.ply", "tablesquare": "tablesquare/tablesquare_f2000.ply",
+    "toolbox": "toolbox/toolbox_f1000.ply", "suitcase": "suitcase/suitcase_f1000.ply",
+    "tablesmall": "tablesmall/tablesmall_f1000.ply", "yogamat": "yogamat/yogamat_f1000.ply",
+    "yogaball": "yogaball/yogaball_f1000.ply", "trashbin": "trashbin/trashbin_f1000.ply",
+}
+#: Detection label (a plain class word a detector or a prompt uses) of each BEHAVE object;
+#: other object names are used as they are.
+BEHAVE_LABELS = {
+    "boxlarge": "box", "boxlong": "box", "boxmedium": "box", "boxsmall": "box", "boxtiny": "box",
+    "chairblack": "chair", "chairwood": "chair", "tablesmall": "table", "tablesquare": "table",
+    "plasticcontainer": "plastic container", "trashbin": "trash bin", "yogaball": "yoga ball",
+    "yogamat": "yoga mat",
+}
+#: The fit folder BEHAVE's loader tries first for objects whose name holds these words.
+BEHAVE_FIT_FOLDERS = {"chair": "chair", "ball": "sports ball"}
+BEHAVE_BODY_MODEL = "smplh"
+#: Detection id and label of the person in every converted frame.
+BEHAVE_PERSON = "person"
+#: A mask pixel belongs to the mask when its grey value exceeds this (BEHAVE's loader).
+BEHAVE_MASK_LEVEL = 127
+
+_FIT_HINT = "; BEHAVE fits may name only numpy arrays / dtypes / scalars and builtin containers"
+
+
+def behave_label(name: str) -> str:
+    """The detection label of BEHAVE object ``name`` (:data:`BEHAVE_LABELS`, else ``name``)."""
+    return BEHAVE_LABELS.get(name, name)
+
+
+@dataclass
+class _BehaveCamera:
+    """One Kinect's colour camera: intrinsics, distortion, size and pose in the world frame."""
+
+    k: np.ndarray  # (3, 3) px
+    distortion: np.ndarray  # OpenCV coefficients
+    size: tuple[int, int]  # (width, height) px
+    rotation: np.ndarray  # (3, 3) camera -> world
+    translation: np.ndarray  # (3,) m
+    maps: tuple[np.ndarray, np.ndarray] | None = None  # undistortion remap (None: no distortion)
+
+    def to_camera(self, points: np.ndarray) -> np.ndarray:
+        """World points (N, 3) [m] in this camera's frame."""
+        return (points - self.translation) @ self.rotation
+
+    def pose_in_camera(self, world_from_object: np.ndarray) -> np.ndarray:
+        """(4, 4) camera-from-object transform of a world-from-object one."""
+        camera_from_world = np.eye(4)
+        camera_from_world[:3, :3] = self.rotation.T
+        camera_from_world[:3, 3] = -self.rotation.T @ self.translation
+        return camera_from_world @ world_from_object
+
+
+def _read_json(path: Path, what: str):
+    if not path.is_file():
+        raise FileNotFoundError(f"BEHAVE {what} {path} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not JSON ({err})") from err
+
+
+def _calibration_folder(seq_dir: Path, info: dict, key: str, fallback: Path) -> Path:
+    """The calibration folder ``info[key]`` names (relative to the sequence), else ``fallback``."""
+    named = info.get(key)
+    if named:
+        folder = Path(named) if Path(named).is_absolute() else seq_dir / named
+        if folder.is_dir():
+            return folder.resolve()
+    return fallback
+
+
+def _behave_camera(intrinsics: Path, config: Path, kinect: int) -> _BehaveCamera:
+    import cv2
+
+    calibration = _read_json(intrinsics / str(kinect) / "calibration.json", "calibration file")
+    pose = _read_json(config / str(kinect) / "config.json", "camera pose file")
+    try:
+        color = calibration["color"]
+        k = np.array([[color["fx"], 0.0, color["cx"]], [0.0, color["fy"], color["cy"]], [0.0, 0.0, 1.0]], np.float64)
+        distortion = np.asarray(color.get("opencv", [])[4:], np.float64)
+        size = (int(color["width"]), int(color["height"]))
+        rotation = np.asarray(pose["rotation"], np.float64).reshape(3, 3)
+        translation = np.asarray(pose["translation"], np.float64).reshape(3)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"Kinect {kinect} calibration in {intrinsics} / {config}: {err!r}") from err
+    if abs(np.linalg.det(rotation) - 1.0) > 1e-3:
+        raise ValueError(f"{config / str(kinect) / 'config.json'}: rotation is not a rotation matrix")
+    camera = _BehaveCamera(k, distortion, size, rotation, translation)
+    if np.any(distortion != 0):
+        camera.maps = cv2.initUndistortRectifyMap(k, distortion, None, k, size, cv2.CV_32FC1)
+    return camera
+
+
+def _load_fit(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The ``keys`` arrays of a BEHAVE fit pickle (restricted unpickler, float64)."""
+    data = load_pickle(path, DATA_GLOBALS, _FIT_HINT)
+    if not isinstance(data, dict) or any(key not in data for key in keys):
+        raise ValueError(f"{path}: expected a dict with {list(keys)}")
+    return {key: np.asarray(data[key], np.float64).reshape(-1) for key in keys}
+
+
+def _object_fit_path(frame_dir: Path, name: str) -> Path:
+    folders = [f for word, f in BEHAVE_FIT_FOLDERS.items() if word in name] + [name]
+    candidates = [frame_dir / BEHAVE_FITS["object"].format(folder=f) for f in folders]
+    return next((c for c in candidates if c.is_file()), candidates[-1])
+
+
+def _behave_template(root: Path, name: str):
+    """(vertices centred on their mean (K, 3) float64 m, faces (G, 3) int32) of object ``name``."""
+    import trimesh
+
+    folder = root / "objects" / name
+    path = root / "objects" / BEHAVE_TEMPLATES[name] if name in BEHAVE_TEMPLATES else None
+    if path is None or not path.is_file():
+        found = sorted(folder.glob(f"{name}*_f[0-9]*.ply"))
+        if len(found) != 1:
+            raise FileNotFoundError(f"BEHAVE object template of {name!r} not found: expected "
+                                    f"{path or folder / (name + '_f<N>.ply')}")
+        path = found[0]
+    mesh = trimesh.load(path, process=False, force="mesh")
+    vertices = np.asarray(mesh.vertices, np.float64)
+    faces = np.asarray(mesh.faces, np.int32)
+    if vertices.ndim != 2 or len(vertices) == 0 or len(faces) == 0:
+        raise ValueError(f"{path}: not a triangle mesh")
+    return vertices - vertices.mean(axis=0), faces
+
+
+def _mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Pixel-edge box ``(x_min, y_min, x_max, y_max)`` of a boolean mask; None when empty."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+
+
+def _read_mask(frame_dir: Path, kinect: int, names: tuple[str, ...]) -> np.ndarray:
+    import cv2
+
+    for name in names:
+        for ext in ("jpg", "png"):
+            path = frame_dir / f"k{kinect}.{name}.{ext}"
+            if path.is_file():
+                grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+                if grey is None:
+                    raise ValueError(f"{path}: unreadable mask")
+                return grey
+    raise FileNotFoundError(f"no k{kinect}.{names[0]}.jpg")
+
+
+@dataclass
+class _BehaveSequence:
+    name: str
+    folder: Path
+    object_name: str
+    model: dict  # SMPL-H arrays (geometry.smpl.load_model_arrays)
+    template: tuple[np.ndarray, np.ndarray]
+    cameras: dict[int, _BehaveCamera]
+
+
+def _behave_sequence(root: Path, name: str, kinects: tuple[int, ...], body_model_dir, models: dict,
+                     templates: dict) -> _BehaveSequence:
+    """A sequence's object, SMPL-H model and cameras (errors name what is missing)."""
+    from ..geometry.smpl import load_model_arrays
+
+    folder = root / "sequences" / name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"BEHAVE sequence folder {folder} not found")
+    info_path = folder / "info.json"
+    info = _read_json(info_path, "sequence info (the object and the subject's gender)")
+    object_name = str(info.get("cat") or name.split("_")[2])
+    gender = info.get("gender")
+    if gender not in ("male", "female"):
+        raise ValueError(f"{info_path}: gender must be 'male' or 'female' (the SMPL-H model), got {gender!r}")
+    if gender not in models:
+        model = load_model_arrays(BEHAVE_BODY_MODEL, body_model_dir, gender)
+        if "shapedirs" not in model:
+            raise ValueError(f"the SMPL-H {gender} model in {body_model_dir} has no shapedirs (BEHAVE's fits have betas)")
+        model["faces"] = model["faces"].astype(np.int32)  # one array shared by every sample's body_faces
+        models[gender] = model
+    if object_name not in templates:
+        templates[object_name] = _behave_template(root, object_name)
+    date = name.split("_")[0]
+    intrinsics = _calibration_folder(folder, info, "intrinsic", root / "calibs" / "intrinsics")
+    config = _calibration_folder(folder, info, "config", root / "calibs" / date / "config")
+    cameras = {k: _behave_camera(intrinsics, config, k) for k in kinects}
+    return _BehaveSequence(name, folder, object_name, models[gender], templates[object_name], cameras)
+
+
+def _behave_scene(sequence: _BehaveSequence, frame_dir: Path) -> dict:
+    """World-frame body vertices, object pose and contact of one frame (FileNotFoundError when a
+    fit is missing)."""
+    from scipy.spatial.transform import Rotation
+
+    from ..eval.metrics import proximity_contact
+    from ..geometry.smpl import posed_vertices
+
+    person_path = frame_dir / BEHAVE_FITS["person"]
+    object_path = _object_fit_path(frame_dir, sequence.object_name)
+    for path in (person_path, object_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"no fit {path.relative_to(frame_dir)}")
+    person = _load_fit(person_path, ("pose", "betas", "trans"))
+    fit = _load_fit(object_path, ("angle", "trans"))
+    body = posed_vertices(sequence.model, person["pose"], person["betas"], person["trans"])
+    world_from_object = np.eye(4)
+    world_from_object[:3, :3] = Rotation.from_rotvec(fit["angle"]).as_matrix()
+    world_from_object[:3, 3] = fit["trans"]
+    vertices, faces = sequence.template
+    object_world = vertices @ world_from_object[:3, :3].T + world_from_object[:3, 3]
+    return {"body": body, "world_from_object": world_from_object,
+            "contact": proximity_contact(body, object_world, faces)}
+
+
+def _behave_view(sequence: _BehaveSequence, frame_dir: Path, kinect: int, scene: dict) -> _Item:
+    """The item of one Kinect's view of a frame (FileNotFoundError / ValueError: skipped)."""
+    import cv2
+    from PIL import Image
+
+    camera = sequence.cameras[kinect]
+    image = frame_dir / f"k{kinect}.color.jpg"
+    depth_path = frame_dir / f"k{kinect}.depth.png"
+    for path in (image, depth_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"no {path.name}")
+    with Image.open(image) as opened:
+        size = opened.size
+    if size != camera.size:
+        raise ValueError(f"{image.name} is {size[0]} x {size[1]} px, its calibration {camera.size[0]} x "
+                         f"{camera.size[1]}")
+    depth = cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED)
+    if depth is None or depth.dtype != np.uint16 or depth.shape != (size[1], size[0]):
+        raise ValueError(f"{depth_path.name}: expected {size[0]} x {size[1]} uint16 millimetres, got "
+                         f"{None if depth is None else (depth.shape, depth.dtype)}")
+    person = _read_mask(frame_dir, kinect, ("person_mask",))
+    obj = _read_mask(frame_dir, kinect, ("obj_rend_mask", "obj_mask"))
+    rgb = None
+    if camera.maps is not None:
+        def remap(pixels, interpolation):
+            return cv2.remap(pixels, *camera.maps, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+        rgb = remap(_load_rgb(image)[0], cv2.INTER_LINEAR)
+        depth, person, obj = (remap(a, cv2.INTER_NEAREST) for a in (depth, person, obj))
+    person_box, object_box = _mask_box(person > BEHAVE_MASK_LEVEL), _mask_box(obj > BEHAVE_MASK_LEVEL)
+    if person_box is None or object_box is None:
+        raise ValueError(f"empty {'person' if person_box is None else 'object'} mask in view k{kinect}")
+    vertices, faces = sequence.template
+    truth = {"body_model": BEHAVE_BODY_MODEL, "contact": scene["contact"],
+             "body_vertices": camera.to_camera(scene["body"]), "body_faces": sequence.model["faces"],
+             "object_vertices": vertices, "object_faces": faces,
+             "object_pose": camera.pose_in_camera(scene["world_from_object"])}
+    objects = [_Object(BEHAVE_PERSON, BEHAVE_PERSON, person_box, None),
+               _Object(sequence.object_name, behave_label(sequence.object_name), object_box, truth)]
+    return _Item(image, objects, rgb=rgb, depth=depth, k=tuple(camera.k.reshape(-1)), frame_id=f"k{kinect}_color")
+
+
+def _behave_items(root: Path, names: list[str], kinects: tuple[int, ...], body_model_dir,
+                  skipped: list[str]) -> Iterator[_Item]:
+    models: dict = {}
+    templates: dict = {}
+    for name in names:
+        sequence = _behave_sequence(root, name, kinects, body_model_dir, models, templates)
+        for frame_dir in sorted(d for d in sequence.folder.glob("t*.000") if d.is_dir()):
+            where = f"{name}/{frame_dir.name}"
+            try:
+                scene = _behave_scene(sequence, frame_dir)
+            except RefusedGlobalError:
+                raise
+            except (FileNotFoundError, ValueError) as err:
+                skipped.append(f"{where}: {err}")
+                continue
+            for kinect in kinects:
+                try:
+                    yield _behave_view(sequence, frame_dir, kinect, scene)
+                except (FileNotFoundError, ValueError) as err:
+                    skipped.append(f"{where}/k{kinect}: {err}")
+
+
+def behave_sequences(root, split: str | None = "test") -> list[str]:
+    """The sequence names of a BEHAVE ``split`` (``split.json``), sorted; None: every folder in
+    ``sequences/``. Raises FileNotFoundError without ``split.json`` / ``sequences/`` and
+    ValueError for a split the file does not have."""
+    root = Path(root)
+    if split is None:
+        folder = root / "sequences"
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no BEHAVE sequences folder {folder}")
+        return sorted(d.name for d in folder.iterdir() if d.is_dir())
+    path = root / "split.json"
+    splits = _read_json(path, "split file")
+    if not isinstance(splits, dict) or not isinstance(splits.get(split), list):
+        raise ValueError(f"{path}: no split {split!r} (has {sorted(splits) if isinstance(splits, dict) else '?'})")
+    return sorted(str(name) for name in splits[split])
+
+
+def convert_behave(root, out_bag, limit: int | None = None, *, body_model_dir, split: str | None = "test",
+                   sequences: Iterable[str] | None = None, kinects: Iterable[int] = (0, 1, 2, 3),
+                   compressed: bool = False, storage: str = "mcap", start_ns: int = DEFAULT_START_NS,
+                   period_ns: int = DEFAULT_PERIOD_NS) -> ConversionResult:
+    """Convert BEHAVE (the release layout of the "BEHAVE layout" section) to a bag + sidecar.
+
+    Args:
+        root: the release folder holding ``calibs/``, ``objects/``, ``sequences/`` and
+            ``split.json``.
+        out_bag: bag folder to create; the sidecar goes to ``sidecar_path(out_bag)``.
+        limit: convert at most this many images (views) (None: all).
+        body_model_dir: the user's SMPL-H model files (MANO v1.2 ``SMPLH_male`` /
+            ``SMPLH_female``, ``.pkl`` or ``.npz``; a folder as ``geometry.smpl.resolve_model_path``
+            searches, or one file): BEHAVE's fits are SMPL-H parameters of the subject's gender.
+        split: ``test`` (default) or ``train`` from ``split.json``; None: every sequence folder.
+        sequences: only these sequence names (of the split).
+        kinects: Kinect ids whose views to write, each view one frame.
+        compressed, storage: as for :func:`~interactvlm_ros.ros.bags.write_input_bag`.
+        start_ns, period_ns: stamp of the first frame and frame spacing [ns].
+
+    Each view of a frame with both fits becomes one frame, in sequence, frame and Kinect order:
+    the colour image (undistorted when the calibration has distortion), its registered depth
+    (uint16 mm, ``/camera/depth_registered/image_raw``) and CameraInfo (the colour
+    intrinsics, no distortion), frame id ``k<k>_color``, and two detections with score 1:
+    ``person`` (id and label :data:`BEHAVE_PERSON`, box of the person mask) and the object (id
+    = BEHAVE's object name, label :func:`behave_label`, box of the object mask). The object
+    detection's sample holds ``body_model = "smplh"``, the SMPL-H body posed with the fit in the
+    view's camera frame (``body_vertices``, ``body_faces``), ``contact`` = its vertices whose
+    signed distance to the object's surface is below 2 cm
+    (:func:`~interactvlm_ros.eval.metrics.proximity_contact`: BEHAVE's own contact threshold),
+    and the object's template (centred) with its pose in the camera frame. Frames without fits
+    and views with missing files or an empty mask are skipped (listed in the result).
+
+    Raises:
+        FileNotFoundError: no split file / sequence / ``info.json`` / calibration / object
+            template, or no SMPL-H model file (the message says where they come from).
+        FileExistsError: the bag or sidecar exists.
+        ValueError: an unknown split, a Kinect id outside 0-3, an invalid calibration or model,
+            or nothing convertible.
+        RefusedGlobalError: a fit pickle naming anything but numpy arrays and builtin
+            containers (a ValueError and ``pickle.UnpicklingError``).
+    """
+    root = Path(root)
+    kinects = tuple(int(k) for k in kinects)
+    if not kinects or any(k not in range(4) for k in kinects) or len(set(kinects)) != len(kinects):
+        raise ValueError(f"kinects must be distinct ids in 0-3, got {kinects}")
+    if body_model_dir is None:
+        raise ValueError("convert_behave needs body_model_dir: BEHAVE's human fits are SMPL-H parameters")
+    names = behave_sequences(root, split)
+    if sequences is not None:
+        wanted = [str(s) for s in sequences]
+        missing = [s for s in wanted if s not in names]
+        if missing:
+            raise ValueError(f"sequences {missing} are not in split {split!r} of {root}")
+        names = [n for n in names if n in wanted]
+    skipped: list[str] = []
+    return _convert(_behave_items(root, names, kinects, body_model_dir, skipped), out_bag, limit, skipped,
+                    compressed=compressed, storage=storage, start_ns=start_ns, period_ns=period_ns)
