@@ -85,6 +85,76 @@ class Reason(StrEnum):
             return "quiet"
         return "error" if self is Reason.INFERENCE_ERROR else "warn"
 
+    @property
+    def description(self) -> str:
+        """One line: what was found (the documentation's table of reasons is made from these)."""
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS = {
+    Reason.IMAGE_WITHOUT_STAMP: "an image whose header stamp is zero: it cannot be paired with detections",
+    Reason.DETECTIONS_WITHOUT_STAMP: "a detections message whose header stamp is zero: it cannot be paired with an "
+                                     "image",
+    Reason.NEGATIVE_STAMP: "an image or detections message with a negative header stamp",
+    Reason.EMPTY_DETECTIONS: "a detections message without any detection",
+    Reason.UNSUPPORTED_ENCODING: "an image encoding other than rgb8, bgr8, mono8, rgba8, bgra8, or a compressed "
+                                 "format other than jpeg / png",
+    Reason.UNDECODABLE_IMAGE: "compressed image data that is empty or cannot be decoded as JPEG / PNG",
+    Reason.EMPTY_IMAGE: "an image of width or height 0",
+    Reason.BAD_IMAGE_SIZE: "a raw image (or depth image) whose data is not step x height bytes",
+    Reason.IMAGE_TOO_SMALL: "an image whose smaller side is below min_image_size",
+    Reason.IMAGE_TOO_LARGE: "an image with more than max_image_pixels pixels (for JPEG / PNG read from the header, "
+                            "before decoding)",
+    Reason.INCOMPATIBLE_QOS: "a publisher whose QoS cannot match one of the node's subscriptions: nothing arrives "
+                             "from it",
+    Reason.DUPLICATE_STAMP: "a second image, depth or CameraInfo message with the stamp of one kept (the first is "
+                            "used)",
+    Reason.NO_IMAGE_FOR_DETECTIONS: "a detections message with no image within sync_slop of its stamp (images lost or "
+                                    "not published)",
+    Reason.DETECTION_WITHOUT_CLASS: "a detection without results or with an empty class_id",
+    Reason.NAN_IN_DETECTION: "a detection with a non-finite score or box",
+    Reason.INVALID_LABEL: "a class label that cannot go into a prompt: too long (max_label_length), characters other "
+                          "than letters, digits, space and _-'.,&+(), a special token, or no letter or digit",
+    Reason.IGNORED_CLASS: "a detection of a class in ignore_classes",
+    Reason.LOW_SCORE: "a detection scoring below min_score",
+    Reason.EMPTY_BOX: "a detection box whose width or height is not positive",
+    Reason.BOX_TOO_SMALL: "a detection box under 2 x 2 pixels",
+    Reason.BOX_OUTSIDE_IMAGE: "a detection box that lies entirely outside the image",
+    Reason.BOX_TOO_LARGE: "a detection box more than twice the image's width or height",
+    Reason.DUPLICATE_DETECTION_ID: "a detection with the id of an earlier one in the same message (the first is "
+                                   "used)",
+    Reason.DETECTIONS_OVER_LIMIT: "object detections beyond max_detections (the highest scores are kept)",
+    Reason.PAIRS_WITHOUT_VALID_DETECTIONS: "an image + detections pair in which no object detection was valid "
+                                           "(each dropped detection is counted under its own reason)",
+    Reason.INFERENCE_ERROR: "the model failed on a pair: nothing is published for it",
+    Reason.DETECTIONS_FRAME_MISMATCH: "detections whose frame_id differs from the image's",
+    Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS: "an object class without mesh, proxy or depth: its ObjectAffordance is "
+                                             "empty (geometry_source \"\")",
+    Reason.NO_PERSON_FOR_OBJECT: "an object without a person detection to associate it with: the model sees the "
+                                 "whole image",
+    Reason.NO_OBJECT_CONTACT_FOR_HANDOVER: "task handover without a clearance: no object contact (joint model) and "
+                                           "no posed person with the object's depth points; no "
+                                           "robot_grasp_clearance field",
+    Reason.ANSWER_LIMIT_REACHED: "an answer that reached max_new_tokens without a mask token: no mask",
+    Reason.ANSWER_WITHOUT_SEG: "an answer that ended without a mask token: no mask",
+    Reason.NO_DEPTH_FOR_IMAGE: "with use_depth, no depth image or CameraInfo came within depth_wait: processed "
+                               "without depth",
+    Reason.TOO_FEW_DEPTH_POINTS: "too little valid depth in a detection's box: its mesh or proxy is used",
+    Reason.BAD_DEPTH: "a depth image or CameraInfo that cannot be used (size, buffer, intrinsics, no stamp): "
+                      "processed without depth",
+    Reason.UNSUPPORTED_DEPTH_ENCODING: "a depth encoding other than 16UC1 (mm) or 32FC1 (m): processed without depth",
+    Reason.NO_PERSON_FOUND: "the body pose source found no person in a person detection's box: not posed",
+    Reason.PERSON_BOX_TOO_SMALL: "a person box under 32 pixels on a side: not posed",
+    Reason.NO_CAMERA_INFO: "no CameraInfo for the image: its people are found but not placed",
+    Reason.TOO_FEW_LANDMARKS: "too few visible landmarks (or PnP found no pose) to place or pose a person",
+    Reason.NO_DEPTH_AT_LANDMARKS: "too little usable depth at a person's landmarks, and too few landmarks for PnP: "
+                                  "not placed",
+    Reason.PERSON_BEHIND_CAMERA: "a placement that puts landmarks behind the camera: not placed",
+    Reason.PERSON_TOO_FAR: "a placement that puts the person beyond 10 m: not placed",
+    Reason.BAD_CAMERA_INFO: "a CameraInfo of another size than the image, or without focal lengths: not used",
+    Reason.PERSONS_OVER_LIMIT: "person detections beyond max_posed_persons (the highest scores are posed)",
+}
+
 
 _QUIET = frozenset({Reason.IGNORED_CLASS, Reason.LOW_SCORE, Reason.DETECTIONS_OVER_LIMIT, Reason.EMPTY_DETECTIONS,
                     Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS, Reason.PAIRS_WITHOUT_VALID_DETECTIONS,
