@@ -4,6 +4,8 @@
 #   make test    the pytest suite, discovery restricted to this machine
 #   make demo    the pipeline on two real photos -> demo_out/ (tiny RANDOM model unless
 #                CHECKPOINT_DIR / AFFORDANCE_CHECKPOINT_DIR / CLIP_DIR / DEVICE are set)
+#   make docs    regenerate docs/reference/ and build the site offline -> docs/_build/html
+#                (sphinx-build -W: a warning, e.g. a broken link, fails)
 #   make clean   remove build outputs (keeps .venv)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -17,7 +19,7 @@ DEPS_STAMP := $(VENV)/.interactvlm-deps
 BUILD_STAMP := $(WS)/install/.interactvlm-built
 WS_SOURCES := $(shell find msgs launch $(WS)/compat $(WS)/cmake $(WS)/build.sh -type f 2>/dev/null)
 
-.PHONY: setup build test demo clean
+.PHONY: setup build test demo docs clean
 
 setup: $(BUILD_STAMP)
 
@@ -50,5 +52,8 @@ demo: $(BUILD_STAMP)
 	rm -rf demo_out
 	. $(WS)/env.sh && interactvlm-ros demo demo_out $(DEMO_ARGS)
 
+docs: $(BUILD_STAMP)
+	. $(WS)/env.sh && python -m interactvlm_ros.docs_gen && sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
 clean:
-	rm -rf $(WS)/build $(WS)/install $(WS)/log
+	rm -rf $(WS)/build $(WS)/install $(WS)/log docs/_build

@@ -3,7 +3,7 @@
 # wheels installed from PyPI into the project's virtual environment (`make setup` calls it).
 #
 # Against a system ROS 2 (Jazzy, Kilted) do not use this script: source /opt/ros/$ROS_DISTRO
-# and run a plain `colcon build` in ros2_ws (README, "Building against a system ROS 2").
+# and run a plain `colcon build` in ros2_ws (docs/install.md, "Building against a system ROS 2").
 #
 # What it does beyond `colcon build`:
 #   - AMENT_PREFIX_PATH / CMAKE_PREFIX_PATH point at the venv, where the wheels put share/ and
@@ -24,7 +24,7 @@ venv="${VIRTUAL_ENV:-$(cd "$ws/.." && pwd)/.venv}"
 if [ -n "${ROS_DISTRO:-}" ]; then
   echo "build.sh: a system ROS 2 ($ROS_DISTRO) is sourced in this shell; this script builds against" >&2
   echo "the PyPI wheels in $venv and must not mix the two. Open a fresh shell, or build with a plain" >&2
-  echo "'colcon build' in $ws (README: Building against a system ROS 2)." >&2
+  echo "'colcon build' in $ws (docs/install.md: Building against a system ROS 2)." >&2
   exit 2
 fi
 if [ ! -x "$venv/bin/python" ]; then

@@ -20,7 +20,7 @@ else
 fi
 export MALLOC_MMAP_THRESHOLD_=33554432
 export MALLOC_TRIM_THRESHOLD_=134217728
-# Fast DDS profile for raw images between processes (16 MB shared-memory segments; README
+# Fast DDS profile for raw images between processes (16 MB shared-memory segments; docs/node.md,
 # "Large raw images between processes"), unless one is set already. Use it on the camera side too.
 _interactvlm_profile="$_interactvlm_ws/install/interactvlm_bringup/share/interactvlm_bringup/config/fastdds_large_images.xml"
 if [ -z "${FASTDDS_DEFAULT_PROFILES_FILE:-}" ] && [ -f "$_interactvlm_profile" ]; then

@@ -242,7 +242,7 @@ def _use_onnx(s: Mapping[str, Any], contact, affordance, keepalive) -> None:
 
     ``auto``: onnxruntime for a model whose ``*_onnx_dir`` is set, or whose CLIP and SAM run on
     the CPU and whose ``<checkpoint>/onnx`` holds an export (on the CPU onnxruntime measured
-    faster for every stage: README "Measured"); torch otherwise (on a GPU it is not measured).
+    faster for every stage: docs/performance.md); torch otherwise (on a GPU it is not measured).
     The tiny checkpoint stays in torch. An export that does not belong to the checkpoint is an
     error either way."""
     from .localize.onnx_vision import MANIFEST, export_onnx, load_vision_modules
