@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ONNX Runtime against torch for the vision stages (issue 17 item 4), measured in one run on the
+"""ONNX Runtime against torch for the vision stages, measured in one run on the
 same modules with RANDOM weights.
 
 Modules: CLIP's vision tower, SAM's image encoder and SAM's mask decoder of a preset, float32, on
