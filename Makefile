@@ -53,7 +53,7 @@ demo: $(BUILD_STAMP)
 	. $(WS)/env.sh && interactvlm-ros demo demo_out $(DEMO_ARGS)
 
 docs: $(BUILD_STAMP)
-	. $(WS)/env.sh && python -m interactvlm_ros.docs_gen && sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	. $(WS)/env.sh && python scripts/gen_docs.py && sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 clean:
 	rm -rf $(WS)/build $(WS)/install $(WS)/log docs/_build

@@ -5,6 +5,7 @@ product only."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -12,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from interactvlm_ros import docs_gen
 from interactvlm_ros.config import PARAMETERS
 from interactvlm_ros.reasons import Reason
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
+_spec = importlib.util.spec_from_file_location("gen_docs", REPO / "scripts" / "gen_docs.py")
+gen_docs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gen_docs)
 #: The pages other documents and people link to: their names stay.
 PAGES = ("index", "install", "node", "messages", "parameters", "models", "body_models", "depth", "people",
          "planners", "replay", "deployment", "fidelity", "performance", "architecture", "status", "api",
@@ -33,30 +36,31 @@ def _sphinx(source: Path, out: Path, builder: str = "html") -> subprocess.Comple
 
 # ------------------------------------------------------------------------ generated pages
 def test_generated_reference_pages_are_up_to_date(tmp_path):
-    assert docs_gen.main(["--out", str(tmp_path), "--msgs-dir", str(REPO / "msgs")]) == 0
+    assert gen_docs.main(["--out", str(tmp_path), "--msgs-dir", str(REPO / "msgs")]) == 0
     for name in ("parameters.md", "messages.md", "reasons.md"):
         committed = (DOCS / "reference" / name).read_text()
         assert (tmp_path / name).read_text() == committed, (
-            f"docs/reference/{name} is stale: run `python -m interactvlm_ros.docs_gen` and commit the result")
+            f"docs/reference/{name} is stale: run `python scripts/gen_docs.py` and commit the result")
 
 
 def test_reference_pages_hold_every_parameter_reason_and_message():
-    parameters = docs_gen.parameters_md()
+    parameters = gen_docs.parameters_md()
     for parameter in PARAMETERS:
-        assert f"| `{parameter.name}` |" in parameters
-    # One row with its default, what it accepts and whether it changes at run time.
-    assert ("| `render_size` | int, pixels | `1024` | an integer in 64..2048 | no | CLI | render and mask "
-            "resolution (InteractVLM: 1024) |") in parameters
-    assert "| `threshold` | double, probability | `0.5` | a double in 0.0..1.0 | yes |" in parameters
+        assert f"\n### `{parameter.name}`\n" in parameters
+    # Its default, what it accepts (as a refusal words it), when it is read, then its description.
+    assert ("### `render_size`\n\ndefault `1024` · an integer in 64..2048 (pixels) · read-only · replay / demo option "
+            "`--render-size`\n\nrender and mask resolution (InteractVLM: 1024)\n") in parameters
+    assert ("### `threshold`\n\ndefault `0.5` · a double in 0.0..1.0 (probability) · changeable at run time\n\n"
+            "contact / affordance decision threshold\n") in parameters
 
-    reasons = docs_gen.reasons_md()
+    reasons = gen_docs.reasons_md()
     for reason in Reason:
         assert f"| `{reason.value}` | {reason.severity} | {'dropped' if reason.drops else 'caveat'} |" in reasons
     assert "| `low_score` | quiet | dropped | a detection scoring below min_score |" in reasons
     assert "| `no_depth_for_image` | warn | caveat |" in reasons
     assert "| `inference_error` | error | dropped |" in reasons
 
-    messages = docs_gen.messages_md(REPO / "msgs")
+    messages = gen_docs.messages_md(REPO / "msgs")
     files = sorted((REPO / "msgs").glob("*/*.msg")) + sorted((REPO / "msgs").glob("*/*.srv"))
     assert len(files) >= 6
     for path in files:
@@ -73,20 +77,20 @@ def test_every_reason_has_a_one_line_description():
 
 def test_message_fields_are_read_per_section():
     text = "# comment\nstring a  # trailing\nint32 B=3\n---\n# response\nbool ok\nfoo_msgs/Bar[] bars\n"
-    assert docs_gen._fields(text) == [("request", "string", "a"), ("request", "int32", "B"),
+    assert gen_docs._fields(text) == [("request", "string", "a"), ("request", "int32", "B"),
                                       ("response", "bool", "ok"), ("response", "foo_msgs/Bar[]", "bars")]
-    assert docs_gen._fields("uint8 x\n") == [("", "uint8", "x")]
+    assert gen_docs._fields("uint8 x\n") == [("", "uint8", "x")]
 
 
 def test_table_text_is_escaped_outside_code_spans():
-    assert docs_gen._text("a *_onnx_dir <checkpoint>/onnx | b [x] snake_case") == (
+    assert gen_docs._text("a *_onnx_dir <checkpoint>/onnx | b [x] snake_case") == (
         "a \\*\\_onnx_dir \\<checkpoint>/onnx \\| b \\[x\\] snake_case")
-    assert docs_gen._text("run `a_b *c` now") == "run `a_b *c` now"
-    assert docs_gen._text("odd ` tick_x _y") == "odd \\` tick_x \\_y"
+    assert gen_docs._text("run `a_b *c` now") == "run `a_b *c` now"
+    assert gen_docs._text("odd ` tick_x _y") == "odd \\` tick_x \\_y"
 
 
 def test_generator_refuses_a_folder_without_messages(tmp_path, capsys):
-    assert docs_gen.main(["--out", str(tmp_path / "out"), "--msgs-dir", str(tmp_path)]) == 2
+    assert gen_docs.main(["--out", str(tmp_path / "out"), "--msgs-dir", str(tmp_path)]) == 2
     assert f"msgs_dir {tmp_path}: no msg/*.msg files" in capsys.readouterr().err
 
 
