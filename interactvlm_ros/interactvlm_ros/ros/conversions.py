@@ -155,6 +155,7 @@ def human_contact_msg(
     placement_method: str = "",
     part_vertex_ids: Mapping[str, np.ndarray] | None = None,
     posed_frame_id: str = "",
+    object_distance=None,
 ) -> HumanContact:
     """Build an interactvlm_msgs/HumanContact.
 
@@ -179,6 +180,8 @@ def human_contact_msg(
             (:func:`~interactvlm_ros.geometry.body_parts.part_vertex_ids`); required with
             ``posed_vertices``.
         posed_frame_id: frame_id of ``posed_body`` ("" = ``header.frame_id``).
+        object_distance: optional (V,) metres from each posed vertex to the placed object
+            (the ``object_distance`` field of ``posed_body``); only with ``posed_vertices``.
 
     Raises:
         ValueError: probabilities not 1-D, not finite or outside [0, 1]; threshold outside
@@ -194,6 +197,8 @@ def human_contact_msg(
         raise ValueError("placement_method and part_vertex_ids describe a posed body: pass posed_vertices too")
     if posed_vertices is not None and not (placement_method and part_vertex_ids is not None):
         raise ValueError("posed_vertices need the placement_method and the body model's part_vertex_ids")
+    if object_distance is not None and posed_vertices is None:
+        raise ValueError("object_distance is a field of the posed body: pass posed_vertices too")
     msg = HumanContact()
     msg.header = header
     msg.body_model = body_model
@@ -206,7 +211,7 @@ def human_contact_msg(
     msg.detection_id = detection_id
     if posed_vertices is not None:
         cloud_header = Header(stamp=header.stamp, frame_id=posed_frame_id or header.frame_id)
-        msg.posed_body = posed_body_cloud(cloud_header, posed_vertices, p)
+        msg.posed_body = posed_body_cloud(cloud_header, posed_vertices, p, object_distance)
         msg.placement_method = placement_method
         msg.part_contact_centroids = points_msg(part_contact_centroids(posed_vertices, p, t, msg.body_parts,
                                                                        part_vertex_ids))
@@ -231,18 +236,20 @@ def points_from_msg(points: Sequence[Point]) -> np.ndarray:
     return np.array([(p.x, p.y, p.z) for p in points], dtype=np.float64).reshape(-1, 3)
 
 
-def posed_body_cloud(header: Header, vertices, contact) -> PointCloud2:
+def posed_body_cloud(header: Header, vertices, contact, object_distance=None) -> PointCloud2:
     """``HumanContact.posed_body``: a posed body's vertices with one object's contact, fields
-    :data:`POSED_CONTACT_FIELDS` (float32), point i = vertex i.
+    :data:`POSED_CONTACT_FIELDS` (float32) and ``object_distance`` when given, point i = vertex i.
 
     Args:
         header: stamp of the source image; frame_id the optical frame the vertices are in.
         vertices: (V, 3) metres; contact: (V,) probabilities in [0, 1].
+        object_distance: optional (V,) metres from each vertex to the placed object.
 
     Raises:
-        ValueError: wrong shapes, non-finite values, contact outside [0, 1].
+        ValueError: wrong shapes, non-finite values, contact outside [0, 1], negative distances.
     """
-    return probability_cloud(header, vertices, {"contact": contact})
+    return probability_cloud(header, vertices, {"contact": contact},
+                             {"object_distance": object_distance} if object_distance is not None else None)
 
 
 def body_mesh_cloud(header: Header, vertices, normals) -> PointCloud2:
@@ -417,9 +424,10 @@ def person_from_msg(msg: Person) -> PersonFields:
                         landmarks if msg.placement_method else None, msg.body_model, vertices, normals)
 
 
-def affordance_cloud(header: Header, points, affordance, contact=None, robot_grasp_clearance=None) -> PointCloud2:
+def affordance_cloud(header: Header, points, affordance, contact=None, robot_grasp_clearance=None,
+                     body_distance=None) -> PointCloud2:
     """Pack object points and their maps into a PointCloud2 (fields x, y, z, affordance, then
-    contact and robot_grasp_clearance when given; see :func:`probability_cloud`).
+    contact, robot_grasp_clearance and body_distance when given; see :func:`probability_cloud`).
 
     Args:
         header: stamp of the source image; frame_id of the frame the points are in.
@@ -427,37 +435,46 @@ def affordance_cloud(header: Header, points, affordance, contact=None, robot_gra
         affordance: (N,) affordance probability per point, in [0, 1].
         contact: optional (N,) probability in [0, 1] that the human touches the point now.
         robot_grasp_clearance: optional (N,) clearance in [0, 1] from the human's contact.
+        body_distance: optional (N,) metres from each point to the posed person's body.
 
     Raises:
-        ValueError: wrong shapes, non-finite values, values outside [0, 1].
+        ValueError: wrong shapes, non-finite values, values outside [0, 1], negative distances.
     """
     maps = {"affordance": affordance, "contact": contact, "robot_grasp_clearance": robot_grasp_clearance}
-    return probability_cloud(header, points, {k: v for k, v in maps.items() if v is not None})
+    return probability_cloud(header, points, {k: v for k, v in maps.items() if v is not None},
+                             {"body_distance": body_distance} if body_distance is not None else None)
 
 
-def probability_cloud(header: Header, points, maps: dict) -> PointCloud2:
+def probability_cloud(header: Header, points, maps: dict, distances: dict | None = None) -> PointCloud2:
     """Pack points and per-point values in [0, 1] into a PointCloud2: float32 fields x, y, z,
-    then one per entry of ``maps`` (in its order).
+    then one per entry of ``maps`` (in its order), then one per entry of ``distances``.
 
     Args:
         header: stamp of the source image; frame_id of the frame the points are in.
         points: (N, 3) positions in metres in ``header.frame_id``; must be finite.
         maps: field name -> (N,) values in [0, 1].
+        distances: field name -> (N,) distances in metres (finite, >= 0), e.g. the proximity
+            fields ``body_distance`` / ``object_distance``.
 
     Returns:
         An unorganised cloud (height 1, width N, is_dense true), 4 bytes per field and point,
         in the machine's byte order.
 
     Raises:
-        ValueError: wrong shapes, non-finite values, values outside [0, 1].
+        ValueError: wrong shapes, non-finite values, maps outside [0, 1], negative distances.
     """
     xyz = _finite_xyz(points, "points")
     columns, names = [xyz], ["x", "y", "z"]
-    for name, values in maps.items():
-        p = unit_interval(values, name)
-        if p.shape[0] != xyz.shape[0]:
-            raise ValueError(f"{xyz.shape[0]} points but {p.shape[0]} {name} values")
-        columns.append(p[:, None])
+    checked = [(name, unit_interval(values, name)) for name, values in maps.items()]
+    for name, values in (distances or {}).items():
+        d = np.asarray(values, dtype=np.float32)
+        if d.ndim != 1 or not np.isfinite(d).all() or (d < 0).any():
+            raise ValueError(f"{name} must be finite distances >= 0 (metres), one per point")
+        checked.append((name, d))
+    for name, values in checked:
+        if values.shape[0] != xyz.shape[0]:
+            raise ValueError(f"{xyz.shape[0]} points but {values.shape[0]} {name} values")
+        columns.append(np.asarray(values, np.float32)[:, None])
         names.append(name)
     return _float_cloud(header, names, np.concatenate(columns, axis=1))
 
@@ -575,6 +592,7 @@ def object_affordance_msg(
     threshold: float,
     contact=None,
     robot_grasp_clearance=None,
+    body_distance=None,
 ) -> ObjectAffordance:
     """Build an interactvlm_msgs/ObjectAffordance.
 
@@ -588,6 +606,7 @@ def object_affordance_msg(
         points: (N, 3) metres; point_affordance: (N,) probabilities in [0, 1].
         threshold: decision threshold in [0, 1].
         contact, robot_grasp_clearance: optional (N,) maps in [0, 1] (see :func:`affordance_cloud`).
+        body_distance: optional (N,) metres from each point to the posed person's body.
 
     Raises:
         ValueError: geometry_source of another form, or see :func:`affordance_cloud`.
@@ -601,9 +620,23 @@ def object_affordance_msg(
     msg.object_label = object_label
     msg.affordance = affordance
     msg.geometry_source = geometry_source
-    msg.points = affordance_cloud(header, points, point_affordance, contact, robot_grasp_clearance)
+    msg.points = affordance_cloud(header, points, point_affordance, contact, robot_grasp_clearance, body_distance)
     msg.threshold = _threshold(threshold)
     return _not_placed(msg)
+
+
+def _placed(msg: ObjectAffordance, scene) -> None:
+    """Fill ``msg``'s placement fields from an ``ObjectInScene``: pose (the rotation as a unit
+    quaternion, scipy's (x, y, z, w) order) and scale, fit status and residuals."""
+    from scipy.spatial.transform import Rotation
+
+    msg.placement, msg.fit_status, msg.scale = scene.placement, scene.fit_status, float(scene.scale)
+    x, y, z, w = Rotation.from_matrix(np.asarray(scene.rotation, np.float64)).as_quat()
+    msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z, msg.pose.orientation.w = (
+        float(x), float(y), float(z), float(w))
+    msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in scene.translation)
+    msg.contact_distance, msg.penetration_depth, msg.box_iou = (
+        float(scene.contact_distance), float(scene.penetration_depth), float(scene.box_iou))
 
 
 def _not_placed(msg: ObjectAffordance) -> ObjectAffordance:
@@ -615,13 +648,15 @@ def _not_placed(msg: ObjectAffordance) -> ObjectAffordance:
 
 
 def interaction_msg(header: Header, det_msg, interaction, threshold: float, camera_frame: str = "",
-                    person=None, part_vertex_ids: Mapping[str, np.ndarray] | None = None) -> Interaction:
+                    person=None, part_vertex_ids: Mapping[str, np.ndarray] | None = None,
+                    scene=None) -> Interaction:
     """interactvlm_msgs/Interaction of one pipeline result. A missing part (no model, or no
     geometry for the class) becomes an empty HumanContact / ObjectAffordance (body_model
     or geometry_source "", ``threshold`` the configured one); the associated person's id and
-    the image region shown to the model are copied. Affordance points from depth
-    are in ``camera_frame`` (the depth image's optical frame); mesh points in the frame
-    :func:`object_frame_id` of the label ("<name>_model").
+    the image region shown to the model are copied. Affordance points from depth, and objects
+    the scene stage placed, are in ``camera_frame`` (the depth image's optical frame, else the
+    image's); mesh points not placed in the frame :func:`object_frame_id` of the label
+    ("<name>_model").
 
     Args:
         header: the image's header; det_msg: the input ``vision_msgs/Detection2D``;
@@ -630,6 +665,9 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
             posed: a 3D contact map on the same body model then also fills ``posed_body``,
             ``placement_method`` and ``part_contact_centroids`` (in ``camera_frame``).
         part_vertex_ids: the body model's part -> vertex ids (needed with ``person``).
+        scene: the object's ``reconstruction.scene.ObjectInScene`` (None: not through the scene
+            stage): its placement, pose, fit status and residuals, and the proximity fields
+            (``body_distance`` on the object's points, ``object_distance`` on the posed body).
     """
     det = interaction.detection
     out = Interaction(detection=det_msg, person_detection_id=interaction.person.id if interaction.person else "")
@@ -652,7 +690,8 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
         posed = {}
         if person is not None and person.posed is not None and person.posed.body_model == contact.body_model:
             posed = dict(posed_vertices=person.posed.vertices, placement_method=person.placement_method,
-                         part_vertex_ids=part_vertex_ids, posed_frame_id=camera_frame)
+                         part_vertex_ids=part_vertex_ids, posed_frame_id=camera_frame,
+                         object_distance=scene.object_distance if scene is not None else None)
         out.human_contact = human_contact_msg(header, contact.body_model, contact.vertex_probabilities,
                                               contact.threshold, contact.body_parts, det.label, det.id, **posed)
         out.contact_answer = contact.answer
@@ -661,14 +700,19 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
                                          threshold=float(threshold))
     affordance = interaction.object_affordance
     from_depth = affordance is not None and affordance.geometry_source == "depth"
-    object_header = Header(stamp=header.stamp, frame_id=(camera_frame or header.frame_id) if from_depth
+    placed = from_depth or (scene is not None and bool(scene.placement))
+    object_header = Header(stamp=header.stamp, frame_id=(camera_frame or header.frame_id) if placed
                            else object_frame_id(det.label))
     if affordance is not None:
+        points = scene.points if scene is not None and scene.points is not None else affordance.points
         out.object_affordance = object_affordance_msg(object_header, det.id, det.label, affordance.affordance,
-                                                      affordance.geometry_source, affordance.points,
+                                                      affordance.geometry_source, points,
                                                       affordance.probabilities, affordance.threshold,
-                                                      affordance.contact, affordance.grasp_clearance)
-        if from_depth:
+                                                      affordance.contact, affordance.grasp_clearance,
+                                                      scene.body_distance if scene is not None else None)
+        if scene is not None:
+            _placed(out.object_affordance, scene)
+        elif from_depth:
             out.object_affordance.placement = "depth"
         out.affordance_answer = affordance.answer
         out.object_contact_answer = affordance.contact_answer
@@ -681,7 +725,8 @@ def interaction_msg(header: Header, det_msg, interaction, threshold: float, came
 
 def interaction_array_msg(header: Header, detection_msgs, result, threshold: float,
                           camera_frame: str = "", task: str = "", people=None,
-                          part_vertex_ids: Mapping[str, np.ndarray] | None = None) -> InteractionArray:
+                          part_vertex_ids: Mapping[str, np.ndarray] | None = None,
+                          scene=None) -> InteractionArray:
     """``interactvlm_msgs/InteractionArray`` of one estimate: the image's header, one
     :func:`interaction_msg` per detection (input order), model id, random-weights flag, the
     task the maps were made for and the total inference time (ms); with ``people`` (a
@@ -690,14 +735,17 @@ def interaction_array_msg(header: Header, detection_msgs, result, threshold: flo
 
     Args:
         part_vertex_ids: the body model's part -> vertex ids (needed with ``people``).
+        scene: the scene stage's result (``reconstruction.scene.SceneResult``: objects by
+            interaction index), or None.
     """
     message = InteractionArray(header=header, model_id=result.model_id, weights_are_random=result.weights_are_random,
                                inference_ms=float(result.timings_ms.get("total", 0.0)), task=task)
     persons = people.persons if people is not None else []
-    for det_msg, interaction in zip(detection_msgs, result.interactions):
+    for index, (det_msg, interaction) in enumerate(zip(detection_msgs, result.interactions)):
         person = people.posed(interaction.person.id) if people is not None and interaction.person else None
+        placed = scene.objects.get(index) if scene is not None else None
         message.interactions.append(interaction_msg(header, det_msg, interaction, threshold, camera_frame, person,
-                                                    part_vertex_ids))
+                                                    part_vertex_ids, placed))
     optical = Header(stamp=header.stamp, frame_id=camera_frame or header.frame_id)
     for person in persons:
         if person.landmarks is None:
