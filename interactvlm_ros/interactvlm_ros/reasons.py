@@ -72,6 +72,12 @@ class Reason(StrEnum):
     PERSON_TOO_FAR = "person_too_far"
     BAD_CAMERA_INFO = "bad_camera_info"
     PERSONS_OVER_LIMIT = "persons_over_limit"
+    # Objects placed relative to the posed people (reconstruction/): that object is published
+    # in its model frame, or without the consistency figures; the rest of the frame goes on.
+    OBJECT_NOT_PLACED = "object_not_placed"
+    OBJECT_FIT_FAILED = "object_fit_failed"
+    OBJECT_BOX_AT_BORDER = "object_box_at_border"
+    NO_CONTACT_REGION = "no_contact_region"
 
     @property
     def drops(self) -> bool:
@@ -153,12 +159,22 @@ _DESCRIPTIONS = {
     Reason.PERSON_TOO_FAR: "a placement that puts the person beyond 10 m: not placed",
     Reason.BAD_CAMERA_INFO: "a CameraInfo of another size than the image, or without focal lengths: not used",
     Reason.PERSONS_OVER_LIMIT: "person detections beyond max_posed_persons (the highest scores are posed)",
+    Reason.OBJECT_NOT_PLACED: "an object without depth that cannot be placed by contact (no posed person, no 3D "
+                              "contact on the body, no CameraInfo, no mesh or proxy): its points stay in its model "
+                              "frame",
+    Reason.OBJECT_FIT_FAILED: "the contact fit of an object without depth did not converge (diverged, behind the "
+                              "camera, far from the contact, box mismatch, penetrating the body): not published as "
+                              "placed",
+    Reason.OBJECT_BOX_AT_BORDER: "an object's box touches the image's border (the object may be cut off): the contact "
+                                 "fit uses the clipped box",
+    Reason.NO_CONTACT_REGION: "a placed object whose human or object contact map has no point above its threshold: "
+                              "the contact consistency is not computed",
 }
 
 
 _QUIET = frozenset({Reason.IGNORED_CLASS, Reason.LOW_SCORE, Reason.DETECTIONS_OVER_LIMIT, Reason.EMPTY_DETECTIONS,
                     Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS, Reason.PAIRS_WITHOUT_VALID_DETECTIONS,
-                    Reason.NO_PERSON_FOR_OBJECT, Reason.PERSONS_OVER_LIMIT})
+                    Reason.NO_PERSON_FOR_OBJECT, Reason.PERSONS_OVER_LIMIT, Reason.OBJECT_NOT_PLACED})
 
 
 _CAVEATS = frozenset({Reason.DETECTIONS_FRAME_MISMATCH, Reason.AFFORDANCE_SKIPPED_UNKNOWN_CLASS,
@@ -167,7 +183,9 @@ _CAVEATS = frozenset({Reason.DETECTIONS_FRAME_MISMATCH, Reason.AFFORDANCE_SKIPPE
                       Reason.TOO_FEW_DEPTH_POINTS, Reason.BAD_DEPTH, Reason.UNSUPPORTED_DEPTH_ENCODING,
                       Reason.NO_PERSON_FOUND, Reason.PERSON_BOX_TOO_SMALL, Reason.NO_CAMERA_INFO,
                       Reason.TOO_FEW_LANDMARKS, Reason.NO_DEPTH_AT_LANDMARKS, Reason.PERSON_BEHIND_CAMERA,
-                      Reason.PERSON_TOO_FAR, Reason.BAD_CAMERA_INFO, Reason.PERSONS_OVER_LIMIT})
+                      Reason.PERSON_TOO_FAR, Reason.BAD_CAMERA_INFO, Reason.PERSONS_OVER_LIMIT,
+                      Reason.OBJECT_NOT_PLACED, Reason.OBJECT_FIT_FAILED, Reason.OBJECT_BOX_AT_BORDER,
+                      Reason.NO_CONTACT_REGION})
 
 
 class Rejected(ValueError):

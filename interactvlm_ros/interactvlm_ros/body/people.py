@@ -198,13 +198,17 @@ class PeopleEstimator:
         """(H, 3) float32 the posed hands' vertices, metres in the optical frame."""
         return posed.vertices[self.hand_vertex_ids]
 
-    def clearance(self, interaction, person: PersonEstimate | None, distance: float) -> tuple[np.ndarray | None, str]:
+    def clearance(self, interaction, person: PersonEstimate | None, distance: float,
+                  points: np.ndarray | None = None) -> tuple[np.ndarray | None, str]:
         """The clearance of one interaction's object points from its posed person.
 
         Args:
             interaction: a ``pipeline.InteractionResult`` with an object result.
             person: the associated person's estimate (None: no person associated).
             distance: metres, > 0 (``handover.body_clearance``).
+            points: (N, 3) the object's points in the optical frame when a later stage placed
+                them (``reconstruction.scene``); None: the result's own points, in the optical
+                frame only when they come from depth.
 
         Returns:
             ((N,) float32 clearance, "") or (None, why there is none).
@@ -214,9 +218,10 @@ class PeopleEstimator:
             return None, "no person detection is associated with the object"
         if person.posed is None:
             return None, f"the person {person.detection.id!r} was not posed ({person.rejection.reason})"
-        if affordance.geometry_source != "depth":
+        if points is None and affordance.geometry_source != "depth":
             return None, (f"the object's points ({affordance.geometry_source}) are in its model frame, not the camera's "
-                          "(objects get camera-frame points from registered depth)")
+                          "(it has no depth, and it was not placed by contact)")
+        points = affordance.points if points is None else points
         contact_points = np.zeros((0, 3), np.float32)
         if contact is not None and contact.image_probabilities is not None:
             if contact.contact_points is not None:  # 2D contact with depth: already in the optical frame
@@ -224,13 +229,13 @@ class PeopleEstimator:
         elif contact is not None and contact.body_model == person.posed.body_model:
             contact_points = person.posed.vertices[contact.contact_vertices]
         try:
-            return body_clearance(affordance.points, self.hand_points(person.posed), contact_points, distance), ""
+            return body_clearance(points, self.hand_points(person.posed), contact_points, distance), ""
         except NoBodyPointsError as error:
             return None, str(error)
 
 
 def with_people(interactions: Sequence, people: PeopleResult, estimator: PeopleEstimator, task: str,
-                distance: float, handover_note: str) -> list:
+                distance: float, handover_note: str, placed: dict | None = None) -> list:
     """The interactions with their clearance from the posed person (module docstring).
 
     Under ``task`` "handover", for each object: the clearance from its associated person's posed
@@ -246,6 +251,8 @@ def with_people(interactions: Sequence, people: PeopleResult, estimator: PeopleE
         people: this image's :class:`PeopleResult`; estimator: the stage that made it.
         task: "" or "handover"; distance: the clearance distance, metres.
         handover_note: ``pipeline.HANDOVER_NOTE``.
+        placed: interaction index -> (N, 3) the object's points placed in the optical frame by a
+            later stage (``reconstruction.scene``), for objects without depth.
 
     Returns:
         A new list; changed interactions are copies.
@@ -253,14 +260,14 @@ def with_people(interactions: Sequence, people: PeopleResult, estimator: PeopleE
     if task != "handover":
         return list(interactions)
     out = []
-    for interaction in interactions:
+    for index, interaction in enumerate(interactions):
         affordance = interaction.object_affordance
         if affordance is None:
             out.append(interaction)
             continue
         person = interaction.person and next((p for p in people.persons if p.detection.id == interaction.person.id),
                                              None)
-        from_body, why = estimator.clearance(interaction, person, distance)
+        from_body, why = estimator.clearance(interaction, person, distance, (placed or {}).get(index))
         clearance = combined_clearance(affordance.grasp_clearance, from_body)
         notes = list(interaction.notes)
         at = next((i for i, note in enumerate(notes) if note.startswith(handover_note)), None)
