@@ -6,6 +6,7 @@ ground truth from :mod:`.groundtruth`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -15,7 +16,8 @@ from ..geometry.mesh import TriangleMesh
 from ..geometry.objects import normalize_points
 from ..render.views import POINT_VIEWS, Renderer, alpha_composite
 from .groundtruth import GroundTruthSample
-from .metrics import affordance_scores, contact_scores, geodesic_error, summarize
+from .metrics import (affordance_scores, contact_scores, geodesic_error, penetration_depth, point_cloud_chamfer,
+                      reconstruction_chamfer, summarize)
 
 #: Body topologies that share vertex ids (SMPL's 6890-vertex body is SMPL-H's).
 SAME_TOPOLOGY = ({"smpl", "smplh"},)
@@ -72,6 +74,99 @@ def score(outputs: Sequence[tuple[int, object]], ground_truth: Mapping[tuple[int
             if reasons:
                 sample["not_scored"] = "; ".join(reasons)
             samples.append(sample)
+    return summarize(samples), samples
+
+
+#: Single-image joint reconstruction on BEHAVE (optimisation protocol; Chamfer distance cm human /
+#: object after the combined similarity alignment, contact F1), from TeHOR (arXiv 2602.19679,
+#: Table 4): what :func:`score_reconstruction`'s "aligned" figures compare with.
+BEHAVE_REFERENCE = {
+    "InteractVLM": {"chamfer_human_cm": 5.77, "chamfer_object_cm": 19.20, "f1": 0.379},
+    "PHOSA": {"chamfer_human_cm": 5.76, "chamfer_object_cm": 46.00, "f1": 0.257},
+    "TeHOR": {"chamfer_human_cm": 5.62, "chamfer_object_cm": 17.34, "f1": 0.412},
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Reconstruction:
+    """What a pipeline output says about one object and its person, in the camera frame.
+
+    Attributes:
+        stamp_ns, detection_id: the image and the object detection (the ground truth's key).
+        body_model: the posed body's model ("anny", "smplh"); body_vertices (V, 3) metres and
+            body_faces (F, 3): the posed person (None when the person was not posed).
+        object_vertices: (N, 3) metres, the object's points in the camera frame (None when not
+            placed); object_faces: (G, 3) their triangles (a mesh or proxy), None for depth
+            points.
+        placement: ``ObjectAffordance.placement`` ("depth", "contact_fit", "").
+    """
+
+    stamp_ns: int
+    detection_id: str
+    body_model: str = ""
+    body_vertices: np.ndarray | None = None
+    body_faces: np.ndarray | None = None
+    object_vertices: np.ndarray | None = None
+    object_faces: np.ndarray | None = None
+    placement: str = ""
+
+
+def score_reconstruction(reconstructions: Sequence[Reconstruction],
+                         ground_truth: Mapping[tuple[int, str], GroundTruthSample]) -> tuple[dict, list[dict]]:
+    """Joint-reconstruction metrics of every output with a ground-truth body and object
+    (BEHAVE's sidecar, ``ros.datasets.convert_behave``).
+
+    Per sample, in centimetres:
+
+    * ``chamfer_human_cm`` / ``chamfer_object_cm``: the Chamfer distance of the posed body and of
+      the placed object to the ground truth as they are, in the camera frame (alignment "none":
+      what a robot acts on);
+    * ``chamfer_human_aligned_cm`` / ``chamfer_object_aligned_cm``: the reference protocol
+      (``metrics.reconstruction_chamfer`` alignment "combined": one similarity transform of human
+      and object together), only where it applies: the body is the ground truth's model (SMPL-H)
+      and the object the ground truth's template (same vertices); compare with
+      :data:`BEHAVE_REFERENCE`;
+    * ``penetration_cm``: how deep the posed body reaches into the placed object mesh.
+
+    Returns:
+        (summary as ``metrics.summarize``, per-sample dicts; a sample that cannot be scored says
+        why in ``not_scored``).
+    """
+    samples = []
+    for item in reconstructions:
+        truth = ground_truth.get((item.stamp_ns, item.detection_id))
+        if truth is None or truth.body_vertices is None or truth.object_vertices is None:
+            continue
+        sample = {"stamp_ns": item.stamp_ns, "detection_id": item.detection_id, "object_label": truth.object_label,
+                  "placement": item.placement}
+        if item.body_vertices is None:
+            sample["not_scored"] = "the person was not posed"
+        elif item.object_vertices is None:
+            sample["not_scored"] = "the object was not placed in the camera frame"
+        else:
+            gt_object = (truth.object_vertices.astype(np.float64) @ truth.object_pose[:3, :3].T.astype(np.float64)
+                         + truth.object_pose[:3, 3])
+            if item.object_faces is not None:
+                sample.update(reconstruction_chamfer(item.body_vertices, truth.body_vertices, truth.body_faces,
+                                                     item.object_vertices, item.object_faces, gt_object,
+                                                     truth.object_faces, alignment="none",
+                                                     pred_human_faces=item.body_faces))
+            else:  # depth points: the object's seen side, no triangles
+                sample["chamfer_human_cm"] = reconstruction_chamfer(
+                    item.body_vertices, truth.body_vertices, truth.body_faces, gt_object, truth.object_faces, gt_object,
+                    truth.object_faces, alignment="none", pred_human_faces=item.body_faces)["chamfer_human_cm"]
+                sample["chamfer_object_cm"] = point_cloud_chamfer(item.object_vertices, gt_object, truth.object_faces)
+            same_body = _same_body(item.body_model, truth.body_model) and len(item.body_vertices) == len(
+                truth.body_vertices)
+            if same_body and item.object_faces is not None and len(item.object_vertices) == len(gt_object):
+                aligned = reconstruction_chamfer(item.body_vertices, truth.body_vertices, truth.body_faces,
+                                                 item.object_vertices, item.object_faces, gt_object,
+                                                 truth.object_faces, alignment="combined")
+                sample.update({f"{key[:-3]}_aligned_cm": value for key, value in aligned.items()})
+            if item.object_faces is not None:
+                sample["penetration_cm"] = penetration_depth(item.body_vertices, item.object_vertices,
+                                                             item.object_faces)["penetration_cm"]
+        samples.append(sample)
     return summarize(samples), samples
 
 

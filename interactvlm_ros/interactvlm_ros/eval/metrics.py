@@ -48,6 +48,7 @@ __all__ = [
     "iou",
     "mesh_geodesic_distances",
     "penetration_depth",
+    "point_cloud_chamfer",
     "proximity_contact",
     "reconstruction_chamfer",
     "roc_auc",
@@ -393,7 +394,7 @@ def _sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int, rng: np
 def reconstruction_chamfer(pred_human: Any, gt_human: Any, human_faces: Any, pred_object: Any,
                            pred_object_faces: Any, gt_object: Any, gt_object_faces: Any,
                            alignment: str = "combined", samples: int = CHAMFER_SAMPLES,
-                           seed: int = 0) -> dict[str, float]:
+                           seed: int = 0, pred_human_faces: Any = None) -> dict[str, float]:
     """Chamfer distances of a reconstructed human and object to the ground truth, in centimetres.
 
     Protocol (BEHAVE's joint-reconstruction evaluation, ``challenges/cvprw23/evaluate_joint.py``,
@@ -421,6 +422,9 @@ def reconstruction_chamfer(pred_human: Any, gt_human: Any, human_faces: Any, pre
         alignment: one of :data:`CHAMFER_ALIGNMENTS`.
         samples: points sampled per surface (>= 1).
         seed: seed of the surface sampling (``numpy.random.default_rng``), so a score repeats.
+        pred_human_faces: the predicted human's own triangles when it is another body model
+            than the ground truth's (e.g. the open body against SMPL-H): only with alignment
+            "none" (the others need vertex correspondence); default ``human_faces``.
 
     Returns:
         ``{"chamfer_human_cm", "chamfer_object_cm"}`` as Python floats >= 0.
@@ -434,10 +438,13 @@ def reconstruction_chamfer(pred_human: Any, gt_human: Any, human_faces: Any, pre
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise ValueError(f"samples must be an int >= 1, got {samples!r}")
     ph, gh = _points("pred_human", pred_human), _points("gt_human", gt_human)
-    if ph.shape != gh.shape:
+    if pred_human_faces is not None and alignment != "none":
+        raise ValueError(f"pred_human_faces (another body model) needs alignment 'none', got {alignment!r}")
+    if pred_human_faces is None and ph.shape != gh.shape:
         raise ValueError(f"pred_human and gt_human must share a topology: {ph.shape} vs {gh.shape}")
     po, go = _points("pred_object", pred_object), _points("gt_object", gt_object)
     hf = _faces("human_faces", human_faces, len(gh))
+    phf = hf if pred_human_faces is None else _faces("pred_human_faces", pred_human_faces, len(ph))
     pof = _faces("pred_object_faces", pred_object_faces, len(po))
     gof = _faces("gt_object_faces", gt_object_faces, len(go))
     if alignment == "combined":
@@ -451,9 +458,30 @@ def reconstruction_chamfer(pred_human: Any, gt_human: Any, human_faces: Any, pre
         scale, rotation, shift = 1.0, np.eye(3), np.zeros(3)
     ph, po = scale * ph @ rotation.T + shift, scale * po @ rotation.T + shift
     rng = np.random.default_rng(seed)
-    human = chamfer_distance(_sample_surface(ph, hf, samples, rng), _sample_surface(gh, hf, samples, rng))
+    human = chamfer_distance(_sample_surface(ph, phf, samples, rng), _sample_surface(gh, hf, samples, rng))
     obj = chamfer_distance(_sample_surface(po, pof, samples, rng), _sample_surface(go, gof, samples, rng))
     return {"chamfer_human_cm": human * _M_TO_CM, "chamfer_object_cm": obj * _M_TO_CM}
+
+
+def point_cloud_chamfer(points: Any, vertices: Any, faces: Any, samples: int = CHAMFER_SAMPLES,
+                        seed: int = 0) -> float:
+    """Chamfer distance (cm) of a point cloud (e.g. an object's depth points) to a mesh: the
+    cloud (at most ``samples`` of its points, chosen with ``seed``) against ``samples`` points
+    sampled on the mesh's surface, as :func:`reconstruction_chamfer` scores a part (no
+    alignment). A depth cloud sees one side of the object: the mesh-to-cloud half counts the
+    unseen side.
+
+    Raises:
+        ValueError: shapes, non-finite values, faces out of range, samples < 1.
+    """
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+    cloud, mesh = _points("points", points), _points("vertices", vertices)
+    triangles = _faces("faces", faces, len(mesh))
+    rng = np.random.default_rng(seed)
+    if len(cloud) > samples:
+        cloud = cloud[rng.choice(len(cloud), samples, replace=False)]
+    return chamfer_distance(cloud, _sample_surface(mesh, triangles, samples, rng)) * _M_TO_CM
 
 
 def signed_distance(points: Any, vertices: Any, faces: Any) -> np.ndarray:
