@@ -106,7 +106,7 @@ def test_site_builds_without_warnings(tmp_path):
     # autodoc imported and rendered the public API; the Docker page is included.
     api = (tmp_path / "api.html").read_text()
     for name in ("InteractionEstimator", "build_estimator", "build_people", "PeopleEstimator", "person_from_msg"):
-        assert f'id="interactvlm_ros.' in api and name in api, name
+        assert 'id="interactvlm_ros.' in api and name in api, name
     assert "Networking, IPC and DDS" in (tmp_path / "deployment.html").read_text()
 
 

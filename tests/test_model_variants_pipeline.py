@@ -79,7 +79,7 @@ def test_2d_contact_with_depth_gives_points_in_the_camera_frame(tiny_variant_mod
     reports = []
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
     settings = ProcessingSettings(markers=False, threshold=1e-9, region_margin=0.0)  # every crop pixel is contact
-    message, result, _ = processor.process(image_msg(image, 9, frame_id="camera_optical"),
+    message, result, *_ = processor.process(image_msg(image, 9, frame_id="camera_optical"),
                                         detections_msg([PERSON, CUP], 9, "camera_optical"), settings, depth=depth)
     assert reports == []
     contact = message.interactions[0].human_contact
@@ -119,7 +119,7 @@ def test_joint_model_gives_both_object_maps_and_handover_clearance(tiny_variant_
     assert estimator.estimates_object_contact and not estimator.contact_is_2d
     reports = []
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
-    message, result, _ = processor.process(image_msg(image, 3, frame_id="camera"), detections_msg([PERSON, CUP], 3),
+    message, result, *_ = processor.process(image_msg(image, 3, frame_id="camera"), detections_msg([PERSON, CUP], 3),
                                         ProcessingSettings(markers=False, task="handover"))
     assert reports == []
     affordance = result.interactions[0].object_affordance
@@ -141,7 +141,7 @@ def test_joint_model_gives_both_object_maps_and_handover_clearance(tiny_variant_
     # A contact map with no point at the threshold: the hold was not found, which is no "all
     # clear": no clearance field, the reason counted.
     reports.clear()
-    message, result, _ = processor.process(image_msg(image, 5, frame_id="camera"), detections_msg([PERSON, CUP], 5),
+    message, result, *_ = processor.process(image_msg(image, 5, frame_id="camera"), detections_msg([PERSON, CUP], 5),
                                         ProcessingSettings(markers=False, task="handover", threshold=1.0))
     affordance = result.interactions[0].object_affordance
     assert affordance.contact is not None and affordance.contact.max() < 1.0 and affordance.grasp_clearance is None
@@ -185,7 +185,7 @@ def test_an_object_contact_answer_without_mask_gives_no_map_and_no_clearance(tin
                                      max_new_tokens=2)
     reports = []
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append((reason, detail)))
-    message, result, _ = processor.process(image_msg(image, 1), detections_msg([PERSON, CUP], 1),
+    message, result, *_ = processor.process(image_msg(image, 1), detections_msg([PERSON, CUP], 1),
                                         ProcessingSettings(markers=False, task="handover"))
     affordance = result.interactions[0].object_affordance
     assert affordance.contact is None and affordance.grasp_clearance is None

@@ -148,7 +148,7 @@ def test_depth_gives_points_in_the_camera_optical_frame(estimator, camera_photo)
     processor = FrameProcessor(estimator, lambda reason, detail: reports.append(reason))
     image = image_msg(camera_photo, 5_000_000_000, frame_id="head_camera_color_optical_frame")
     dets = detections_msg([Detection("camera", (225, 55, 365, 185), 0.9, "cam-1")], 5_000_000_000)
-    message, result, _ = processor.process(image, dets, ProcessingSettings(),
+    message, result, *_ = processor.process(image, dets, ProcessingSettings(),
                                         depth=DepthFrame(depth, intrinsics, "head_camera_depth_optical_frame"))
     markers = processor.markers(Processed(message, result, None), ProcessingSettings())
     cloud = next(m for m in markers.markers if m.ns == "object")

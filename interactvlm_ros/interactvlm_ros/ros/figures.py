@@ -22,7 +22,7 @@ def figure_people(message, faces: Mapping[str, np.ndarray] | None = None) -> tup
     Each person's posed body (Person.posed_body) is coloured by the contact of the objects
     associated with it (Interaction.person_detection_id): HumanContact.posed_body's contact,
     the largest over its objects when it has several. Objects get their points where they are
-    in the optical frame (ObjectAffordance.geometry_source "depth"), else none.
+    in the optical frame (ObjectAffordance.placement "depth" or "contact_fit"), else none.
 
     Args:
         message: interactvlm_msgs/InteractionArray.
@@ -40,7 +40,7 @@ def figure_people(message, faces: Mapping[str, np.ndarray] | None = None) -> tup
         detection = detection_from_msg(interaction.detection, index)
         affordance = interaction.object_affordance
         points = values = None
-        if affordance.geometry_source == "depth" and affordance.points.width:
+        if (affordance.placement or affordance.geometry_source == "depth") and affordance.points.width:
             points, values = affordance_from_cloud(affordance.points)
         objects.append(FigureObject(detection.id, detection.label, detection.bbox_xyxy, points, values))
     persons = []

@@ -118,14 +118,18 @@ class MarkerBuilder:
         return marker
 
     def build(self, header: Header, interactions, body_vertices: np.ndarray, body_faces: np.ndarray,
-              weights_are_random: bool, camera_frame: str = "") -> MarkerArray:
+              weights_are_random: bool, camera_frame: str = "", placed: dict | None = None) -> MarkerArray:
         """MarkerArray for pipeline results.
 
         Args:
             header: stamp of the source image and the markers' display frame.
             interactions: ``pipeline.InteractionResult`` list.
             body_vertices: (V, 3), body_faces: (F, 3) of the body the contact lives on.
+            camera_frame: the optical frame of depth points and placed objects.
+            placed: interaction index -> (N, 3) the object's points placed in ``camera_frame``
+                by the scene stage (drawn there instead of beside the body).
         """
+        placed = placed or {}
         markers = [Marker(header=header, action=Marker.DELETEALL)]
         faces = np.asarray(body_faces)
         for i, interaction in enumerate(interactions):
@@ -145,11 +149,12 @@ class MarkerBuilder:
                     header=Header(stamp=header.stamp, frame_id=camera_frame or header.frame_id), pose=Pose()))
             affordance = interaction.object_affordance
             if affordance is not None and len(affordance.points):
-                if affordance.geometry_source == "depth" and camera_frame:
+                points = placed.get(i, affordance.points)
+                if (affordance.geometry_source == "depth" or i in placed) and camera_frame:
                     where = dict(header=Header(stamp=header.stamp, frame_id=camera_frame), pose=Pose())
                 else:
                     where = dict(header=header, pose=Pose(position=Point(x=0.8, y=y), orientation=SMPL_TO_ROS))
-                markers.append(self._points_marker("object", i, affordance.points, affordance.probabilities, **where))
+                markers.append(self._points_marker("object", i, points, affordance.probabilities, **where))
             words = [f"{interaction.detection.label} ({det_id})"]
             if affordance is not None and affordance.affordance:
                 words.append(f"affordance: {affordance.affordance}")

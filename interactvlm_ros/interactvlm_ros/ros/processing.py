@@ -26,6 +26,7 @@ from visualization_msgs.msg import MarkerArray
 from ..body.people import PeopleEstimator, PeopleResult, with_people
 from ..handover import CLEARANCE_DISTANCE
 from ..pipeline import HANDOVER_NOTE, EstimateResult, InteractionEstimator
+from ..reconstruction.scene import PLACED_BY_CONTACT, SceneEstimator, SceneResult
 from ..reasons import Reason, Rejected
 from ..geometry.depth import (DepthFrame, Intrinsics, check_registered, contact_points_from_depth,
                               object_geometries_from_depth)
@@ -59,6 +60,7 @@ class ProcessingSettings:
     scene_contact: bool = False
     task: str = ""
     clearance_distance: float = CLEARANCE_DISTANCE
+    place_objects: bool = True
 
     def __post_init__(self):
         if not self.markers_frame_id:
@@ -75,7 +77,8 @@ class ProcessingSettings:
                    max_image_pixels=int(get("max_image_pixels")),
                    person_classes=tuple(c for c in get("person_classes") if c), image_region=str(get("image_region")),
                    region_margin=float(get("region_margin")), scene_contact=bool(get("scene_contact")),
-                   task=str(get("task")), clearance_distance=float(get("handover_clearance_distance")))
+                   task=str(get("task")), clearance_distance=float(get("handover_clearance_distance")),
+                   place_objects=bool(get("place_objects")))
 
 
 def stamp_ns(stamp) -> int:
@@ -201,12 +204,13 @@ def camera_intrinsics(info_msg) -> Intrinsics:
 
 class Processed(NamedTuple):
     """What :meth:`FrameProcessor.process` gives: the ``InteractionArray``, the estimator's
-    ``EstimateResult`` (interactions with the people's clearance applied) and the people stage's
-    ``PeopleResult`` (None without a body pose source)."""
+    ``EstimateResult`` (interactions with the people's clearance applied), the people stage's
+    ``PeopleResult`` and the scene stage's ``SceneResult`` (None without a body pose source)."""
 
     message: InteractionArray
     estimate: EstimateResult
     people: PeopleResult | None
+    scene: SceneResult | None = None
 
 
 class FrameProcessor:
@@ -223,6 +227,7 @@ class FrameProcessor:
         self.estimator = estimator
         self.report = report
         self.people = people
+        self.scene = SceneEstimator(estimator.objects) if people is not None else None
         self.marker_builder = MarkerBuilder()
 
     def select(self, msg: Detection2DArray, width: int, height: int, settings: ProcessingSettings):
@@ -291,23 +296,28 @@ class FrameProcessor:
                     points, values = contact_points_from_depth(contact.image_probabilities, depth, contact.threshold)
                     result.interactions[index] = dataclasses.replace(interaction, human_contact=dataclasses.replace(
                         contact, contact_points=points, contact_point_probabilities=values))
-        people = None
-        if self.people is not None:
+        people = placements = None
+        if self.people is not None:  # people, then the objects placed relative to them
             people = self.people.estimate(rgb, persons, depth, intrinsics, stamp_ns(image_msg.header.stamp) / 1e9)
-            for person in people.persons:
-                if person.rejection is not None:
-                    self.report(person.rejection.reason, person.rejection.detail)
+            rejections = [p.rejection for p in people.persons if p.rejection is not None]
+            placements = self.scene.estimate(result.interactions, people, depth.intrinsics if depth is not None
+                                             else intrinsics, (width, height), fit=settings.place_objects)
+            rejections += [r for placed in placements.objects.values() for r in placed.rejections]
+            for rejection in rejections:
+                self.report(rejection.reason, rejection.detail)
+            placed = {i: o.points for i, o in placements.objects.items() if o.placement == PLACED_BY_CONTACT}
             result.interactions = with_people(result.interactions, people, self.people, settings.task,
-                                              settings.clearance_distance, HANDOVER_NOTE)
-            result.timings_ms.update(people.timings_ms)
-            result.timings_ms["total"] = result.timings_ms.get("total", 0.0) + sum(people.timings_ms.values())
+                                              settings.clearance_distance, HANDOVER_NOTE, placed)
+            stages = {**people.timings_ms, **placements.timings_ms}
+            result.timings_ms.update(stages)
+            result.timings_ms["total"] = result.timings_ms.get("total", 0.0) + sum(stages.values())
         header = Header(stamp=image_msg.header.stamp, frame_id=image_msg.header.frame_id)
         camera_frame = depth.frame_id if depth is not None and depth.frame_id else header.frame_id
         # Scene contact (settings.scene_contact) comes after the objects, for pseudo-detections.
         scene = detections_to_msg([i.detection for i in result.interactions[len(selected):]], header).detections
         message = interaction_array_msg(header, [m for _, m in selected] + list(scene), result, settings.threshold,
                                         camera_frame, settings.task, people,
-                                        self.people.part_vertex_ids if self.people is not None else None)
+                                        self.people.part_vertex_ids if self.people is not None else None, placements)
         for index, interaction in enumerate(result.interactions):
             is_object = index < len(selected)
             handover_note = next((n for n in interaction.notes if n.startswith(HANDOVER_NOTE)), None)
@@ -320,7 +330,7 @@ class FrameProcessor:
                 self.report(Reason.NO_OBJECT_CONTACT_FOR_HANDOVER,
                             f"detection {interaction.detection.id!r}: {handover_note.removeprefix(HANDOVER_NOTE)}")
             self.report_answers(interaction)
-        return Processed(message, result, people)
+        return Processed(message, result, people, placements)
 
     def depth(self, image_msg, depth_msg, info_msg, max_pixels: int | None, missing: str) -> DepthFrame | None:
         """The registered depth of ``image_msg`` (:func:`depth_frame` of its depth image and
@@ -382,7 +392,7 @@ class FrameProcessor:
         the largest contact over the person's objects) stay in their optical frame.
         Separate from :meth:`process` so the node can publish the interactions first: the
         markers of a full body mesh take tens of milliseconds to convert and publish."""
-        message, result, people = processed
+        message, result, people, scene = processed
         depth_frames = [i.object_affordance.header.frame_id for i in message.interactions
                         if i.object_affordance.geometry_source == "depth"]
         depth_frames += [i.human_contact.contact_points.header.frame_id for i in message.interactions
@@ -390,8 +400,10 @@ class FrameProcessor:
         camera_frame = depth_frames[0] if depth_frames else message.header.frame_id
         body = self.estimator.body
         header = Header(stamp=message.header.stamp, frame_id=settings.markers_frame_id)
+        placed = {i: o.points for i, o in (scene.objects.items() if scene is not None else ())
+                  if o.placement == PLACED_BY_CONTACT}
         markers = self.marker_builder.build(header, result.interactions, body.vertices, body.faces,
-                                            result.weights_are_random, camera_frame)
+                                            result.weights_are_random, camera_frame, placed)
         posed = [p for p in (people.persons if people is not None else ()) if p.posed is not None]
         optical = Header(stamp=message.header.stamp, frame_id=message.persons[0].header.frame_id
                          if message.persons else camera_frame)
