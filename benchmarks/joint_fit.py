@@ -2,8 +2,8 @@
 """Objects placed from contact (reconstruction.place_object) on synthetic scenes: object error
 and time per object.
 
-    python benchmarks/joint_fit.py [--per-scene 6] [--seed 0] [--box-noise-px 2] [--contact-noise 0.1]
-                                   [--set name=value ...]
+    python benchmarks/joint_fit.py [--per-scene 12] [--seed 0] [--box-noise-px 2] [--contact-noise 0.1]
+                                   [--size-error 0] [--set name=value ...] [--verbose]
 
 Scenes (tests/object_scenes.py): a person of tests/body_poses.py's poses (handing over,
 reaching forward, holding at chest height, carrying a box; every joint jittered by 0.05 rad),
@@ -20,8 +20,9 @@ surface placed by the fit and by the truth (2000 surface points, mean of the two
 nearest-neighbour distances, cm), the rotation error (degrees; the mug, and the box up to its
 8 symmetries; the cup and the ball have a continuous symmetry and none), the share of fits
 that say ``converged``, how deep the placed object ends in the body (the verdict's
-``penetration_m``, cm) and time per object (``place_object`` alone, wall and CPU ms). Every fit counts in
-the figures, converged or not; the converged fits' Chamfer distance is on a line of its own.
+``penetration_m``, cm) and time per object (``place_object`` alone, wall and CPU ms). Every fit
+counts in the figures, converged or not; the converged fits' median Chamfer distance is given
+apart.
 ``--size-error e`` gives the fit the mesh scaled by U(1 - e, 1 + e) and the scale range
 [1 / (1 + e), 1 / (1 - e)], which holds the true size.
 ``--set name=value`` overrides a ``PlacementSettings`` field (measurements of the defaults).
@@ -77,7 +78,7 @@ def parse_settings(pairs: list[str]) -> PlacementSettings:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-scene", type=int, default=6, help="draws per scene kind (default 6)")
+    parser.add_argument("--per-scene", type=int, default=12, help="draws per scene kind (default 12)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--box-noise-px", type=float, default=2.0, help="box noise per side, pixels (default 2)")
     parser.add_argument("--contact-noise", type=float, default=0.1, help="contact map noise (default 0.1)")

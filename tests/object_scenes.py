@@ -10,7 +10,8 @@ never passes through a part), so it never enters the body; a hand's object must 
 the hand. The truth
 contact: body vertices within 2 cm of the object's surface, object vertices within 2 cm of the
 body; the maps the fit gets are those with soft edges and noise (:func:`noisy_contact`); the box
-is the placed mesh's projection (clipped to the image), optionally with noise.
+is the placed mesh's projection (the object fully in view, each side at least 12 px),
+optionally with Gaussian noise per side (redrawn where it would halve a side).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from interactvlm_ros.geometry.open_body import load_open_body_arrays
 INTRINSICS = Intrinsics(fx=525.0, fy=525.0, cx=319.5, cy=239.5, width=640, height=480)
 #: Metres: the truth contact regions (vertices this close to the other surface).
 CONTACT_M = 0.02
+#: Pixels: the smallest box side of a scene's object (a detector misses smaller objects; box
+#: noise must not turn a box inside out).
+MIN_BOX_PX = 12
 #: Metres: the object stops when its surface sample comes this close to a body vertex.
 TOUCH_M = 0.005
 
@@ -175,7 +179,13 @@ class SceneMaker:
             box = np.array([u.min(), v.min(), u.max(), v.max()])
             if box[0] < 0 or box[1] < 0 or box[2] > INTRINSICS.width - 1 or box[3] > INTRINSICS.height - 1:
                 continue
-            box = box + rng.normal(0.0, box_noise_px, 4)
+            if min(box[2] - box[0], box[3] - box[1]) < MIN_BOX_PX:
+                continue
+            clean = box
+            while True:  # noise that keeps at least half of each side (a detector's box is never inside out)
+                box = clean + rng.normal(0.0, box_noise_px, 4)
+                if np.all(box[2:] - box[:2] >= 0.5 * (clean[2:] - clean[:2])):
+                    break
             return Scene(
                 name=f"{pose}/{object_name}", body_vertices=vertices.astype(np.float32),
                 body_normals=normals.astype(np.float32),

@@ -1,9 +1,10 @@
 """The joint fit's objective and its exact gradient (numpy, float64).
 
-Written out by hand rather than through autograd: the fit's arrays are small (hundreds of
-points), and per step torch's per-operation overhead and autograd graph cost several times the
-arithmetic (about 1.5 ms per step against 0.2 ms here on a loaded 2-core CPU). The gradient is
-checked against finite differences in tests/test_reconstruction.py.
+Written out by hand rather than through torch's autograd: the fit's arrays are small (hundreds
+of points), so per step torch's per-operation overhead and graph cost more than the arithmetic
+(on a loaded 2-core CPU, one torch thread: 1.3-1.9 ms per step, against 0.4 ms here), and with
+more than one torch thread each small operation waited on the thread pool (10 times slower).
+The gradient is checked against finite differences in tests/test_reconstruction.py.
 
 Parameters ``x`` (10,): the rotation's 6D representation (its first two columns before
 Gram-Schmidt, Zhou et al.), the translation of the object's centre (metres, optical frame) and

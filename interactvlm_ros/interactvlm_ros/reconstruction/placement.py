@@ -77,6 +77,7 @@ synthetic scenes). Costs grow with the mesh only through its convex hull and nor
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, fields
 
@@ -181,7 +182,8 @@ class PlacementSettings:
                 if isinstance(value, bool) or int(value) != value or value < counts[item.name]:
                     raise ValueError(f"{item.name} must be an integer >= {counts[item.name]}, got {value!r}")
                 continue
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            if isinstance(value, bool) or not (isinstance(value, numbers.Real) and math.isfinite(value)
+                                               and value >= 0):
                 raise ValueError(f"{item.name} must be a finite number >= 0, got {value!r}")
         for name in ("rotation_lr", "translation_lr", "scale_lr", "near_m"):
             if not getattr(self, name) > 0:
@@ -380,7 +382,7 @@ def place_object(body_vertices, body_normals, human_contact, object_mesh: Triang
     if not isinstance(intrinsics, Intrinsics):
         raise ValueError(f"intrinsics must be a geometry.depth.Intrinsics, got {type(intrinsics).__name__}")
     for name, value in (("min_scale", min_scale), ("max_scale", max_scale)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        if isinstance(value, bool) or not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     if min_scale > max_scale:
         raise ValueError(f"min_scale ({min_scale}) must not exceed max_scale ({max_scale})")
@@ -541,13 +543,14 @@ def _icp(rotation, translation, scale, object_points, object_normals, object_wei
 def _optimise(rotation, translation, scale, scale_range, settings, objective, iterations):
     """Adam (torch's update rule: beta 0.9 / 0.999, eps 1e-8, bias-corrected) on ``objective``
     from the given start, a learning rate per parameter. Returns (rotation (3, 3), translation
-    (3,) of the object's centre, scale, loss, steps, diverged) at the best step."""
+    (3,) of the object's centre, scale, loss, steps, diverged) at the best step (the start
+    itself when ``iterations`` is 0)."""
     x = np.concatenate([rotation[:, 0], rotation[:, 1], translation, [scale]])
     rates = np.array([settings.rotation_lr] * 6 + [settings.translation_lr] * 3
                      + [settings.scale_lr if scale_range[0] < scale_range[1] else 0.0])
     first, second = np.zeros(10), np.zeros(10)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
-    best = (math.inf, x.copy())
+    best = (math.inf if iterations else objective(x, gradient=False)[0], x.copy())
     since_best, steps, diverged = 0, 0, False
     for steps in range(1, iterations + 1):
         value, gradient, _ = objective(x)
