@@ -167,8 +167,8 @@ _DESCRIPTIONS = {
                               "placed",
     Reason.OBJECT_BOX_AT_BORDER: "an object's box touches the image's border (the object may be cut off): the contact "
                                  "fit uses the clipped box",
-    Reason.NO_CONTACT_REGION: "a placed object whose human or object contact map has no point above its threshold: "
-                              "the contact consistency is not computed",
+    Reason.NO_CONTACT_REGION: "an object whose human or object contact map has no point above its threshold: no "
+                              "contact fit (it stays in its model frame) or, with depth, no contact consistency",
 }
 
 

@@ -32,7 +32,7 @@ from ..geometry.depth import Intrinsics
 from ..geometry.objects import ObjectLibrary
 from ..reasons import Reason, Rejected
 from .fields import EmptyContactError, consistency, proximity_fields
-from .placement import PlacementSettings, place_object
+from .placement import NO_HUMAN_CONTACT, NO_OBJECT_CONTACT, PlacementSettings, place_object
 
 #: The size factor a proxy may take in the contact fit: a proxy's size is the class's typical
 #: size, not the object's (a user's mesh keeps its own size: (1, 1)).
@@ -167,7 +167,9 @@ class SceneEstimator:
                                           "converged", fit.contact_distance_m, fit.penetration_m, fit.box_iou)
                 else:
                     scene = ObjectInScene(fit_status=f"{fit.reason}: {fit.detail}")
-                    rejections.append(Rejected(Reason.OBJECT_FIT_FAILED, f"{name}: {fit.reason}: {fit.detail}"))
+                    empty = fit.reason in (NO_HUMAN_CONTACT, NO_OBJECT_CONTACT)  # nothing to fit to
+                    rejections.append(Rejected(Reason.NO_CONTACT_REGION if empty else Reason.OBJECT_FIT_FAILED,
+                                               f"{name}: {fit.reason}: {fit.detail}"))
         if scene.points is not None and body is not None:
             start = time.perf_counter()
             fields = proximity_fields(body.vertices, scene.points)
