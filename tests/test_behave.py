@@ -474,3 +474,27 @@ def test_signed_distance_contact_and_penetration_on_a_cube():
         metrics.proximity_contact(points, vertices, faces, threshold=0)
     with pytest.raises(ValueError, match="faces index vertices outside"):
         metrics.signed_distance(points, vertices, faces + 100)
+
+
+def test_replay_of_a_behave_bag_writes_the_reconstruction_report(behave, tmp_path, tiny_checkpoint, capsys,
+                                                                  monkeypatch):
+    """Convert, then replay with the tiny RANDOM model: the reconstruction report lists every
+    object of the sidecar and says why it is not scored (the synthetic images hold nobody
+    BlazePose finds: no posed person), beside the reference numbers."""
+    from interactvlm_ros.cli import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    bag = tmp_path / "behave_bag"
+    assert main(["convert", "behave", str(behave["root"]), str(bag), "--body-model-dir", str(behave["body_dir"]),
+                 "--kinects", "0", "--storage", "sqlite3"]) == 0
+    out = tmp_path / "replayed"
+    assert main(["replay", str(bag), str(out), "--contact-checkpoint-dir", str(tiny_checkpoint),
+                 "--affordance-checkpoint-dir", str(tiny_checkpoint), "--clip-dir", str(tiny_checkpoint / "clip"),
+                 "--depth-topic", "/camera/depth_registered/image_raw", "--render-size", "64"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "replayed_report" / "reconstruction.json").read_text())
+    truth = load_ground_truth(tmp_path / "behave_bag.groundtruth.npz")
+    assert len(report["per_sample"]) == len(truth) == 2
+    assert {s["not_scored"] for s in report["per_sample"]} == {"the person was not posed"}
+    assert report["reference_behave"]["InteractVLM"]["chamfer_object_cm"] == 19.2 and report["weights_are_random"]
+    assert "reconstruction (2 samples)" in printed and "InteractVLM 5.77 / 19.2 cm" in printed

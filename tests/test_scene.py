@@ -160,3 +160,40 @@ def test_the_placement_reaches_the_messages(scene, library):
                           "camera_color_optical_frame", None, None, failed)
     assert msg.object_affordance.header.frame_id == "cup_model" and msg.object_affordance.placement == ""
     assert msg.object_affordance.fit_status == "box_mismatch: IoU 0.1"
+
+
+def test_a_message_states_the_reconstruction_replay_scores(scene, library):
+    """ros.replay.reconstructions reads back what the messages say: the posed body with its
+    model's triangles, the placed object's points with the proxy's triangles."""
+    from std_msgs.msg import Header
+
+    from interactvlm_ros.geometry.body import load_body_model
+    from interactvlm_ros.geometry.body_parts import part_vertex_ids
+    from interactvlm_ros.pipeline import EstimateResult
+    from interactvlm_ros.ros.conversions import detections_to_msg, interaction_array_msg
+    from interactvlm_ros.ros.replay import reconstructions
+
+    cup = interaction(scene, library)
+    placed = SceneEstimator(library).estimate([cup], people(scene), K, SIZE)
+    body = load_body_model("anny")
+    header = Header(frame_id="camera")
+    result = people(scene)
+    result.persons[0] = dataclasses.replace(result.persons[0], landmarks=_landmarks())
+    message = interaction_array_msg(header, detections_to_msg([cup.detection], header).detections,
+                                    EstimateResult([cup]), 0.5, "camera", "", result,
+                                    part_vertex_ids(body.part_labels, body.part_names), placed)
+    faces = np.zeros((1, 3), np.int64)
+    (item,) = reconstructions(7, message, {"anny": faces}, library)
+    assert item.stamp_ns == 7 and item.detection_id == "cup" and item.placement == "contact_fit"
+    np.testing.assert_allclose(item.body_vertices, scene.body_vertices, atol=1e-6)
+    assert item.body_faces is faces and item.body_model == "anny"
+    np.testing.assert_allclose(item.object_vertices, placed.objects[0].points, atol=1e-6)
+    np.testing.assert_array_equal(item.object_faces, library.get("cup").mesh.faces)
+    (unknown,) = reconstructions(7, message, {}, library)  # no triangles for the body: not a body
+    assert unknown.body_vertices is None and unknown.object_vertices is not None
+
+
+def _landmarks():
+    from interactvlm_ros.body.landmarks import PersonLandmarks
+
+    return PersonLandmarks(np.zeros((33, 2)), np.ones(33), np.zeros((33, 3)), "p1", (0.0, 0.0, 10.0, 10.0))

@@ -578,7 +578,8 @@ def summarize(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         samples: one mapping per sample with the key ``"object_label"`` (str; a missing or
             None label is grouped as ``"unknown"``) and any metric keys (e.g. the outputs of
             :func:`contact_scores`, :func:`geodesic_error`, :func:`affordance_scores`). A metric
-            is any key (other than ``"object_label"`` and ``"count"``) whose value is a real
+            is any key (other than ``"object_label"``, ``"count"`` and the sample's image
+            ``"stamp_ns"``) whose value is a real
             number or None in at least one sample; None counts as NaN, a metric missing from
             a sample counts as NaN there; other values (strings, bools, arrays) are ignored.
 
@@ -592,7 +593,7 @@ def summarize(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     metrics: list[str] = []
     for sample in samples:
         for key, value in sample.items():
-            if key in ("object_label", "count") or key in metrics:
+            if key in ("object_label", "count", "stamp_ns") or key in metrics:
                 continue
             if _is_metric_value(value):
                 metrics.append(key)

@@ -333,9 +333,12 @@ class FigureObject:
     Attributes:
         detection_id, label: the object detection's id and class.
         box: its box, xyxy pixels of the image.
-        points: (N, 3) metres in the optical frame (objects from registered depth), or None:
-            its distance is unknown, the rays of its box are drawn instead.
+        points: (N, 3) metres in the optical frame (objects from registered depth, or placed by
+            their contact), or None: its distance is unknown, the rays of its box are drawn
+            instead.
         affordance: (N,) in [0, 1] per point, or None.
+        placement: ``ObjectAffordance.placement`` ("depth", "contact_fit", "").
+        fit_status: ``ObjectAffordance.fit_status`` (why a contact fit was not used), "" without.
     """
 
     detection_id: str
@@ -343,6 +346,8 @@ class FigureObject:
     box: Sequence[float]
     points: np.ndarray | None = None
     affordance: np.ndarray | None = None
+    placement: str = ""
+    fit_status: str = ""
 
 
 #: Colour of a posed body without a contact map, and of the landmarks.
@@ -462,7 +467,7 @@ def _space_panel(axes, image_size: tuple[int, int], k: np.ndarray, persons, obje
             points = np.asarray(obj.points)
             colors = _contact_rgb(obj.affordance) if obj.affordance is not None else "yellow"
             axes.scatter(points[:, 0], points[:, 2], points[:, 1], s=4.0, c=colors, depthshade=False, linewidths=0,
-                         label=f"{obj.label} {obj.detection_id} (depth points)")
+                         label=f"{obj.label} {obj.detection_id} ({obj.placement or 'depth'})")
             drawn.append(points)
             continue
         ends = _box_rays(obj.box, k) * far * 1.2
@@ -470,8 +475,8 @@ def _space_panel(axes, image_size: tuple[int, int], k: np.ndarray, persons, obje
             axes.plot([0, end[0]], [0, end[2]], [0, end[1]], color="gold", linewidth=0.8, linestyle="--",
                       label=f"{obj.label} {obj.detection_id}: rays of its box" if index == 0 else None)
         drawn.append(ends)
-        notes.append(f"{obj.label} {obj.detection_id}: not placed (no depth, no converged contact fit): the rays of "
-                     "its box")
+        why = f"contact fit {obj.fit_status}" if obj.fit_status else "no depth, no contact fit"
+        notes.append(f"{obj.label} {obj.detection_id}: not placed ({why[:90]}): the rays of its box")
     # The camera: a small frustum at the origin, a tenth of the scene's depth deep.
     depth = max(0.1, 0.1 * far)
     corners = _box_rays((-0.5, -0.5, width - 0.5, height - 0.5), k)

@@ -42,7 +42,9 @@ def figure_people(message, faces: Mapping[str, np.ndarray] | None = None) -> tup
         points = values = None
         if (affordance.placement or affordance.geometry_source == "depth") and affordance.points.width:
             points, values = affordance_from_cloud(affordance.points)
-        objects.append(FigureObject(detection.id, detection.label, detection.bbox_xyxy, points, values))
+        objects.append(FigureObject(detection.id, detection.label, detection.bbox_xyxy, points, values,
+                                    affordance.placement or ("depth" if points is not None else ""),
+                                    affordance.fit_status))
     persons = []
     for msg in message.persons:
         person = person_from_msg(msg)

@@ -32,8 +32,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
+import numpy as np
 from interactvlm_msgs.msg import InteractionArray
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -625,6 +626,43 @@ def _process(processor, settings, image, detections, stamp, geometries, result, 
     record.update(outcome="processed", skipped=skipped, inference_ms=round(message.inference_ms, 1))
     result.records.append(record)
     result.outputs.append((stamp, message, estimate))
+
+
+def reconstructions(stamp: int, message, body_faces: Mapping[str, np.ndarray], objects) -> list:
+    """The joint reconstruction an output message states, per object detection
+    (``eval.evaluate.Reconstruction``, for ``score_reconstruction``): its person's posed body
+    (``Person.posed_body``) and the object's points where they are in the optical frame
+    (``ObjectAffordance.placement``), with the triangles of a library mesh or proxy.
+
+    Args:
+        stamp: the image's stamp (ns); message: its InteractionArray.
+        body_faces: body model name -> (F, 3) triangles (the posed bodies' models).
+        objects: the ``geometry.objects.ObjectLibrary`` the estimator used (for the triangles
+            of a mesh or proxy placed by contact).
+    """
+    from ..eval.evaluate import Reconstruction
+    from .conversions import cloud_fields, person_from_msg
+
+    persons = {p.detection_id: person_from_msg(p) for p in message.persons}
+    out = []
+    for interaction in message.interactions:
+        person = persons.get(interaction.person_detection_id)
+        body = {}
+        if person is not None and person.vertices is not None and person.body_model in body_faces:
+            body = dict(body_model=person.body_model, body_vertices=person.vertices,
+                        body_faces=body_faces[person.body_model])
+        affordance = interaction.object_affordance
+        placed = {}
+        if affordance.placement and affordance.points.width:
+            fields = cloud_fields(affordance.points)
+            faces = None
+            geometry = objects.get(affordance.object_label) if affordance.placement == "contact_fit" else None
+            if geometry is not None and len(geometry.mesh.vertices) == affordance.points.width:
+                faces = geometry.mesh.faces
+            placed = dict(object_vertices=np.stack([fields["x"], fields["y"], fields["z"]], axis=1), object_faces=faces,
+                          placement=affordance.placement)
+        out.append(Reconstruction(stamp, interaction.detection.id, **body, **placed))
+    return out
 
 
 def write_summary(path: Path, result: ReplayResult, in_bag, out_bag, model_id: str, weights_are_random: bool) -> None:
