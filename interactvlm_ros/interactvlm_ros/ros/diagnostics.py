@@ -23,6 +23,8 @@ RECEIVED_DETECTIONS = "detections_received"
 PROCESSED = "pairs_processed"
 #: Person bodies posed in the camera frame and published (``InteractionArray.persons``).
 PERSONS_POSED = "persons_posed"
+#: Objects without depth placed in the camera frame by their contact (``placement`` "contact_fit").
+OBJECTS_PLACED = "objects_placed_by_contact"
 
 
 class WindowedCounter:

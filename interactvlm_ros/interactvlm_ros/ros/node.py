@@ -56,7 +56,8 @@ from vision_msgs.msg import Detection2DArray
 from visualization_msgs.msg import MarkerArray
 
 from ..reasons import Reason, Rejected
-from .diagnostics import PERSONS_POSED, PROCESSED, RECEIVED_DETECTIONS, RECEIVED_IMAGES, ReasonLog, WindowedCounter, build_status
+from .diagnostics import (OBJECTS_PLACED, PERSONS_POSED, PROCESSED, RECEIVED_DETECTIONS, RECEIVED_IMAGES, ReasonLog,
+                          WindowedCounter, build_status)
 from .images import SUPPORTED_ENCODINGS
 from ..config import BY_NAME, PARAMETERS, refusal
 from ..handover import check_task
@@ -489,6 +490,9 @@ class InteractVLMNode(LifecycleNode):
         for person in message.persons:
             if person.body_model:
                 self.counter.count(PERSONS_POSED, published)
+        for interaction in message.interactions:
+            if interaction.object_affordance.placement == "contact_fit":
+                self.counter.count(OBJECTS_PLACED, published)
         with self._timing_lock:
             self._output_times.append(published)
             self._latencies_ms.append((published - received) * 1e3)
