@@ -71,3 +71,10 @@ def test_depth_points_score_against_the_mesh_and_what_cannot_be_scored_says_why(
     assert reasons == ["the person was not posed", "the object was not placed in the camera frame"]
     assert score_reconstruction([placed()], {})[1] == []  # no ground truth: nothing scored
     assert BEHAVE_REFERENCE["InteractVLM"] == {"chamfer_human_cm": 5.77, "chamfer_object_cm": 19.20, "f1": 0.379}
+
+
+def test_the_ground_truths_template_placed_by_contact_gets_its_triangles_and_the_aligned_protocol():
+    template = Reconstruction(1, "cup", "box_body", BODY, BODY_FACES, CUP + POSE[:3, 3], None, "contact_fit")
+    _, (sample,) = score_reconstruction([template], truth())
+    assert "chamfer_object_aligned_cm" in sample and sample["penetration_cm"] == 0.0
+    assert sample["chamfer_object_cm"] < 1.0

@@ -197,3 +197,22 @@ def _landmarks():
     from interactvlm_ros.body.landmarks import PersonLandmarks
 
     return PersonLandmarks(np.zeros((33, 2)), np.ones(33), np.zeros((33, 3)), "p1", (0.0, 0.0, 10.0, 10.0))
+
+
+def test_the_mesh_fitted_is_the_one_the_results_are_on(scene, library):
+    """A geometry override (a dataset's object mesh) is the mesh fitted; points that are not a
+    mesh of the library (a dataset's point cloud) are not fitted, and say so."""
+    from interactvlm_ros.geometry.objects import ObjectGeometry
+
+    stage = SceneEstimator(library)
+    mesh = library.get("cup").mesh
+    gadget = dataclasses.replace(interaction(scene, library, source="mesh:dataset#gadget"),
+                                 detection=Detection("gadget", tuple(scene.box), 0.9, "gadget"))
+    override = {"gadget": ObjectGeometry.from_mesh(mesh, "mesh:dataset#gadget")}
+    fitted = stage.estimate([gadget], people(scene), K, SIZE, geometries=override).objects[0]
+    assert fitted.placement == PLACED_BY_CONTACT and object_scenes.chamfer(fitted.points, scene.placed) < 0.03
+    (unknown,) = stage.estimate([gadget], people(scene), K, SIZE).objects[0].rejections
+    assert unknown.reason is Reason.OBJECT_NOT_PLACED and "not a mesh or proxy" in unknown.detail
+    cloud = interaction(scene, library, source="points:dataset#cup")
+    (points,) = stage.estimate([cloud], people(scene), K, SIZE).objects[0].rejections
+    assert points.reason is Reason.OBJECT_NOT_PLACED and "points:dataset#cup" in points.detail

@@ -128,7 +128,8 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
     from .eval.evaluate import object_map_pictures, sample_pictures, score
     from .eval.groundtruth import load_ground_truth, sidecar_path
     from .eval.report import sample_figure, write_report
-    from .geometry.objects import PointCloudGeometry
+    from .geometry.mesh import TriangleMesh
+    from .geometry.objects import ObjectGeometry, PointCloudGeometry
     from .loading import build_estimator, build_people
     from .ros.figures import people_figure_from_msgs
     from .ros.replay import BagReadError, check_inputs, check_outputs, replay, write_summary
@@ -140,10 +141,13 @@ def run_replay(in_bag: Path, out_bag: Path, settings: dict, report_dir: Path, im
     if sidecar.is_file():
         ground_truth = load_ground_truth(sidecar)
 
-    def geometries(stamp, detection_id):  # evaluate affordance on the dataset's own points
+    def geometries(stamp, detection_id):  # the dataset's own object: its points, or its mesh (BEHAVE)
         truth = ground_truth.get((stamp, detection_id))
         if truth is not None and truth.points is not None:
             return PointCloudGeometry(truth.points, f"points:{sidecar.name}#{detection_id}")
+        if truth is not None and truth.object_vertices is not None:  # the template, placed by its contact
+            mesh = TriangleMesh(truth.object_vertices, truth.object_faces, name=truth.object_label)
+            return ObjectGeometry.from_mesh(mesh, f"mesh:{sidecar.name}#{detection_id}")
         return None
 
     keepalive = None

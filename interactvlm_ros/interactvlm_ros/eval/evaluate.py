@@ -6,7 +6,7 @@ ground truth from :mod:`.groundtruth`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -124,7 +124,8 @@ def score_reconstruction(reconstructions: Sequence[Reconstruction],
     * ``chamfer_human_aligned_cm`` / ``chamfer_object_aligned_cm``: the reference protocol
       (``metrics.reconstruction_chamfer`` alignment "combined": one similarity transform of human
       and object together), only where it applies: the body is the ground truth's model (SMPL-H)
-      and the object the ground truth's template (same vertices); compare with
+      and the object the ground truth's template (same vertices: replay fits the sidecar's template
+      when it has one); compare with
       :data:`BEHAVE_REFERENCE`;
     * ``penetration_cm``: how deep the posed body reaches into the placed object mesh.
 
@@ -146,6 +147,9 @@ def score_reconstruction(reconstructions: Sequence[Reconstruction],
         else:
             gt_object = (truth.object_vertices.astype(np.float64) @ truth.object_pose[:3, :3].T.astype(np.float64)
                          + truth.object_pose[:3, 3])
+            template = item.placement == "contact_fit" and len(item.object_vertices) == len(gt_object)
+            if item.object_faces is None and template:  # the ground truth's template, placed by its contact
+                item = replace(item, object_faces=truth.object_faces)
             if item.object_faces is not None:
                 sample.update(reconstruction_chamfer(item.body_vertices, truth.body_vertices, truth.body_faces,
                                                      item.object_vertices, item.object_faces, gt_object,

@@ -103,7 +103,7 @@ class SceneEstimator:
         self.settings = settings or PlacementSettings()
 
     def estimate(self, interactions: Sequence, people, intrinsics: Intrinsics | None,
-                 image_size: tuple[int, int], fit: bool = True) -> SceneResult:
+                 image_size: tuple[int, int], fit: bool = True, geometries=None) -> SceneResult:
         """Place every object result of ``interactions``.
 
         Args:
@@ -114,6 +114,9 @@ class SceneEstimator:
             image_size: (width, height) of the image, pixels.
             fit: run the contact fit of objects without depth (``place_objects``); False: they
                 stay in their model frame, nothing counted.
+            geometries: detection id -> the geometry the estimator used instead of the class's
+                (``InteractionEstimator.estimate``'s overrides, e.g. a dataset's object mesh):
+                the mesh the object's results are on, and so the one fitted.
 
         Returns:
             :class:`SceneResult`.
@@ -122,10 +125,10 @@ class SceneEstimator:
         out = {}
         for index, interaction in enumerate(interactions):
             if interaction.object_affordance is not None:
-                out[index] = self._one(interaction, people, intrinsics, image_size, timings, fit)
+                out[index] = self._one(interaction, people, intrinsics, image_size, timings, fit, geometries or {})
         return SceneResult(out, timings)
 
-    def _one(self, interaction, people, intrinsics, image_size, timings, fit) -> ObjectInScene:
+    def _one(self, interaction, people, intrinsics, image_size, timings, fit, geometries) -> ObjectInScene:
         affordance, contact, detection = interaction.object_affordance, interaction.human_contact, interaction.detection
         person = people.posed(interaction.person.id) if people is not None and interaction.person else None
         body = person.posed if person is not None else None
@@ -147,9 +150,11 @@ class SceneEstimator:
             scene = ObjectInScene()
         else:
             scene, why = ObjectInScene(), self._unfit_why(interaction, person, on_body, intrinsics)
-            geometry = self.objects.get(detection.label)
-            if why is None and geometry is None:
-                why = f"no mesh or proxy for class {detection.label!r} (its points are not a mesh)"
+            geometry = geometries.get(detection.id) or self.objects.get(detection.label)
+            mesh = getattr(geometry, "mesh", None)
+            if why is None and (mesh is None or geometry.source != affordance.geometry_source
+                                or len(mesh.vertices) != len(affordance.points)):
+                why = f"its points ({affordance.geometry_source}) are not a mesh or proxy of the object library"
             if why is not None:
                 rejections.append(Rejected(Reason.OBJECT_NOT_PLACED, f"{name}: {why}"))
             else:

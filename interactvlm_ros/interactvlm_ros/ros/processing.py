@@ -301,7 +301,8 @@ class FrameProcessor:
             people = self.people.estimate(rgb, persons, depth, intrinsics, stamp_ns(image_msg.header.stamp) / 1e9)
             rejections = [p.rejection for p in people.persons if p.rejection is not None]
             placements = self.scene.estimate(result.interactions, people, depth.intrinsics if depth is not None
-                                             else intrinsics, (width, height), fit=settings.place_objects)
+                                             else intrinsics, (width, height), fit=settings.place_objects,
+                                             geometries=geometries)
             rejections += [r for placed in placements.objects.values() for r in placed.rejections]
             for rejection in rejections:
                 self.report(rejection.reason, rejection.detail)
