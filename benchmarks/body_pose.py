@@ -26,8 +26,6 @@ cold (no previous solution) and warm (the same person's previous frame: every jo
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -41,22 +39,11 @@ from interactvlm_ros.geometry.open_body import load_open_body_arrays
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic poses are test code
 import body_poses  # noqa: E402
+from machine import describe_machine  # noqa: E402
 
 TORSO = ("chest", "abdomen", "lower back", "hips")
 
 
-def describe_machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()
-    return (f"{model}, {os.cpu_count()} cores, load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
-            f"(1 / 5 / 15 min); numpy {np.__version__}, Python {platform.python_version()}")
 
 
 def main() -> None:

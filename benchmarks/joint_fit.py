@@ -32,8 +32,6 @@ The last line: ``RESULT object_cm=... rot_deg=... ms=...`` (medians).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -49,20 +47,9 @@ from interactvlm_ros.reconstruction import PlacementSettings, place_object
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic scenes are test code
 import object_scenes  # noqa: E402
+from machine import describe_machine  # noqa: E402
 
 
-def describe_machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()
-    return (f"{model}, {os.cpu_count()} cores, load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
-            f"(1 / 5 / 15 min); numpy {np.__version__}, Python {platform.python_version()}")
 
 
 def parse_settings(pairs: list[str]) -> PlacementSettings:
