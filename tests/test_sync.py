@@ -249,6 +249,7 @@ def test_duplicate_stamps_are_reported_and_the_first_is_kept():
     pair = buffer.take()
     assert (pair.image, pair.companions["depth"]) == ("first", "depth-first")
     assert buffer.companion_for("depth", 100 * MS) == "depth-first" and buffer.companion_for("depth", 1) is None
+    assert PairBuffer().companion_for("depth", 100 * MS) is None  # not a companion of that buffer
     with pytest.raises(KeyError):
         buffer.add_companion("imu", 1, "x")
 

@@ -23,7 +23,7 @@ what is known.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -89,6 +89,12 @@ class SceneResult:
     objects: dict[int, ObjectInScene]
     timings_ms: dict[str, float] = field(default_factory=dict)
 
+    def placed_by_contact(self) -> dict[int, np.ndarray]:
+        """Interaction index -> (N, 3) points of the objects placed by their contact, in the
+        optical frame (their results' own points are in the model frame)."""
+        return {index: placed.points for index, placed in self.objects.items()
+                if placed.placement == PLACED_BY_CONTACT}
+
 
 class SceneEstimator:
     """Places the objects of an image relative to its posed people (module docstring).
@@ -142,7 +148,7 @@ class SceneEstimator:
                 try:
                     agree = consistency(body.vertices, body.normals, contact.vertex_probabilities, affordance.points,
                                         object_contact)
-                    scene = _replace(scene, contact_distance=agree.contact_distance_m,
+                    scene = replace(scene, contact_distance=agree.contact_distance_m,
                                      penetration_depth=agree.penetration_m)
                 except EmptyContactError as error:
                     rejections.append(Rejected(Reason.NO_CONTACT_REGION, f"{name}: {error}"))
@@ -179,8 +185,8 @@ class SceneEstimator:
             start = time.perf_counter()
             fields = proximity_fields(body.vertices, scene.points)
             timings["proximity"] += (time.perf_counter() - start) * 1e3
-            scene = _replace(scene, body_distance=fields.object_to_body, object_distance=fields.body_to_object)
-        return _replace(scene, rejections=tuple(rejections))
+            scene = replace(scene, body_distance=fields.object_to_body, object_distance=fields.body_to_object)
+        return replace(scene, rejections=tuple(rejections))
 
     @staticmethod
     def _unfit_why(interaction, person, on_body: bool, intrinsics) -> str | None:
@@ -194,12 +200,6 @@ class SceneEstimator:
         if intrinsics is None:
             return "no CameraInfo for the image"
         return None
-
-
-def _replace(scene: ObjectInScene, **changes) -> ObjectInScene:
-    from dataclasses import replace
-
-    return replace(scene, **changes)
 
 
 def _at_border(box, image_size, margin: float = 1.0) -> bool:

@@ -516,10 +516,8 @@ class InteractVLMNode(LifecycleNode):
         """A service request on the worker: its image's depth and CameraInfo are the stream's
         nearest (no waiting)."""
         stamp = stamp_ns(request.image.header.stamp)
-        companions = self._buffer.companions
-        camera = self._camera_for(request.image, self._buffer.companion_for("depth", stamp) if "depth" in companions
-                                  else None, self._buffer.companion_for("camera_info", stamp)
-                                  if "camera_info" in companions else None, waited=False)
+        camera = self._camera_for(request.image, self._buffer.companion_for("depth", stamp),
+                                  self._buffer.companion_for("camera_info", stamp), waited=False)
         return self._estimate(request.image, request.detections, settings, *camera, notes=notes)
 
     # ------------------------------------------------------------------------------ service

@@ -4,7 +4,8 @@ shared with offline rosbag replay.
 :class:`FrameProcessor` orchestrates: decode the image (``images.decode_image``), validate the
 detections (:func:`validate_detections`, pure), objects' points from depth
 (``geometry.depth``), estimate (the library's ``InteractionEstimator``), pose the people
-(``body.people.PeopleEstimator``, when a body pose source is configured), build the messages
+(``body.people.PeopleEstimator``, when a body pose source is configured) and place the objects
+relative to them (``reconstruction.scene.SceneEstimator``), build the messages
 (``conversions``) and the markers (``markers``). Every input not used, and every caveat, is
 reported to ``report(reason, detail)`` (a :class:`~interactvlm_ros.reasons.Reason`) so the
 caller can count and log it.
@@ -26,7 +27,7 @@ from visualization_msgs.msg import MarkerArray
 from ..body.people import PeopleEstimator, PeopleResult, with_people
 from ..handover import CLEARANCE_DISTANCE
 from ..pipeline import HANDOVER_NOTE, EstimateResult, InteractionEstimator
-from ..reconstruction.scene import PLACED_BY_CONTACT, SceneEstimator, SceneResult
+from ..reconstruction.scene import SceneEstimator, SceneResult
 from ..reasons import Reason, Rejected
 from ..geometry.depth import (DepthFrame, Intrinsics, check_registered, contact_points_from_depth,
                               object_geometries_from_depth)
@@ -306,9 +307,9 @@ class FrameProcessor:
             rejections += [r for placed in placements.objects.values() for r in placed.rejections]
             for rejection in rejections:
                 self.report(rejection.reason, rejection.detail)
-            placed = {i: o.points for i, o in placements.objects.items() if o.placement == PLACED_BY_CONTACT}
             result.interactions = with_people(result.interactions, people, self.people, settings.task,
-                                              settings.clearance_distance, HANDOVER_NOTE, placed)
+                                              settings.clearance_distance, HANDOVER_NOTE,
+                                              placements.placed_by_contact())
             stages = {**people.timings_ms, **placements.timings_ms}
             result.timings_ms.update(stages)
             result.timings_ms["total"] = result.timings_ms.get("total", 0.0) + sum(stages.values())
@@ -401,10 +402,9 @@ class FrameProcessor:
         camera_frame = depth_frames[0] if depth_frames else message.header.frame_id
         body = self.estimator.body
         header = Header(stamp=message.header.stamp, frame_id=settings.markers_frame_id)
-        placed = {i: o.points for i, o in (scene.objects.items() if scene is not None else ())
-                  if o.placement == PLACED_BY_CONTACT}
         markers = self.marker_builder.build(header, result.interactions, body.vertices, body.faces,
-                                            result.weights_are_random, camera_frame, placed)
+                                            result.weights_are_random, camera_frame,
+                                            scene.placed_by_contact() if scene is not None else None)
         posed = [p for p in (people.persons if people is not None else ()) if p.posed is not None]
         optical = Header(stamp=message.header.stamp, frame_id=message.persons[0].header.frame_id
                          if message.persons else camera_frame)

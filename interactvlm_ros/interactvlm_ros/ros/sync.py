@@ -198,7 +198,10 @@ class PairBuffer:
 
     def companion_for(self, name: str, stamp_ns: int) -> Any:
         """The kept ``name`` message nearest to ``stamp_ns`` within the slop, or None (no
-        waiting: for requests about an image that is not in the stream)."""
+        waiting: for requests about an image that is not in the stream); None as well when
+        ``name`` is not one of this buffer's companions."""
+        if name not in self._companions:
+            return None
         with self._lock:
             found, _ = self._lookup(name, stamp_ns)
             return found
